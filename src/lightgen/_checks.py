@@ -11,7 +11,9 @@ def require_positive(name: str, value: float, fix: str = "") -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}. {fix}".strip()) from None
+        raise ValueError(
+            f"{name} must be a positive number, got {value!r}. {fix}".strip()
+        ) from None
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}. {fix}".strip())
     return v
@@ -20,7 +22,9 @@ def require_positive(name: str, value: float, fix: str = "") -> float:
 def require_positive_all(name: str, values: Iterable[float], fix: str = "") -> tuple[float, ...]:
     vals = tuple(values)
     if not vals:
-        raise ValueError(f"{name} must hold at least one value, got an empty sequence. {fix}".strip())
+        raise ValueError(
+            f"{name} must hold at least one value, got an empty sequence. {fix}".strip()
+        )
     return tuple(require_positive(f"{name}[{i}]", v, fix) for i, v in enumerate(vals))
 
 

@@ -8,13 +8,35 @@ transforms -- ``fft2(norm='backward')`` forward and ``ifft2(norm='forward')``
 inverse -- and folds the 1/(H*W) normalisation into the transfer function, which
 is also one pass over memory fewer. ``tests/optics/test_fft.py`` checks exact round
 trips and scaling at every size and batch the project uses.
+
+:func:`padded_fft_filter` is the hot path of free-space propagation,
+``crop(IDFT(DFT(zero_pad(x)) * kernel))``. It is differentiable through a custom
+autograd function whose backward is the same filter with the conjugate kernel (the
+operator is linear, its adjoint is ``crop^T IDFT^H diag(conj K) DFT^H pad^T`` = the
+same chain), so autograd stores nothing but the kernel. Two interchangeable
+backends compute it:
+
+* ``"torch"`` (default): ``torch.fft`` -- any device, any dtype torch supports;
+* ``"pyfftw"`` (opt-in, CPU only): planned in-place FFTW transforms on a cached,
+  aligned workspace, and *pruned* -- the row transforms skip the all-zero padding
+  rows on the way in and the cropped-away rows on the way out. Tensors on other
+  devices, or a missing pyfftw, fall back to ``"torch"`` silently.
+
+Select with :func:`set_fft_backend` or the :func:`fft_backend` context manager.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 _FAST_RADICES = (2, 3, 5, 7)
+FFT_BACKENDS: tuple[str, ...] = ("torch", "pyfftw")
+FFTW_EFFORTS: tuple[str, ...] = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 
 
 def fft2_unscaled(x: torch.Tensor, s: tuple[int, int] | None = None) -> torch.Tensor:
@@ -46,9 +68,230 @@ def is_fast_size(n: int) -> bool:
     return n == 1
 
 
-def next_fast_size(n: int) -> int:
-    """Smallest m >= n whose prime factors are all in {2, 3, 5, 7} (fast for FFT libraries)."""
+def next_fast_size(n: int, multiple_of: int = 1) -> int:
+    """Smallest m >= n, a multiple of ``multiple_of``, whose prime factors are all in {2,3,5,7}.
+
+    ``multiple_of=4`` is what the propagation planner uses: on the 2-core AVX-512 CPU
+    we measured (docs/performance.md), sizes with a single factor 2 (1250, 750, 486)
+    ran 20-40 % slower per element than the next multiple of 4 (1260, 756, 500) in
+    both MKL (torch) and FFTW.
+    """
     m = max(int(n), 1)
+    step = max(int(multiple_of), 1)
+    m += -m % step
     while not is_fast_size(m):
-        m += 1
+        m += step
     return m
+
+
+# --------------------------------------------------------------------------- backends
+
+_state = {"backend": "torch", "threads": None, "effort": "FFTW_MEASURE"}
+
+
+def pyfftw_available() -> bool:
+    """True when the optional ``pyfftw`` package imports (``pip install lightgen[fast-fft]``)."""
+    try:
+        import pyfftw  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def get_fft_backend() -> str:
+    """The backend :func:`padded_fft_filter` uses for CPU tensors (``"torch"`` or ``"pyfftw"``)."""
+    return _state["backend"]
+
+
+def set_fft_backend(
+    name: str, threads: int | None = None, planner_effort: str = "FFTW_MEASURE"
+) -> None:
+    """Choose the FFT backend of :func:`padded_fft_filter` (process-wide).
+
+    Args:
+        name: ``"torch"`` or ``"pyfftw"``.
+        threads: FFTW threads; ``None`` follows ``torch.get_num_threads()`` at call time.
+        planner_effort: FFTW planner flag; ``FFTW_MEASURE`` plans in ~0.1-1 s per new
+            shape and runs fastest in steady state, ``FFTW_ESTIMATE`` plans instantly.
+    """
+    if name not in FFT_BACKENDS:
+        raise ValueError(f"name={name!r} is not an FFT backend; choose one of {FFT_BACKENDS}.")
+    if name == "pyfftw" and not pyfftw_available():
+        raise ValueError(
+            "name='pyfftw' needs the pyfftw package; install it with "
+            "`pip install pyfftw` (or lightgen[fast-fft]), or use name='torch'."
+        )
+    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+        raise ValueError(f"threads={threads!r} must be a positive integer or None.")
+    if planner_effort not in FFTW_EFFORTS:
+        raise ValueError(f"planner_effort={planner_effort!r} is unknown; choose one of {FFTW_EFFORTS}.")
+    _state.update(backend=name, threads=threads, effort=planner_effort)
+
+
+@contextmanager
+def fft_backend(
+    name: str, threads: int | None = None, planner_effort: str = "FFTW_MEASURE"
+) -> Iterator[None]:
+    """Context manager form of :func:`set_fft_backend`; restores the previous choice."""
+    saved = dict(_state)
+    set_fft_backend(name, threads, planner_effort)
+    try:
+        yield
+    finally:
+        _state.update(saved)
+
+
+# --------------------------------------------------------------------------- the filter
+
+
+def _check_filter_args(x: torch.Tensor, kernel: torch.Tensor) -> None:
+    if not (x.is_complex() and kernel.is_complex()):
+        raise ValueError(
+            f"padded_fft_filter needs complex tensors, got x.dtype={x.dtype}, "
+            f"kernel.dtype={kernel.dtype}. Convert with .to(torch.complex64)."
+        )
+    if x.dtype != kernel.dtype:
+        raise ValueError(
+            f"x.dtype={x.dtype} differs from kernel.dtype={kernel.dtype}; build the kernel "
+            "in the field's dtype (e.g. transfer_function(plan, dtype=field.dtype))."
+        )
+    if x.ndim < 2 or kernel.ndim < 2:
+        raise ValueError(f"x and kernel need >= 2 dims, got {tuple(x.shape)} and {tuple(kernel.shape)}.")
+    (h, w), (hp, wp) = x.shape[-2:], kernel.shape[-2:]
+    if hp < h or wp < w:
+        raise ValueError(
+            f"kernel.shape[-2:]={(hp, wp)} is smaller than the field {(h, w)}; the kernel must "
+            "live on the zero-padded grid (plan it with plan_propagation)."
+        )
+    if x.device != kernel.device:
+        raise ValueError(f"x is on {x.device} but kernel on {kernel.device}; move one of them.")
+
+
+def _filter_torch(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    spectrum = torch.fft.fft2(x, s=tuple(kernel.shape[-2:]), norm="backward")
+    spectrum.mul_(kernel)  # in place: no autograd here, saves one padded-size buffer
+    return torch.fft.ifft2(spectrum, norm="forward")[..., :h, :w]
+
+
+class _FFTWFilterPlan:
+    """Workspace + four pruned in-place FFTW plans for one (shape, padded shape, dtype).
+
+    Forward: rows ``[:h]`` along W (the rest are zero), then every column along H.
+    Inverse: every column along H, then only rows ``[:h]`` along W (the rest are
+    cropped away). FFTW's unnormalised transforms match the unscaled convention.
+    """
+
+    def __init__(self, shape, padded, dtype, threads: int, effort: str) -> None:
+        import pyfftw
+
+        *batch, h, w = shape
+        hp, wp = padded
+        np_dtype = {torch.complex64: "complex64", torch.complex128: "complex128"}[dtype]
+        self.hw = (h, w)
+        self.ws = pyfftw.empty_aligned((*batch, hp, wp), dtype=np_dtype)
+        self.ws_t = torch.from_numpy(self.ws)
+        top = self.ws[..., :h, :]
+        flags = (effort, "FFTW_DESTROY_INPUT")
+
+        def plan(a, axis, direction):
+            return pyfftw.FFTW(a, a, axes=(axis,), direction=direction, flags=flags, threads=threads)
+
+        self.rows_fwd = plan(top, -1, "FFTW_FORWARD")
+        self.cols_fwd = plan(self.ws, -2, "FFTW_FORWARD")
+        self.cols_inv = plan(self.ws, -2, "FFTW_BACKWARD")
+        self.rows_inv = plan(top, -1, "FFTW_BACKWARD")
+        self.lock = threading.Lock()
+
+    def __call__(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        h, w = self.hw
+        with self.lock:  # one workspace: serialise concurrent callers
+            ws = self.ws_t
+            ws[..., h:, :].zero_()  # the in-place transforms overwrote the padding
+            ws[..., :h, w:].zero_()
+            ws[..., :h, :w].copy_(x)
+            self.rows_fwd.execute()
+            self.cols_fwd.execute()
+            ws.mul_(kernel)
+            self.cols_inv.execute()
+            self.rows_inv.execute()
+            return ws[..., :h, :w].clone()
+
+
+_FFTW_CACHE: OrderedDict[tuple, _FFTWFilterPlan] = OrderedDict()
+_FFTW_CACHE_SIZE = 6
+_FFTW_CACHE_LOCK = threading.Lock()
+
+
+def clear_fftw_cache() -> None:
+    """Drop cached FFTW plans and their workspaces (frees their memory)."""
+    with _FFTW_CACHE_LOCK:
+        _FFTW_CACHE.clear()
+
+
+def _fftw_plan(shape, padded, dtype) -> _FFTWFilterPlan:
+    threads = _state["threads"] or torch.get_num_threads()
+    key = (tuple(shape), tuple(padded), dtype, threads, _state["effort"])
+    with _FFTW_CACHE_LOCK:
+        plan = _FFTW_CACHE.get(key)
+        if plan is None:
+            plan = _FFTWFilterPlan(shape, padded, dtype, threads, _state["effort"])
+            _FFTW_CACHE[key] = plan
+            while len(_FFTW_CACHE) > _FFTW_CACHE_SIZE:
+                _FFTW_CACHE.popitem(last=False)
+        else:
+            _FFTW_CACHE.move_to_end(key)
+    return plan
+
+
+def _use_fftw(x: torch.Tensor) -> bool:
+    return (
+        _state["backend"] == "pyfftw"
+        and x.device.type == "cpu"
+        and x.dtype in (torch.complex64, torch.complex128)
+        and pyfftw_available()
+    )
+
+
+def _filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    if _use_fftw(x):
+        shape = torch.broadcast_shapes(x.shape[:-2], kernel.shape[:-2]) + tuple(x.shape[-2:])
+        return _fftw_plan(shape, kernel.shape[-2:], x.dtype)(x, kernel)
+    return _filter_torch(x, kernel)
+
+
+class _PaddedFilter(torch.autograd.Function):
+    """Linear map y = crop(IDFT(DFT(pad x) K)); vector-Jacobian product = same map with conj K."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(kernel)
+        return _filter(x, kernel)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (kernel,) = ctx.saved_tensors
+        # via .apply so that double backward (create_graph=True) keeps working
+        return _PaddedFilter.apply(grad, kernel.conj()), None
+
+
+def padded_fft_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """``crop(IDFT_u(DFT_u(zero_pad(x)) * kernel))`` over the last two axes, differentiable.
+
+    Args:
+        x: complex ``(..., H, W)``; zero-padded at the end of each axis to the kernel size.
+        kernel: complex ``(..., Hp, Wp)``, broadcastable against ``x``'s leading axes,
+            same dtype and device, ``Hp >= H``, ``Wp >= W``; holds the 1/(Hp*Wp)
+            inverse-DFT normalisation (the transforms here are unscaled).
+
+    Returns:
+        ``(..., H, W)``: the top-left crop (torch backend: a view of the padded result).
+        Gradients flow to ``x``; to ``kernel`` as well when it requires grad (then
+        plain torch autograd is used instead of the custom backward).
+    """
+    _check_filter_args(x, kernel)
+    if kernel.requires_grad and torch.is_grad_enabled():
+        h, w = x.shape[-2:]
+        spectrum = fft2_unscaled(x, s=tuple(kernel.shape[-2:]))
+        return ifft2_unscaled(spectrum * kernel)[..., :h, :w]
+    return _PaddedFilter.apply(x, kernel)

@@ -40,7 +40,9 @@ class Grid:
         object.__setattr__(
             self,
             "pixel_pitch_m",
-            require_positive("pixel_pitch_m", self.pixel_pitch_m, "Give the pitch in metres, e.g. 8e-6."),
+            require_positive(
+                "pixel_pitch_m", self.pixel_pitch_m, "Give the pitch in metres, e.g. 8e-6."
+            ),
         )
         wl = self.wavelengths_m
         if isinstance(wl, int | float):
@@ -108,7 +110,9 @@ class Grid:
         return field
 
 
-def as_field(amplitude: torch.Tensor, grid: Grid, dtype: torch.dtype = torch.complex64) -> torch.Tensor:
+def as_field(
+    amplitude: torch.Tensor, grid: Grid, dtype: torch.dtype = torch.complex64
+) -> torch.Tensor:
     """Turn a real amplitude ``(B, H, W)``, ``(B, 1, H, W)`` or ``(B, L, H, W)`` into a field.
 
     A single-channel amplitude is broadcast to every wavelength of ``grid``.

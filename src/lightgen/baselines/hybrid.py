@@ -1,0 +1,54 @@
+"""Hybrid baseline in the style of Ozcan et al. (Nature 2025): a shallow digital MLP
+maps the latent to an SLM phase seed, and a diffractive decoder (same optical
+generator as the chip: passive layers + camera) makes the image.
+
+Encoder and optical latent space are the chip's own (optical), so the comparison
+isolates the generator: fiber emission (all-optical) versus digital MLP + SLM
+(hybrid). Optical neuron count is equal by construction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightgen.chip.chip import LightGenChip, PhotonicGenerator
+from lightgen.chip.config import ChipConfig
+
+
+class HybridBaseline(nn.Module):
+    """HYBRID (not all-optical): optical encoder + fibers -> digital MLP -> SLM phase -> optical decoder."""
+
+    complex_latent = True
+
+    def __init__(self, config: ChipConfig, hidden: int = 64):
+        super().__init__()
+        self.chip = LightGenChip(config)
+        del self.chip.generators  # the hybrid uses its own SLM-seeded generator
+        self.config = config
+        s = config.image_size
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * config.latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, s * s)
+        )
+        self.generator = PhotonicGenerator(config, self.chip.grid)
+        self.latent_dim = config.latent_dim
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.chip.encode(images)
+
+    def decode(self, z: torch.Tensor, generator=0) -> torch.Tensor:
+        cfg = self.config
+        s, k, n = cfg.image_size, cfg.slm_pixel_samples, cfg.grid_samples
+        phase = math.pi * torch.tanh(self.mlp(torch.view_as_real(z).flatten(1))).view(-1, 1, s, s)
+        phase = phase.repeat_interleave(k, -2).repeat_interleave(k, -1)
+        side = s * k
+        amp = math.sqrt(cfg.generator_power_w / (side * cfg.pixel_pitch_m) ** 2)
+        field = torch.polar(torch.full_like(phase, amp), phase).expand(
+            -1, cfg.n_wavelengths, -1, -1
+        )
+        top = n // 2 - side // 2
+        field = F.pad(field, (top, n - top - side, top, n - top - side))
+        return self.generator(field)

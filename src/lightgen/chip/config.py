@@ -1,0 +1,104 @@
+"""Typed, validated description of a LightGen chip (saved inside every checkpoint).
+
+Every physical quantity carries its unit in its name. Sizes counted in samples
+are called ``*_samples``; image sizes in camera/SLM pixels are ``image_size``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+InputEncoding = Literal["amplitude", "phase"]
+
+
+class ChipConfig(BaseModel):
+    """Physical design of one LightGen chip.
+
+    Light path: input device (SLM) -> ``input_to_encoder_m`` -> encoder layer 1 ->
+    ``layer_spacing_m`` -> ... -> encoder layer K -> ``encoder_to_fiber_m`` -> fiber
+    array input facets (couple LP01) | fibers | output facets (emit Gaussian spots)
+    -> ``fiber_to_generator_m`` -> generator layer 1 -> ... -> generator layer K' ->
+    ``generator_to_camera_m`` -> camera. All planes share one sampling grid of
+    ``grid_samples`` x ``grid_samples`` at ``pixel_pitch_m`` (one diffractive neuron
+    per sample).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "custom"
+    wavelengths_m: tuple[float, ...] = Field(default=(532e-9,), min_length=1)
+    grid_samples: int = Field(ge=8, le=8192)
+    pixel_pitch_m: float = Field(gt=0)
+    image_size: int = Field(ge=2, description="input and camera image side in pixels")
+    image_channels: int = Field(default=1, ge=1, le=3)
+    slm_pixel_samples: int = Field(default=1, ge=1, description="grid samples per SLM pixel side")
+    camera_pixel_samples: int = Field(
+        default=1, ge=1, description="grid samples per camera pixel side"
+    )
+    input_encoding: InputEncoding = "amplitude"
+    encoder_layers: int = Field(default=2, ge=1, le=64)
+    generator_layers: int = Field(default=2, ge=1, le=64)
+    layer_spacing_m: float = Field(gt=0)
+    input_to_encoder_m: float = Field(gt=0)
+    encoder_to_fiber_m: float = Field(gt=0)
+    fiber_to_generator_m: float = Field(gt=0)
+    generator_to_camera_m: float = Field(gt=0)
+    material: str = "fused_silica"
+    amplitude_layers: bool = False
+    n_fibers: int = Field(default=100, ge=1, le=4096)
+    fiber_pitch_m: float = Field(gt=0)
+    fiber_layout: Literal["square", "hex"] = "square"
+    fiber_mode_field_diameter_m: float = Field(gt=0)
+    fiber_loss_db: float = Field(default=0.0, ge=0)
+    n_generators: int = Field(default=1, ge=1, le=16)
+    quantization_levels: int | None = Field(default=None, ge=2, le=65536)
+    input_power_w: float = Field(default=1e-3, gt=0, description="laser power on the SLM, watts")
+    generator_power_w: float = Field(
+        default=1e-3, gt=0, description="total power injected into the fibers, watts"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> ChipConfig:
+        n = self.grid_samples
+        if self.image_channels not in (1, len(self.wavelengths_m)):
+            raise ValueError(
+                f"image_channels={self.image_channels} must be 1 or the number of wavelengths "
+                f"({len(self.wavelengths_m)}): colour images use one wavelength per channel."
+            )
+        for what, k in (
+            ("slm_pixel_samples", self.slm_pixel_samples),
+            ("camera_pixel_samples", self.camera_pixel_samples),
+        ):
+            if self.image_size * k > n:
+                raise ValueError(
+                    f"image_size*{what} = {self.image_size}*{k} = {self.image_size * k} samples does not "
+                    f"fit the {n}-sample grid; lower {what} or raise grid_samples to >= {self.image_size * k}."
+                )
+        side = math.ceil(math.sqrt(self.n_fibers))
+        span_m = (side - 1) * self.fiber_pitch_m + 2 * self.fiber_mode_field_diameter_m
+        if span_m > n * self.pixel_pitch_m:
+            raise ValueError(
+                f"the {self.n_fibers}-fiber array spans {span_m * 1e3:.3f} mm with mode margins but the grid "
+                f"is {n * self.pixel_pitch_m * 1e3:.3f} mm wide; lower fiber_pitch_m={self.fiber_pitch_m:g} "
+                "or raise grid_samples / pixel_pitch_m."
+            )
+        return self
+
+    @property
+    def n_wavelengths(self) -> int:
+        return len(self.wavelengths_m)
+
+    @property
+    def latent_dim(self) -> int:
+        """Complex latent values: one per fiber per wavelength."""
+        return self.n_fibers * self.n_wavelengths
+
+    def neurons(self) -> dict[str, int]:
+        """Diffractive neurons (one per sample of every layer), per part and total."""
+        per_layer = self.grid_samples**2
+        enc = self.encoder_layers * per_layer
+        gen = self.generator_layers * per_layer * self.n_generators
+        return {"encoder": enc, "generators": gen, "fibers": self.n_fibers, "total": enc + gen}

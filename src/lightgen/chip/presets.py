@@ -1,0 +1,99 @@
+"""Named chip designs, from a seconds-fast test chip to the paper's scale.
+
+Fiber choice: standard single-mode fiber has a ~10 um mode-field diameter, which
+an 8 um simulation pitch cannot resolve (the fiber module demands w >= 1.5 px).
+The presets therefore use thermally-expanded-core (TEC) single-mode fibers, whose
+mode-field diameter of tens of micrometres is standard for free-space coupling.
+"""
+
+from __future__ import annotations
+
+from lightgen.chip.config import ChipConfig
+
+RGB_WAVELENGTHS_M = (640e-9, 532e-9, 450e-9)
+
+PRESETS: dict[str, dict] = {
+    # seconds on a CPU: for tests and quick looks
+    "tiny": dict(
+        name="tiny",
+        grid_samples=48,
+        pixel_pitch_m=8e-6,
+        image_size=12,
+        slm_pixel_samples=2,
+        camera_pixel_samples=2,
+        encoder_layers=2,
+        generator_layers=2,
+        layer_spacing_m=5e-3,
+        input_to_encoder_m=2e-3,
+        encoder_to_fiber_m=5e-3,
+        fiber_to_generator_m=5e-3,
+        generator_to_camera_m=5e-3,
+        n_fibers=16,
+        fiber_pitch_m=64e-6,
+        fiber_mode_field_diameter_m=24e-6,
+    ),
+    # minutes on a CPU: 28x28 grey digits, 100-fiber latent space
+    "mnist": dict(
+        name="mnist",
+        grid_samples=160,
+        pixel_pitch_m=8e-6,
+        image_size=28,
+        slm_pixel_samples=4,
+        camera_pixel_samples=4,
+        encoder_layers=3,
+        generator_layers=3,
+        layer_spacing_m=10e-3,
+        input_to_encoder_m=5e-3,
+        encoder_to_fiber_m=10e-3,
+        fiber_to_generator_m=10e-3,
+        generator_to_camera_m=10e-3,
+        n_fibers=100,
+        fiber_pitch_m=112e-6,
+        fiber_mode_field_diameter_m=24e-6,
+    ),
+    # 512x512 colour, RGB through one physical height map per layer
+    "emoji-512": dict(
+        name="emoji-512",
+        wavelengths_m=RGB_WAVELENGTHS_M,
+        grid_samples=512,
+        pixel_pitch_m=8e-6,
+        image_size=512,
+        image_channels=3,
+        encoder_layers=3,
+        generator_layers=3,
+        layer_spacing_m=20e-3,
+        input_to_encoder_m=10e-3,
+        encoder_to_fiber_m=20e-3,
+        fiber_to_generator_m=20e-3,
+        generator_to_camera_m=20e-3,
+        n_fibers=100,
+        fiber_pitch_m=250e-6,
+        fiber_mode_field_diameter_m=40e-6,
+    ),
+    # the paper's scale: 512x512 input, 9 layers x 262,144 neurons = 2.36 M, 100-fiber OLS
+    "paper": dict(
+        name="paper",
+        wavelengths_m=RGB_WAVELENGTHS_M,
+        grid_samples=512,
+        pixel_pitch_m=8e-6,
+        image_size=512,
+        image_channels=3,
+        encoder_layers=5,
+        generator_layers=4,
+        layer_spacing_m=20e-3,
+        input_to_encoder_m=10e-3,
+        encoder_to_fiber_m=20e-3,
+        fiber_to_generator_m=20e-3,
+        generator_to_camera_m=20e-3,
+        n_fibers=100,
+        fiber_pitch_m=250e-6,
+        fiber_mode_field_diameter_m=40e-6,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> ChipConfig:
+    """The named design, optionally with fields overridden (validated)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+    return ChipConfig(**{**PRESETS[name], **overrides})

@@ -1,0 +1,209 @@
+"""`lightgen` command line: one command, sub-commands for each job."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(2)
+
+
+def _read_config_file(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    if not path.is_file():
+        _fail(f"--config {path} does not exist; pass a .json or .toml training config.")
+    text = path.read_text()
+    try:
+        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        _fail(f"--config {path} is not valid {path.suffix[1:].upper()}: {e}")
+    return {}
+
+
+@app.command()
+def info(preset: Annotated[str, typer.Option(help="chip preset name")] = "paper") -> None:
+    """Print a preset's physical design and its neuron count per part."""
+    from lightgen.chip.presets import preset as get_preset
+
+    try:
+        cfg = get_preset(preset)
+    except ValueError as e:
+        _fail(str(e))
+    t = Table(title=f"LightGen chip preset '{preset}'")
+    t.add_column("part")
+    t.add_column("diffractive neurons", justify="right")
+    n = cfg.neurons()
+    t.add_row(
+        f"encoder ({cfg.encoder_layers} layers x {cfg.grid_samples}x{cfg.grid_samples})",
+        f"{n['encoder']:,}",
+    )
+    t.add_row(
+        f"generator(s) ({cfg.n_generators} x {cfg.generator_layers} layers)", f"{n['generators']:,}"
+    )
+    t.add_row(
+        f"optical latent space ({cfg.n_fibers} single-mode fibers)",
+        f"{cfg.latent_dim} complex values",
+    )
+    t.add_row("[bold]total", f"[bold]{n['total']:,}")
+    console.print(t)
+    console.print(cfg.model_dump_json(indent=1))
+
+
+def _train_config(config: Path | None, **opts) -> TrainConfig:  # noqa: F821
+    from lightgen.train.config import load_train_config
+
+    data = _read_config_file(config)
+    data.update({k: v for k, v in opts.items() if v is not None})
+    try:
+        return load_train_config(data)
+    except ValueError as e:
+        _fail(str(e))
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="run folder (checkpoints, logs)")] = Path("runs/train"),
+    config: Annotated[
+        Path | None, typer.Option(help="JSON or TOML TrainConfig; options below override it")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="chip (all-optical) | hybrid | vae (digital)")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="chip preset: tiny, mnist, emoji-512, paper")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="mnist, fashion-mnist, emoji, shapes, printed-digits")
+    ] = None,
+    data_root: Annotated[
+        str | None, typer.Option(help="folder holding the data sets (default ../shared/data)")
+    ] = None,
+    steps: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    beta: Annotated[float | None, typer.Option(help="weight of the KL term")] = None,
+    prior: Annotated[str | None, typer.Option(help="gaussian | mixture")] = None,
+    n_components: Annotated[int | None, typer.Option()] = None,
+    train_limit: Annotated[
+        int | None, typer.Option(help="use only the first N training images")
+    ] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, auto")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="continue the run in --out")
+    ] = False,
+) -> None:
+    """Train a chip (or a baseline) with BOGT: no labels, no targets."""
+    from lightgen.data.registry import load_dataset
+    from lightgen.train.trainer import Trainer
+
+    cfg = _train_config(
+        config,
+        model=model,
+        preset=preset,
+        dataset=dataset,
+        data_root=data_root,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        beta=beta,
+        prior=prior,
+        n_components=n_components,
+        train_limit=train_limit,
+        seed=seed,
+        device=device,
+    )
+    try:
+        size = cfg.chip_config().image_size
+        ds = load_dataset(
+            cfg.dataset,
+            root=cfg.data_root,
+            split="train",
+            size=size,
+            limit=cfg.train_limit,
+            seed=cfg.seed,
+        )
+        trainer = Trainer(cfg, out, ds.images, resume=resume)
+        res = trainer.run()
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+        _fail(str(e))
+    console.print(
+        f"trained {res.steps} steps in {res.seconds:.1f} s; final loss {res.final_loss:.4g}"
+    )
+    console.print(f"checkpoint: {res.checkpoint}")
+
+
+@app.command()
+def generate(
+    checkpoint: Annotated[Path, typer.Option(help="run folder or checkpoints/step-* folder")],
+    out: Annotated[Path, typer.Option()] = Path("runs/generate"),
+    n: Annotated[int, typer.Option(help="number of images")] = 64,
+    component: Annotated[int | None, typer.Option(help="mixture component (class control)")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Sample Z from the prior, drive the fibers, read the camera; write a PNG grid."""
+    from lightgen.tasks.generate import sample
+    from lightgen.tasks.images import image_grid, save_png
+    from lightgen.train.trainer import load_trained
+
+    try:
+        system, _ = load_trained(checkpoint)
+        imgs, _ = sample(system, n, seed=seed, component=component)
+    except ValueError as e:
+        _fail(str(e))
+    path = save_png(out / "samples.png", image_grid(imgs, 8, upscale=2))
+    console.print(f"wrote {n} generated images to {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("lightgen-out"),
+    preset: Annotated[str, typer.Option()] = "mnist",
+    dataset: Annotated[
+        str, typer.Option(help="built-in procedural data: printed-digits or shapes")
+    ] = "printed-digits",
+    steps: Annotated[int, typer.Option()] = 600,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """The main job: train a small chip on built-in data, write samples, reconstructions, OLS plots, report."""
+    from lightgen.tasks.demo import run_demo
+
+    cfg = _train_config(
+        None,
+        preset=preset,
+        dataset=dataset,
+        steps=steps,
+        seed=seed,
+        checkpoint_every=max(steps // 2, 1),
+    )
+    try:
+        report = run_demo(out, cfg)
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+        _fail(str(e))
+    console.print(
+        f"[bold green]done[/] in {report['train_seconds']} s of training. Outputs in {out.resolve()}:"
+    )
+    for name, path in report["files"].items():
+        console.print(f"  {name:16s} {path}")
+    console.print(f"  {'report':16s} {out / 'report.md'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""Errors the data loaders raise: each names the file and the fix.
+
+Both are ``ValueError`` subclasses so a caller (the CLI) can catch every bad-input case
+with one ``except ValueError``; :class:`MissingDataError` is also a
+``FileNotFoundError`` so ``except OSError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+
+class DataFileError(ValueError):
+    """A data file exists but is corrupt, truncated or of the wrong kind."""
+
+
+class MissingDataError(FileNotFoundError, ValueError):
+    """A data file or folder is not where it was looked for."""

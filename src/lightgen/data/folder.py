@@ -1,0 +1,210 @@
+"""Image-folder data sets: one class per sub-folder, PNG/JPEG decoded with Pillow.
+
+``root/<class>/<image>.png`` -> label = index of ``<class>`` in the sorted class list.
+
+Per image: transparent pixels are composited onto ``background`` (default white) with
+the alpha channel ("over" operator, Porter & Duff 1984, on the stored sRGB values,
+as every image viewer does), the image is padded to a square with ``background`` so
+its aspect ratio survives, then resized to ``size`` x ``size`` with a Lanczos filter
+(antialiased), and scaled to float ``[0, 1]``. Compositing comes before resizing
+because resizing straight (non-premultiplied) RGBA bleeds the colour of invisible
+pixels into the edges.
+
+Files whose suffix is not an image suffix (``README``, ``.DS_Store``) are ignored.
+A file *with* an image suffix that Pillow cannot decode raises :class:`DataFileError`
+naming it (``on_error="raise"``, the default: a half-loaded data set silently skews
+class balance) or is skipped with a ``UserWarning`` (``on_error="skip"``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from lightgen._checks import require_int_range
+from lightgen.data.errors import DataFileError, MissingDataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class FolderImages:
+    """What :func:`load_image_folder` returns.
+
+    Attributes:
+        images: float32 ``(N, C, S, S)`` in ``[0, 1]``; C = 3 (RGB) or 1 (grey).
+        labels: int64 ``(N,)``.
+        class_names: sorted sub-folder names.
+        paths: source file of each image.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    class_names: tuple[str, ...]
+    paths: tuple[Path, ...]
+
+
+def list_image_folder(
+    root: str | Path, classes: Sequence[str] | None = None
+) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
+    """Class names and ``(path, label)`` pairs, files sorted by name within each class."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingDataError(
+            f"image folder {str(root)!r} does not exist. Point root (or --data-root) to a "
+            "folder with one sub-folder of images per class."
+        )
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        class_names = tuple(found)
+    else:
+        class_names = tuple(classes)
+        missing = [c for c in class_names if c not in found]
+        if missing:
+            raise MissingDataError(
+                f"classes {missing} have no sub-folder in {str(root)!r} (found {found}). "
+                "Pass classes=None to use every sub-folder, or fix the names."
+            )
+    if not class_names:
+        raise MissingDataError(
+            f"image folder {str(root)!r} has no class sub-folders. Put each class's images "
+            "in its own sub-folder, e.g. root/cat/001.png."
+        )
+    items: list[tuple[Path, int]] = []
+    for label, name in enumerate(class_names):
+        files = sorted(
+            p
+            for p in (root / name).iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        )
+        items.extend((p, label) for p in files)
+    if not items:
+        raise MissingDataError(
+            f"image folder {str(root)!r} holds no image files ({', '.join(IMAGE_SUFFIXES)}) "
+            f"in its class sub-folders {list(class_names)}."
+        )
+    return class_names, items
+
+
+def _parse_background(background: Sequence[int] | str) -> tuple[int, int, int]:
+    if isinstance(background, str):
+        from PIL import ImageColor
+
+        try:
+            return ImageColor.getrgb(background)[:3]
+        except ValueError:
+            raise ValueError(
+                f"background={background!r} is not a colour Pillow knows. Use e.g. 'white', "
+                "'black', '#808080' or an (r, g, b) tuple of 0..255 integers."
+            ) from None
+    rgb = tuple(background)
+    if len(rgb) != 3 or any(not 0 <= int(v) <= 255 or int(v) != v for v in rgb):
+        raise ValueError(
+            f"background must be (r, g, b) with integers in 0..255, got {background!r}. "
+            "Use e.g. (255, 255, 255) for white."
+        )
+    return tuple(int(v) for v in rgb)
+
+
+def load_image(
+    path: str | Path,
+    size: int | None = None,
+    grey: bool = False,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
+    """One image as float32 ``(C, S, S)`` in ``[0, 1]`` (see the module doc for the steps).
+
+    ``size=None`` keeps the (square-padded) native size.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgba = im.convert("RGBA")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataFileError(
+            f"image file {str(path)!r} cannot be decoded ({exc}). Delete or replace it, or "
+            "load with on_error='skip' to skip bad files with a warning."
+        ) from None
+    canvas = Image.new("RGBA", rgba.size, (*background, 255))
+    rgb = Image.alpha_composite(canvas, rgba).convert("RGB")
+    w, h = rgb.size
+    if w != h:
+        side = max(w, h)
+        square = Image.new("RGB", (side, side), background)
+        square.paste(rgb, ((side - w) // 2, (side - h) // 2))
+        rgb = square
+    if size is not None and rgb.size[0] != size:
+        # reducing_gap: box-reduce by an integer factor first, then Lanczos; halves the
+        # time for 512 -> 64 with no visible difference (Pillow docs, Image.resize).
+        rgb = rgb.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if grey:
+        # ITU-R BT.601 luma, Pillow's "L" conversion.
+        arr = np.asarray(rgb.convert("L"), dtype=np.float32)[None]
+    else:
+        arr = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1)
+    return arr / 255.0
+
+
+def load_image_folder(
+    root: str | Path,
+    size: int | None = None,
+    grey: bool = False,
+    background: Sequence[int] | str = (255, 255, 255),
+    classes: Sequence[str] | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+) -> FolderImages:
+    """Decode every image under ``root/<class>/``.
+
+    Args:
+        root: folder with one sub-folder per class.
+        size: output side in pixels (square); ``None`` keeps the native size, which
+            must then be the same for every image.
+        grey: return 1 channel (BT.601 luma) instead of RGB.
+        background: colour under transparent pixels, (r, g, b) 0..255 or a colour name.
+        classes: class sub-folders to use, in label order (default: all, sorted).
+        on_error: ``"raise"`` on an undecodable image file, or ``"skip"`` it with a warning.
+
+    Returns:
+        :class:`FolderImages` with ``images`` float32 ``(N, C, S, S)`` in ``[0, 1]``.
+    """
+    if size is not None:
+        size = require_int_range("size", size, 1, fix="Give the output side in pixels, e.g. 64.")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+    bg = _parse_background(background)
+    class_names, items = list_image_folder(root, classes)
+    arrays: list[np.ndarray] = []
+    labels: list[int] = []
+    paths: list[Path] = []
+    for path, label in items:
+        try:
+            arr = load_image(path, size, grey, bg)
+        except DataFileError as exc:
+            if on_error == "raise":
+                raise
+            warnings.warn(f"skipping {exc}", UserWarning, stacklevel=2)
+            continue
+        if arrays and arr.shape != arrays[0].shape:
+            raise DataFileError(
+                f"image file {str(path)!r} has shape {arr.shape[1:]} but {str(paths[0])!r} has "
+                f"{arrays[0].shape[1:]}. Pass size=... to resize every image to one size."
+            )
+        arrays.append(arr)
+        labels.append(label)
+        paths.append(path)
+    if not arrays:
+        raise DataFileError(f"no image under {str(root)!r} could be decoded; see the warnings.")
+    return FolderImages(
+        images=torch.from_numpy(np.stack(arrays)),
+        labels=torch.tensor(labels, dtype=torch.int64),
+        class_names=class_names,
+        paths=tuple(paths),
+    )

@@ -1,0 +1,55 @@
+"""Generation with a trained chip: sample P(Z), inject into the fibers, read the camera.
+
+Also reconstructions (encode -> decode), latent interpolations, and plots of the
+optical latent space. Everything here runs the trained model in eval mode without
+gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def sample(
+    system, n: int, seed: int = 0, component: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` generated images ``(n, C, S, S)`` and their latents; ``component`` picks a mixture mode."""
+    g = torch.Generator().manual_seed(seed)
+    dev = next(system.parameters()).device
+    z = system.prior.sample(n, generator=g, component=component, device=dev)
+    return system.model.decode(z, system.routing(z)).clamp(0, 1), z
+
+
+@torch.no_grad()
+def reconstruct(system, images: torch.Tensor) -> torch.Tensor:
+    """Camera images for inputs ``images`` through the posterior mean (no injected noise)."""
+    dev = next(system.parameters()).device
+    mu, _ = system.model.posterior(images.to(dev))
+    return system.model.decode(mu, system.routing(mu)).clamp(0, 1)
+
+
+@torch.no_grad()
+def encode(system, images: torch.Tensor) -> torch.Tensor:
+    dev = next(system.parameters()).device
+    return system.model.posterior(images.to(dev))[0]
+
+
+@torch.no_grad()
+def decode(system, z: torch.Tensor) -> torch.Tensor:
+    return system.model.decode(z, system.routing(z)).clamp(0, 1)
+
+
+def slerp_path(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """Straight-line path ``(steps, D)`` from ``z0`` to ``z1`` in the latent space."""
+    t = torch.linspace(0, 1, steps, device=z0.device).view(-1, 1)
+    return (1 - t) * z0[None] + t * z1[None]
+
+
+@torch.no_grad()
+def interpolate(
+    system, image_a: torch.Tensor, image_b: torch.Tensor, steps: int = 8
+) -> torch.Tensor:
+    """Decode a straight path between the encodings of two images: ``(steps, C, S, S)``."""
+    z = encode(system, torch.stack([image_a, image_b]))
+    return decode(system, slerp_path(z[0], z[1], steps))

@@ -1,0 +1,64 @@
+"""Typed, validated training configuration (saved in every checkpoint as JSON)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lightgen.chip.config import ChipConfig
+from lightgen.chip.presets import preset
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a training run. Unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["chip", "hybrid", "vae"] = "chip"
+    preset: str = "tiny"
+    chip: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the preset's ChipConfig fields"
+    )
+    dataset: str = "printed-digits"
+    data_root: str | None = None
+    train_limit: int | None = Field(default=None, ge=1)
+    steps: int = Field(default=1000, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=0.02, gt=0, le=10)
+    beta: float = Field(default=1.0, ge=0)
+    sigma_x: float = Field(default=0.1, gt=0)
+    prior: Literal["gaussian", "mixture"] = "gaussian"
+    n_components: int = Field(default=10, ge=2, le=256)
+    init_log_var: float = Field(default=-2.0, ge=-20, le=5)
+    seed: int = 0
+    checkpoint_every: int = Field(default=250, ge=1)
+    log_every: int = Field(default=10, ge=1)
+    grad_clip: float = Field(default=10.0, gt=0)
+    activation_checkpointing: bool = False
+    device: str = "cpu"
+
+    def chip_config(self) -> ChipConfig:
+        return preset(self.preset, **self.chip)
+
+
+def load_train_config(data: dict) -> TrainConfig:
+    """Validate a dict (from JSON/TOML/CLI); errors name the key and the fix."""
+    try:
+        cfg = TrainConfig(**data)
+        cfg.chip_config()
+        return cfg
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(config)"
+            if err["type"] == "extra_forbidden":
+                known = (
+                    ", ".join(sorted(TrainConfig.model_fields))
+                    if len(err["loc"]) == 1
+                    else "see ChipConfig"
+                )
+                lines.append(f"unknown key {key!r}; known keys: {known}")
+            else:
+                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        raise ValueError("invalid training config:\n  " + "\n  ".join(lines)) from None

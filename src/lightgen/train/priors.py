@@ -1,0 +1,151 @@
+"""Priors P(Z) over the optical latent space, and KL terms against them.
+
+Latents are complex (one amplitude and phase per fiber) for the chip and real for
+the digital baseline; both cases share the code through ``complex_latent``.
+
+Closed forms (per latent dimension):
+  complex: KL(CN(mu, s1) || CN(m, s2)) = |mu-m|^2/s2 + s1/s2 - 1 - ln(s1/s2)
+  real:    KL(N(mu, s1)  || N(m, s2))  = (|mu-m|^2/s2 + s1/s2 - 1 - ln(s1/s2)) / 2
+with variances ``s``. A circular complex Gaussian CN(m, s) has E|z-m|^2 = s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def gaussian_kl(
+    mu: torch.Tensor,
+    log_var: torch.Tensor,
+    mean: torch.Tensor | float,
+    log_var_prior: torch.Tensor | float,
+    complex_latent: bool,
+) -> torch.Tensor:
+    """KL(N(mu, exp(log_var)) || N(mean, exp(log_var_prior))), summed over the last axis."""
+    d2 = (mu - mean).abs().square()
+    ratio = torch.exp(log_var - log_var_prior)
+    kl = (
+        d2 * torch.exp(-torch.as_tensor(log_var_prior, dtype=ratio.dtype, device=ratio.device))
+        + ratio
+        - 1
+        - (log_var - log_var_prior)
+    )
+    kl = kl.sum(-1)
+    return kl if complex_latent else 0.5 * kl
+
+
+def standard_normal(shape, complex_latent: bool, generator=None, device=None) -> torch.Tensor:
+    """Samples of N(0, 1) (real) or CN(0, 1) (complex: real and imaginary parts of variance 1/2)."""
+    if complex_latent:
+        re = torch.randn(shape, generator=generator, device=device)
+        im = torch.randn(shape, generator=generator, device=device)
+        return torch.complex(re, im) * math.sqrt(0.5)
+    return torch.randn(shape, generator=generator, device=device)
+
+
+class GaussianPrior(nn.Module):
+    """Standard (complex) Gaussian prior."""
+
+    def __init__(self, dim: int, complex_latent: bool = True):
+        super().__init__()
+        self.dim, self.complex_latent = dim, complex_latent
+        self.n_components = 1
+
+    def kl(self, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        return gaussian_kl(mu, log_var, 0.0, 0.0, self.complex_latent)
+
+    def sample(
+        self, n: int, generator=None, component: int | None = None, device=None
+    ) -> torch.Tensor:
+        return standard_normal((n, self.dim), self.complex_latent, generator, device)
+
+    def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.ones(z.shape[0], 1, device=z.device)
+
+
+class MixturePrior(nn.Module):
+    """Learned Gaussian mixture prior, sum_k pi_k N(m_k, s_k I).
+
+    KL(q || mixture) has no closed form; we use the variational approximation of
+    Hershey & Olsen (ICASSP 2007, eq. 20) which for a single-Gaussian q reads
+    ``D_var = -log sum_k pi_k exp(-KL(q || N_k))`` -- exact when the components are
+    far apart, an upper bound-like surrogate otherwise.
+    """
+
+    def __init__(self, dim: int, n_components: int, complex_latent: bool = True, seed: int = 0):
+        super().__init__()
+        if n_components < 2:
+            raise ValueError(
+                f"n_components={n_components}: a mixture needs >= 2; use prior='gaussian'."
+            )
+        self.dim, self.complex_latent, self.n_components = dim, complex_latent, n_components
+        g = torch.Generator().manual_seed(seed)
+        # unit-variance random means: components start ~sqrt(2D) apart, distinct but reachable
+        init = standard_normal((n_components, dim), complex_latent, g)
+        if complex_latent:
+            self.means_ri = nn.Parameter(torch.view_as_real(init).clone())
+        else:
+            self.means_ri = nn.Parameter(init.clone())
+        self.log_var = nn.Parameter(torch.zeros(n_components))
+        self.logits = nn.Parameter(torch.zeros(n_components))
+
+    @property
+    def means(self) -> torch.Tensor:
+        return torch.view_as_complex(self.means_ri) if self.complex_latent else self.means_ri
+
+    def component_kl(self, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        """KL(q || N_k) for every component: ``(B, K)``."""
+        lv = log_var.expand_as(mu) if log_var.ndim == 1 else log_var
+        return gaussian_kl(
+            mu[:, None, :],
+            lv[:, None, :],
+            self.means[None],
+            self.log_var[None, :, None],
+            self.complex_latent,
+        )
+
+    def kl(self, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        log_pi = torch.log_softmax(self.logits, 0)
+        return -torch.logsumexp(log_pi[None] - self.component_kl(mu, log_var), dim=1)
+
+    def sample(
+        self, n: int, generator=None, component: int | None = None, device=None
+    ) -> torch.Tensor:
+        device = device or self.means_ri.device
+        if component is None:
+            k = torch.multinomial(
+                torch.softmax(self.logits.detach(), 0).cpu(), n, True, generator=generator
+            )
+        else:
+            if not 0 <= component < self.n_components:
+                raise ValueError(
+                    f"component={component}; this prior has {self.n_components} components."
+                )
+            k = torch.full((n,), component, dtype=torch.long)
+        k = k.to(device)
+        eps = standard_normal((n, self.dim), self.complex_latent, generator).to(device)
+        return self.means.detach()[k] + eps * torch.exp(0.5 * self.log_var.detach()[k])[:, None]
+
+    def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
+        """Posterior component probabilities of latents ``z`` (for routing and analysis)."""
+        var = torch.exp(self.log_var)
+        d2 = (z[:, None, :] - self.means[None]).abs().square().sum(-1)
+        f = 1.0 if self.complex_latent else 0.5
+        # log CN(z; m, s I) = -D ln(pi s) - |z-m|^2/s ; log N = -(D ln(2 pi s) + |z-m|^2/s)/2
+        logp = torch.log_softmax(self.logits, 0)[None] - f * (
+            d2 / var[None] + self.dim * self.log_var[None]
+        )
+        return torch.softmax(logp, 1)
+
+
+def make_prior(
+    kind: str, dim: int, n_components: int = 10, complex_latent: bool = True, seed: int = 0
+) -> nn.Module:
+    if kind == "gaussian":
+        return GaussianPrior(dim, complex_latent)
+    if kind == "mixture":
+        return MixturePrior(dim, n_components, complex_latent, seed)
+    raise ValueError(f"prior={kind!r} is unknown; choose 'gaussian' or 'mixture'.")

@@ -1,0 +1,124 @@
+import math
+
+import pytest
+import torch
+
+from lightgen.chip.chip import LightGenChip, image_to_field
+from lightgen.chip.config import ChipConfig
+from lightgen.chip.presets import PRESETS, preset
+from lightgen.optics.grid import power
+
+
+@pytest.fixture(scope="module")
+def chip():
+    torch.manual_seed(0)
+    return LightGenChip(preset("tiny")).double()
+
+
+def _images(n=3, size=12, seed=0):
+    return torch.rand(
+        n, 1, size, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
+
+
+def test_paper_preset_has_over_2_1_million_neurons_512_input_and_100_fibers():
+    cfg = preset("paper")
+    assert cfg.neurons()["total"] >= 2_100_000
+    assert cfg.image_size == 512 and cfg.n_fibers == 100
+
+
+def test_every_preset_builds_a_valid_config():
+    for name in PRESETS:
+        assert preset(name).name == name
+
+
+def test_slm_field_carries_the_laser_power_at_full_grey(chip):
+    cfg = chip.config
+    x = torch.ones(1, 1, cfg.image_size, cfg.image_size, dtype=torch.float64)
+    field = image_to_field(x, cfg, chip.grid, torch.complex128)
+    assert math.isclose(power(field, chip.grid).item(), cfg.input_power_w, rel_tol=1e-9)
+
+
+def test_passive_encoder_never_creates_power(chip):
+    x = _images()
+    field_in = image_to_field(x, chip.config, chip.grid, torch.complex128)
+    with torch.no_grad():
+        out = chip.encoder(x.to(torch.float64))
+    assert (power(out, chip.grid) <= power(field_in, chip.grid) * (1 + 1e-9)).all()
+
+
+def test_fiber_coupled_power_is_at_most_the_arriving_power(chip):
+    with torch.no_grad():
+        field = chip.encoder(_images())
+        c = chip.fibers.couple(field)
+    assert (c.abs().square().sum(-1) <= power(field, chip.grid) * (1 + 1e-9)).all()
+
+
+def test_amplitude_encoded_latent_is_linear_in_the_input(chip):
+    x = _images(2)
+    with torch.no_grad():
+        z1, z2, z12 = chip.encode(x[:1]), chip.encode(x[1:]), chip.encode(x[:1] + 0.5 * x[1:])
+    assert torch.allclose(z12, z1 + 0.5 * z2, atol=1e-10)
+
+
+def test_camera_reads_intensity_so_image_scales_with_latent_power(chip):
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(2, chip.latent_dim, dtype=torch.complex128, generator=g)
+    gen = chip.generators[0]
+    with torch.no_grad():
+        offset = gen.camera_offset.view(1, -1, 1, 1)
+        base = chip.decode(z) - offset
+        scaled = chip.decode(3 * z) - offset
+    assert torch.allclose(scaled, 9 * base, rtol=1e-9, atol=1e-12)
+
+
+def test_a_global_phase_on_every_fiber_is_invisible_to_the_camera(chip):
+    z = torch.randn(
+        2, chip.latent_dim, dtype=torch.complex128, generator=torch.Generator().manual_seed(2)
+    )
+    with torch.no_grad():
+        a = chip.decode(z)
+        chip.port_phase_rad.fill_(1.234)
+        b = chip.decode(z)
+        chip.port_phase_rad.zero_()
+    assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_port_attenuation_of_20_db_cuts_that_fibers_power_a_hundredfold(chip):
+    z = torch.zeros(1, chip.latent_dim, dtype=torch.complex128)
+    z[0, 3] = 1.0
+    gen = chip.generators[0]
+    with torch.no_grad():
+        off = gen.camera_offset.view(1, -1, 1, 1)
+        a = chip.decode(z) - off
+        chip.port_attenuation_db[0, 3] = 20.0
+        b = chip.decode(z) - off
+        chip.port_attenuation_db.zero_()
+    assert torch.allclose(b, a / 100, rtol=1e-9, atol=1e-15)
+
+
+def test_gradients_reach_every_height_map(chip):
+    chip.zero_grad()
+    chip(_images(2)).sum().backward()
+    for name, p in chip.named_parameters():
+        if "height" in name:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_wrong_image_size_is_rejected_with_the_expected_shape(chip):
+    with pytest.raises(ValueError, match=r"takes \(batch, 1, 12, 12\)"):
+        chip.encode(torch.rand(1, 1, 28, 28, dtype=torch.float64))
+
+
+def test_real_latent_is_rejected(chip):
+    with pytest.raises(ValueError, match="complex"):
+        chip.decode(torch.zeros(1, chip.latent_dim, dtype=torch.float64))
+
+
+def test_config_rejects_unknown_keys_and_images_that_do_not_fit():
+    with pytest.raises(ValueError, match="extra"):
+        ChipConfig(**{**PRESETS["tiny"], "n_fiber": 3})
+    with pytest.raises(ValueError, match="does not fit"):
+        preset("tiny", image_size=40)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("huge")

@@ -1,0 +1,136 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lightgen.data.procedural import make_printed_digits
+from lightgen.train.config import TrainConfig, load_train_config
+from lightgen.train.trainer import Trainer, load_trained
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def images():
+    return make_printed_digits(64, size=12, seed=0)[0]
+
+
+def _cfg(**kw):
+    base = dict(preset="tiny", steps=4, batch_size=8, checkpoint_every=2, log_every=1, lr=0.02)
+    return TrainConfig(**{**base, **kw})
+
+
+def _params(run: Path, step: int) -> dict:
+    return load_file(run / "checkpoints" / f"step-{step:06d}" / "model.safetensors")
+
+
+def test_training_lowers_the_bogt_loss(tmp_path, images):
+    t = Trainer(_cfg(steps=25, lr=0.05), tmp_path, images, progress=False)
+    t.run()
+    rows = (tmp_path / "log.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[1]) for r in rows]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path, images):
+    Trainer(_cfg(steps=4), tmp_path / "straight", images, progress=False).run()
+    Trainer(_cfg(steps=2), tmp_path / "split", images, progress=False).run()
+    Trainer(_cfg(steps=4), tmp_path / "split", images, resume=True, progress=False).run()
+    a, b = _params(tmp_path / "straight", 4), _params(tmp_path / "split", 4)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_a_new_run_never_overwrites_existing_checkpoints(tmp_path, images):
+    Trainer(_cfg(steps=2), tmp_path, images, progress=False).run()
+    before = (tmp_path / "checkpoints" / "step-000002" / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="--resume"):
+        Trainer(_cfg(steps=2), tmp_path, images, progress=False)
+    assert (tmp_path / "checkpoints" / "step-000002" / "model.safetensors").read_bytes() == before
+
+
+def test_resume_with_another_config_is_refused(tmp_path, images):
+    Trainer(_cfg(steps=2), tmp_path, images, progress=False).run()
+    with pytest.raises(ValueError, match="different config"):
+        Trainer(_cfg(steps=4, beta=3.0), tmp_path, images, resume=True, progress=False)
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tmp_path, images):
+    Trainer(_cfg(steps=2), tmp_path, images, progress=False).run()
+    f = tmp_path / "checkpoints" / "step-000002" / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_trained(tmp_path)
+
+
+def test_checkpoint_from_another_preset_is_named(tmp_path, images):
+    Trainer(_cfg(steps=1), tmp_path, images, progress=False).run()
+    with pytest.raises(ValueError, match="preset 'tiny', not 'mnist'"):
+        load_trained(tmp_path, expect_preset="mnist")
+
+
+def test_non_finite_loss_stops_with_a_message_and_saves_nothing(tmp_path, images):
+    bad = images.clone()
+    bad[:] = float("nan")
+    with pytest.raises(FloatingPointError, match="Lower --lr"):
+        Trainer(_cfg(steps=3), tmp_path, bad, progress=False).run()
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_config_errors_name_the_key_and_the_fix():
+    with pytest.raises(ValueError, match="unknown key 'stpes'"):
+        load_train_config({"stpes": 3})
+    with pytest.raises(ValueError, match="lr"):
+        load_train_config({"lr": -1})
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_train_config({"preset": "huge"})
+
+
+def test_checkpoint_holds_the_resolved_config_as_json(tmp_path, images):
+    Trainer(_cfg(steps=1), tmp_path, images, progress=False).run()
+    meta = json.loads((tmp_path / "checkpoints" / "step-000001" / "state.json").read_text())
+    assert meta["config"]["preset"] == "tiny" and meta["step"] == 1
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel_matches_one_process(tmp_path, images):
+    """DDP over 2 CPU processes (gloo) averages gradients of two half batches = the full batch."""
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        "import sys, torch\n"
+        "from lightgen.data.procedural import make_printed_digits\n"
+        "from lightgen.train.config import TrainConfig\n"
+        "from lightgen.train.trainer import Trainer\n"
+        "imgs = make_printed_digits(64, size=12, seed=0)[0]\n"
+        "cfg = TrainConfig(preset='tiny', steps=3, batch_size=8, checkpoint_every=3, lr=0.02)\n"
+        "Trainer(cfg, sys.argv[1], imgs, progress=False).run()\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            str(script),
+            str(tmp_path / "ddp"),
+        ],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        capture_output=True,
+    )
+    Trainer(_cfg(steps=3, checkpoint_every=3), tmp_path / "single", images, progress=False).run()
+    a, b = _params(tmp_path / "ddp", 3), _params(tmp_path / "single", 3)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-4), k
