@@ -168,6 +168,113 @@ def generate(
     console.print(f"wrote {n} generated images to {path}")
 
 
+@app.command(name="eval")
+def eval_(
+    checkpoint: Annotated[Path, typer.Option(help="run folder or checkpoints/step-* folder")],
+    dataset: Annotated[
+        str | None, typer.Option(help="default: the data set it was trained on")
+    ] = None,
+    data_root: Annotated[str | None, typer.Option()] = None,
+    n: Annotated[int, typer.Option(help="generated and real images compared")] = 1000,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON file (default: <checkpoint>/eval-<dataset>.json)")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """FID/KID/precision/recall, reconstruction PSNR/SSIM, optical efficiencies; prints and writes JSON."""
+    from lightgen.tasks.evaluate import evaluate
+    from lightgen.tasks.images import atomic_write
+    from lightgen.train.trainer import load_trained
+
+    try:
+        system, cfg = load_trained(checkpoint)
+        res = evaluate(system, cfg, dataset, n, seed, data_root)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    t = Table(title=f"eval of {checkpoint}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in res.items():
+        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    console.print(t)
+    dest = out or (Path(checkpoint) / f"eval-{res['dataset']}.json")
+    atomic_write(dest, lambda p: p.write_text(json.dumps(res, indent=1)))
+    console.print(f"wrote {dest}")
+
+
+@app.command()
+def perf(
+    preset: Annotated[
+        str, typer.Option(help="chip preset (paper reproduces the paper's figures)")
+    ] = "paper",
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="use a trained chip's design instead")
+    ] = None,
+    counting: Annotated[str | None, typer.Option(help="naive | conservative (default)")] = None,
+    input_device: Annotated[
+        str | None, typer.Option(help="slm | dmd | ideal (not a bottleneck)")
+    ] = None,
+    frame_rate_hz: Annotated[
+        float | None, typer.Option(help="override the input frame rate")
+    ] = None,
+) -> None:
+    """TOPS, TOPS/W, TOPS/mm², photon budget and the assumptions behind them."""
+    from lightgen.chip.design import chip_design
+    from lightgen.chip.presets import preset as get_preset
+    from lightgen.hardware import perf_text
+
+    try:
+        if checkpoint is not None:
+            from lightgen.train.trainer import load_trained
+
+            _, cfg = load_trained(checkpoint)
+            design = chip_design(cfg.chip_config())
+        else:
+            design = None if preset == "paper" else chip_design(get_preset(preset))
+        text = perf_text(preset, counting, input_device, frame_rate_hz, design)
+    except ValueError as e:
+        _fail(str(e))
+    print(text)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Option(help="trained chip (run folder or step folder)")],
+    out: Annotated[Path, typer.Option(help="export folder")] = Path("runs/export"),
+    format: Annotated[
+        str, typer.Option("--format", help="heightmap | gds | slm | sheet | all (or a comma list)")
+    ] = "all",
+    lut: Annotated[
+        Path | None, typer.Option(help="phase -> pillar lookup table CSV (default: built-in)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite")] = False,
+) -> None:
+    """Height maps (PNG16 + NPY), GDSII, SLM bitmaps, fiber coordinates and a design sheet."""
+    from lightgen.chip.design import chip_amplitudes, chip_design, chip_heights_m
+    from lightgen.export import export_design
+    from lightgen.train.trainer import load_trained
+
+    try:
+        system, cfg = load_trained(checkpoint)
+        chip = getattr(system.model, "chip", None)
+        if chip is None or not hasattr(chip, "generators"):
+            _fail(
+                f"{checkpoint} holds a {cfg.model!r} model; only all-optical chips (--model chip) are exported."
+            )
+        report = export_design(
+            out,
+            chip_design(cfg.chip_config()),
+            chip_heights_m(chip),
+            formats=format,
+            amplitudes=chip_amplitudes(chip),
+            lut=lut,
+            overwrite=overwrite,
+        )
+    except ValueError as e:
+        _fail(str(e))
+    console.print(report.summary())
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("lightgen-out"),

@@ -79,7 +79,8 @@ class ChipConfig(BaseModel):
                 )
         side = math.ceil(math.sqrt(self.n_fibers))
         span_m = (side - 1) * self.fiber_pitch_m + 2 * self.fiber_mode_field_diameter_m
-        if span_m > n * self.pixel_pitch_m:
+        # sample centres reach only (n/2 - 1) pitches on the positive side
+        if span_m > (n - 2) * self.pixel_pitch_m:
             raise ValueError(
                 f"the {self.n_fibers}-fiber array spans {span_m * 1e3:.3f} mm with mode margins but the grid "
                 f"is {n * self.pixel_pitch_m * 1e3:.3f} mm wide; lower fiber_pitch_m={self.fiber_pitch_m:g} "

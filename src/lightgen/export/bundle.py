@@ -188,6 +188,12 @@ def export_design(
             "amplitudes were given but design.has_amplitude is False; set it or drop the maps."
         )
     amps = _maps("amplitudes", design, amplitudes) if amplitudes is not None else {}
+    for n, a in amps.items():
+        if a.min() < 0 or a.max() > 1:
+            raise ValueError(
+                f"amplitudes[{n}] spans [{a.min():.3g}, {a.max():.3g}]; transmission amplitudes "
+                "must lie in [0, 1]. Clip or rescale them."
+            )
     wi = _wavelength_index(design, design_wavelength_m)
     lam = design.wavelengths_m[wi]
     k_all = design.phase_per_height_rad_per_m()
@@ -342,6 +348,8 @@ def export_design(
     }
     gds_final = tuple(replace(r, path=out / "gds" / r.path.name) for r in gds_reports)
     warnings = []
+    if table is not None and amps:
+        warnings.append("GDS layouts encode phase only; the amplitude maps are in heightmaps/.")
     if table is not None and "default_lut" in table.source:
         warnings.append(
             "GDS uses the default effective-medium lookup table; replace it with a full-wave "

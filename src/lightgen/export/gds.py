@@ -105,7 +105,7 @@ def write_metasurface_gds(
     top_cell: str = "LAYER",
     gds_layer: int = 1,
     gds_datatype: int = 0,
-    tolerance_m: float = 2e-9,
+    tolerance_m: float = 0.5e-9,
     min_pitch_wavelengths: float = 1.0,
 ) -> GdsReport:
     """Write the metasurface realising ``phase_rad`` (``(H, W)``, at ``lut.wavelength_m``).

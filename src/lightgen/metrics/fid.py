@@ -83,42 +83,77 @@ def frechet_distance_from_moments(
 
 
 def frechet_distance(feats_a, feats_b) -> float:
-    """FID-style Frechet distance between the Gaussians fitted to two ``(N, D)`` sets.
+    r"""FID-style Frechet distance between the Gaussians fitted to two ``(N, D)`` sets.
 
     Uses sample means and unbiased (N-1) covariances. Units: squared feature units.
+
+    With fewer samples than features the covariances are singular and the trace term
+    is taken from the centred data instead: for :math:`\Sigma_1 = A^TA/(n-1)`,
+    :math:`\Sigma_2 = B^TB/(m-1)` the non-zero eigenvalues of :math:`\Sigma_1\Sigma_2`
+    are the squared singular values of :math:`AB^T/\sqrt{(n-1)(m-1)}`, so
+    :math:`\mathrm{Tr}(\Sigma_1\Sigma_2)^{1/2}` is that matrix's nuclear norm -- exact,
+    and an ``n x m`` SVD instead of ``D x D`` eigen-decompositions.
     """
     a = _as_features("feats_a", feats_a)
     b = _as_features("feats_b", feats_b)
     _same_dim(a, b, ("feats_a", "feats_b"))
-    cov_a = np.atleast_2d(np.cov(a, rowvar=False, ddof=1))
-    cov_b = np.atleast_2d(np.cov(b, rowvar=False, ddof=1))
-    return frechet_distance_from_moments(a.mean(0), cov_a, b.mean(0), cov_b)
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    if min(n, m) >= d:
+        cov_a = np.atleast_2d(np.cov(a, rowvar=False, ddof=1))
+        cov_b = np.atleast_2d(np.cov(b, rowvar=False, ddof=1))
+        return frechet_distance_from_moments(mu_a, cov_a, mu_b, cov_b)
+    ac, bc = a - mu_a, b - mu_b
+    tr_a = float((ac * ac).sum()) / (n - 1)
+    tr_b = float((bc * bc).sum()) / (m - 1)
+    tr_sqrt = float(np.linalg.svd(ac @ bc.T, compute_uv=False).sum()) / np.sqrt((n - 1) * (m - 1))
+    diff = mu_a - mu_b
+    return max(float(diff @ diff) + tr_a + tr_b - 2.0 * tr_sqrt, 0.0)
 
 
 def _cubic_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    r"""Unbiased MMD^2 with the cubic kernel (Gretton et al. 2012, JMLR 13:723, eq. 3):
-    :math:`\frac{1}{m(m-1)}\sum_{i\ne j}(k(x_i,x_j)+k(y_i,y_j)) - \frac{2}{m n}\sum k(x_i,y_j)`
-    (diagonal terms excluded; ``m = len(x)``, ``n = len(y)``).
-    """
-    m, n = x.shape[0], y.shape[0]
-    kxx, kyy, kxy = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
+def _mmd2_from_kernels(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
+    m, n = kxx.shape[0], kyy.shape[0]
     sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
     syy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
     return float(sxx + syy - 2.0 * kxy.mean())
 
 
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    r"""Unbiased MMD^2 with the cubic kernel (Gretton et al. 2012, JMLR 13:723, eq. 3):
+    :math:`\frac{1}{m(m-1)}\sum_{i\ne j}k(x_i,x_j) + \frac{1}{n(n-1)}\sum_{i\ne j}k(y_i,y_j)
+    - \frac{2}{m n}\sum_{i,j} k(x_i,y_j)` (``m = len(x)``, ``n = len(y)``).
+    """
+    x = _as_features("x", x)
+    y = _as_features("y", y)
+    _same_dim(x, y, ("x", "y"))
+    return _mmd2_from_kernels(_cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y))
+
+
+_KID_FULL_MAX = 1 << 23  # entries per precomputed kernel matrix (64 MB in float64)
+
+
 def kernel_inception_distance(
-    feats_a, feats_b, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+    feats_a,
+    feats_b,
+    n_subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+    precompute: bool | None = None,
 ) -> tuple[float, float]:
     """KID: mean and standard deviation of unbiased MMD^2 over random subsets.
 
     Each of ``n_subsets`` draws ``subset_size`` rows (without replacement; capped at the
     smaller set size) from each set. The std is over subsets (spread of one subset's
     estimate), as torchmetrics and Binkowski et al. report.
+
+    Cost: each subset needs three ``m x m x D`` kernel products. When the subsets
+    overlap a lot (small sets, many subsets) the full kernel matrices are computed once
+    and indexed instead (``precompute=None`` decides by operation count and a 64 MB
+    cap per matrix; the result is the same up to round-off).
 
     Returns:
         ``(kid_mean, kid_std)`` in squared-kernel units.
@@ -128,17 +163,25 @@ def kernel_inception_distance(
     _same_dim(a, b, ("feats_a", "feats_b"))
     n_subsets = require_int_range("n_subsets", n_subsets, 1, fix="Use e.g. 100.")
     subset_size = require_int_range("subset_size", subset_size, 2, fix="Use e.g. 1000.")
-    m = min(subset_size, a.shape[0], b.shape[0])
+    na, nb = a.shape[0], b.shape[0]
+    m = min(subset_size, na, nb)
     rng = np.random.default_rng(seed)
-    vals = np.array(
-        [
-            mmd2_unbiased(
-                a[rng.choice(a.shape[0], m, replace=False)],
-                b[rng.choice(b.shape[0], m, replace=False)],
-            )
-            for _ in range(n_subsets)
+    draws = [
+        (rng.choice(na, m, replace=False), rng.choice(nb, m, replace=False))
+        for _ in range(n_subsets)
+    ]
+    if precompute is None:
+        cheaper = na * na + nb * nb + na * nb < 3 * m * m * n_subsets
+        precompute = cheaper and max(na, nb) ** 2 <= _KID_FULL_MAX
+    if precompute:
+        kaa, kbb, kab = _cubic_kernel(a, a), _cubic_kernel(b, b), _cubic_kernel(a, b)
+        vals = [
+            _mmd2_from_kernels(kaa[np.ix_(ia, ia)], kbb[np.ix_(ib, ib)], kab[np.ix_(ia, ib)])
+            for ia, ib in draws
         ]
-    )
+    else:
+        vals = [mmd2_unbiased(a[ia], b[ib]) for ia, ib in draws]
+    vals = np.asarray(vals)
     return float(vals.mean()), float(vals.std())
 
 
@@ -146,9 +189,9 @@ _ROW_CHUNK = 1024  # rows of the distance matrix held at once (N x 1024 float64)
 
 
 def _dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances, from exact differences (the Gram-matrix shortcut loses
-    precision exactly where it matters here: near-duplicate points)."""
-    return torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
+    """Euclidean distances (float64; the matrix-product form is used for large sets,
+    its ~1e-8 relative round-off is far below k-NN radii)."""
+    return torch.cdist(x, y)
 
 
 def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -276,26 +319,48 @@ def generative_scores(
     }
 
 
+def _load_user_network(path, device: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A ``torch.export`` program (``.pt2``) or a TorchScript file, whichever ``path`` is."""
+    import warnings
+    import zipfile
+
+    is_export = False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            is_export = any(n.endswith("archive_format") for n in zf.namelist())
+    except zipfile.BadZipFile:
+        pass
+    if is_export:
+        return torch.export.load(str(path)).module().to(device)
+    with warnings.catch_warnings():
+        # torch >= 2.10 deprecates TorchScript, but published Inception exports use it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device).eval()
+
+
 def torchscript_features(
     path: str, input_size: int | None = None, input_scale: float = 1.0, device: str = "cpu"
 ) -> FeatureFn:
-    """Feature function from a user-supplied TorchScript file (e.g. an Inception-v3 export).
+    """Feature function from a network file you supply (e.g. an Inception-v3 export).
 
-    Nothing is downloaded: ``path`` must exist. Images ``(N, C, H, W)`` in ``[0, 1]`` are
-    repeated to 3 channels when grey, resized (bilinear, antialiased) to
-    ``input_size`` if given (299 for Inception-v3), multiplied by ``input_scale``
-    (255 for networks that expect 0..255), and passed to the module, whose output is
-    flattened to ``(N, D)``. Check what your export expects; these are its contract.
+    ``path`` is a TorchScript file (``torch.jit.save``) or a ``torch.export`` program
+    (``torch.export.save``, ``.pt2``); nothing is ever downloaded. Images
+    ``(N, C, H, W)`` in ``[0, 1]`` are repeated to 3 channels when grey, resized
+    (bilinear, antialiased) to ``input_size`` if given (299 for Inception-v3), multiplied
+    by ``input_scale`` (255 for networks that expect 0..255), and passed to the network,
+    whose output is flattened to ``(N, D)``. Check what your export expects: these three
+    settings are its input contract. (A bare state dict is not enough: it needs the
+    architecture's code, which lightgen does not ship.)
     """
     from pathlib import Path
 
     p = Path(path).expanduser()
     if not p.is_file():
         raise ValueError(
-            f"path={str(path)!r} is not a file. Give the path of a TorchScript feature "
-            "network you saved (torch.jit.save); lightgen never downloads one."
+            f"path={str(path)!r} is not a file. Give the path of a feature network you saved "
+            "(torch.jit.save or torch.export.save); lightgen never downloads one."
         )
-    module = torch.jit.load(str(p), map_location=device).eval()
+    module = _load_user_network(p, device)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device)
@@ -307,5 +372,5 @@ def torchscript_features(
             )
         return torch.flatten(module(x * input_scale), 1)
 
-    fn.description = f"TorchScript({p.name})" + (f" @{input_size}px" if input_size else "")
+    fn.description = f"{p.name}" + (f" @{input_size}px" if input_size else "")
     return fn

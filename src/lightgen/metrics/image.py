@@ -97,14 +97,21 @@ def pbmp(
 ) -> torch.Tensor:
     """Percentage (0-100) of pixels with ``|pred - target| > threshold``.
 
-    ``threshold`` is in image units (35/255 is the paper's delta = 35 on a 0-255 scale).
-    With equal image sizes the batch mean equals the percentage over all pixels.
+    ``threshold`` is in image units (35/255 is the paper's delta = 35 on a 0-255 scale);
+    a difference exactly at ``threshold`` (in the images' dtype) is not bad. With equal
+    image sizes the batch mean equals the percentage over all pixels.
     """
     threshold = float(threshold)
     if not threshold >= 0:
         raise ValueError(f"threshold must be >= 0, got {threshold!r}. Use e.g. 35/255.")
-    p, t = _pair(pred, target)
-    bad = ((p - t).abs() > threshold).to(torch.float64)
+    _pair(pred, target)  # validation only
+    # Compare in the images' own precision: a float32 difference of exactly
+    # float32(35/255) must not count as "> 35/255" just because float64(35/255) is smaller.
+    dtype = torch.promote_types(pred.dtype, target.dtype)
+    diff = (pred.to(dtype) - target.to(pred.device, dtype)).abs()
+    bad = (diff > torch.tensor(threshold, dtype=dtype)).to(torch.float64)
+    while bad.ndim < 4:
+        bad = bad.unsqueeze(0)
     return _reduce(100.0 * bad.mean(dim=(1, 2, 3)), reduction)
 
 

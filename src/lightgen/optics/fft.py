@@ -121,10 +121,14 @@ def set_fft_backend(
             "name='pyfftw' needs the pyfftw package; install it with "
             "`pip install pyfftw` (or lightgen[fast-fft]), or use name='torch'."
         )
-    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+    if threads is not None and (
+        isinstance(threads, bool) or int(threads) != threads or threads < 1
+    ):
         raise ValueError(f"threads={threads!r} must be a positive integer or None.")
     if planner_effort not in FFTW_EFFORTS:
-        raise ValueError(f"planner_effort={planner_effort!r} is unknown; choose one of {FFTW_EFFORTS}.")
+        raise ValueError(
+            f"planner_effort={planner_effort!r} is unknown; choose one of {FFTW_EFFORTS}."
+        )
     _state.update(backend=name, threads=threads, effort=planner_effort)
 
 
@@ -156,7 +160,9 @@ def _check_filter_args(x: torch.Tensor, kernel: torch.Tensor) -> None:
             "in the field's dtype (e.g. transfer_function(plan, dtype=field.dtype))."
         )
     if x.ndim < 2 or kernel.ndim < 2:
-        raise ValueError(f"x and kernel need >= 2 dims, got {tuple(x.shape)} and {tuple(kernel.shape)}.")
+        raise ValueError(
+            f"x and kernel need >= 2 dims, got {tuple(x.shape)} and {tuple(kernel.shape)}."
+        )
     (h, w), (hp, wp) = x.shape[-2:], kernel.shape[-2:]
     if hp < h or wp < w:
         raise ValueError(
@@ -170,7 +176,10 @@ def _check_filter_args(x: torch.Tensor, kernel: torch.Tensor) -> None:
 def _filter_torch(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2:]
     spectrum = torch.fft.fft2(x, s=tuple(kernel.shape[-2:]), norm="backward")
-    spectrum.mul_(kernel)  # in place: no autograd here, saves one padded-size buffer
+    if spectrum.shape == torch.broadcast_shapes(spectrum.shape, kernel.shape):
+        spectrum.mul_(kernel)  # in place: no autograd here, saves one padded-size buffer
+    else:
+        spectrum = spectrum * kernel
     return torch.fft.ifft2(spectrum, norm="forward")[..., :h, :w]
 
 
@@ -195,7 +204,9 @@ class _FFTWFilterPlan:
         flags = (effort, "FFTW_DESTROY_INPUT")
 
         def plan(a, axis, direction):
-            return pyfftw.FFTW(a, a, axes=(axis,), direction=direction, flags=flags, threads=threads)
+            return pyfftw.FFTW(
+                a, a, axes=(axis,), direction=direction, flags=flags, threads=threads
+            )
 
         self.rows_fwd = plan(top, -1, "FFTW_FORWARD")
         self.cols_fwd = plan(self.ws, -2, "FFTW_FORWARD")
@@ -266,13 +277,17 @@ class _PaddedFilter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(kernel)
+        ctx.x_shape = x.shape
         return _filter(x, kernel)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (kernel,) = ctx.saved_tensors
         # via .apply so that double backward (create_graph=True) keeps working
-        return _PaddedFilter.apply(grad, kernel.conj()), None
+        grad_x = _PaddedFilter.apply(grad, kernel.conj())
+        if grad_x.shape != ctx.x_shape:  # x was broadcast against the kernel's leading axes
+            grad_x = grad_x.sum_to_size(ctx.x_shape)
+        return grad_x, None
 
 
 def padded_fft_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:

@@ -11,16 +11,21 @@ Two layers (see docs/physics.md):
 Sampling rule (checked by :func:`plan_propagation`). Light on a grid of pitch
 :math:`\Delta x` travels at most at :math:`\sin\theta_{max}=\min(1, \lambda/2\Delta x)`,
 so over a distance :math:`z` it spreads by :math:`s = |z|\tan\theta_{max}`. The planner
-zero-pads each axis by :math:`P=\min(\lceil s/\Delta x\rceil, N)` samples (then rounds
-up to an FFT-friendly size), and band-limits the angular spectrum so that no plane
-wave is displaced by more than the padding: :math:`|u|\le u_{lim}` with
+zero-pads each axis by :math:`P \ge \min(\lceil s/\Delta x\rceil, N)` samples (the
+padded size is the next multiple of 4 whose factors are 2, 3, 5, 7: fast FFTs), and
+band-limits the angular spectrum so that no plane wave is displaced by more than the
+padding: keep :math:`(u, v)` only if
+:math:`|z|\,\lambda|u| / \sqrt{1-\lambda^2(u^2+v^2)} \le P_x\Delta x` (and the same for
+:math:`v`), which on the axis :math:`v=0` is :math:`|u|\le u_{lim}` with
 :math:`\lambda u_{lim} = P\Delta x/\sqrt{z^2+(P\Delta x)^2}` (Matsushima & Shimobaba
-2009, Opt. Express 17, 19662, generalised from their fixed 2x window where
-:math:`P=N`). Wrap-around therefore never reaches the field's own window, and the
-transfer function's chirp stays Nyquist-sampled because :math:`P \le N`. If the band
-limit keeps less than ``min_bandwidth_fraction`` of the grid's Nyquist band
-(far field, :math:`z \gtrsim 2N\Delta x^2/(\lambda f)`) the planner raises: use a
-lens / :func:`fraunhofer_lens`, a finer pitch or a bigger grid.
+2009, Opt. Express 17, 19662, generalised from their fixed 2x window where :math:`P=N`
+and from their per-axis approximation to the exact 2-D displacement). A displacement
+of at most :math:`P\Delta x` on a circular window of :math:`N+P` samples means
+wrap-around never reaches the field's own window: the result equals the linear
+(open-boundary) convolution. If the band limit keeps less than
+``min_bandwidth_fraction`` of the grid's Nyquist band (far field,
+:math:`z \gtrsim 2N\Delta x^2/\lambda`) the planner raises: use a lens /
+:func:`fraunhofer_lens`, a finer pitch or a bigger grid.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lightgen._checks import require_finite
-from lightgen.optics.fft import fft2_unscaled, ifft2_unscaled, next_fast_size
+from lightgen._checks import require_finite, require_int_range, require_positive
+from lightgen.optics.fft import fft2_unscaled, next_fast_size, padded_fft_filter
 from lightgen.optics.grid import Grid
 
 Method = Literal["asm", "fresnel", "rs"]
+Padding = Literal["auto", "periodic"] | int | tuple[int, int]
 METHODS: tuple[str, ...] = ("asm", "fresnel", "rs")
 
 
@@ -52,6 +58,8 @@ class PropagationPlan:
         padded_shape: ``(Hp, Wp)`` FFT size; the field sits in the top-left corner.
         bandwidth_fraction: for ``asm``, per wavelength, min over axes of
             ``u_lim / u_nyquist`` (1.0 when nothing is cut).
+        periodic: the window is one period of a periodic field (``padding='periodic'``):
+            no padding, no band limit, and the circular convolution is the exact answer.
     """
 
     method: str
@@ -59,10 +67,14 @@ class PropagationPlan:
     distance_m: float
     padded_shape: tuple[int, int]
     bandwidth_fraction: tuple[float, ...]
+    periodic: bool = False
 
     @property
     def padding(self) -> tuple[int, int]:
-        return (self.padded_shape[0] - self.grid.shape[0], self.padded_shape[1] - self.grid.shape[1])
+        return (
+            self.padded_shape[0] - self.grid.shape[0],
+            self.padded_shape[1] - self.grid.shape[1],
+        )
 
 
 def spread_samples(grid: Grid, distance_m: float) -> int:
@@ -77,20 +89,36 @@ def plan_propagation(
     grid: Grid,
     distance_m: float,
     method: Method = "asm",
-    padding: Literal["auto"] | int | tuple[int, int] = "auto",
+    padding: Padding = "auto",
     min_bandwidth_fraction: float = 0.25,
 ) -> PropagationPlan:
     """Choose zero padding and check that the sampling can represent the propagation.
 
+    Args:
+        grid: the field's grid (the output keeps it).
+        distance_m: propagation distance in metres; negative propagates backwards.
+        method: ``"asm"``, ``"fresnel"`` or ``"rs"`` (see :class:`PropagationPlan`).
+        padding: ``"auto"`` (geometry-based, see the module docstring), ``"periodic"``
+            (the window is one period of a periodic field: no padding, no band limit,
+            no sampling limit -- the DFT samples the transfer function exactly at the
+            field's harmonics; not for ``rs``), or zero-padding samples ``P`` / ``(Py, Px)``.
+        min_bandwidth_fraction: ``asm`` raises when the band limit keeps less than this
+            fraction of the grid's Nyquist band.
+
     Rules (raise ``ValueError`` naming the fix when broken):
       * ``asm``: see module docstring; band limit keeps >= ``min_bandwidth_fraction``.
       * ``fresnel``: transfer-function sampling needs ``|z| <= L*dx/lambda`` with
-        ``L`` the padded width (Voelz & Roggemann 2009, Appl. Opt. 48, 6132).
+        ``L`` the padded width in samples times ``dx`` (Voelz & Roggemann 2009,
+        Appl. Opt. 48, 6132).
       * ``rs``: impulse-response sampling needs the kernel's local frequency at the
-        window edge below Nyquist: ``L/sqrt(L^2+z^2) <= lambda/(2 dx)``; padding is
-        always ``N-1`` (linear convolution).
+        window edge below Nyquist: ``L/sqrt(L^2+z^2) <= lambda/(2 dx)`` with
+        ``L = max(H, W) dx``; padding is always to ``>= 2N-1`` (linear convolution).
     """
     z = require_finite("distance_m", distance_m, "Give the distance in metres.")
+    if not 0 < min_bandwidth_fraction <= 1:
+        raise ValueError(
+            f"min_bandwidth_fraction={min_bandwidth_fraction!r} must be in (0, 1], e.g. 0.25."
+        )
     if method not in METHODS:
         raise ValueError(f"method={method!r} is unknown; choose one of {METHODS}.")
     dx = grid.pixel_pitch_m
@@ -98,29 +126,51 @@ def plan_propagation(
     if method == "rs":
         if z == 0:
             raise ValueError("distance_m=0 with method='rs': the RS kernel is singular; use 'asm'.")
-        padded = (next_fast_size(2 * h - 1), next_fast_size(2 * w - 1))
-    elif padding == "auto":
+        if padding == "periodic":
+            raise ValueError(
+                "padding='periodic' with method='rs': direct integration is an open-boundary "
+                "method; use method='asm' (or 'fresnel') for periodic fields."
+            )
+        padded = (next_fast_size(2 * h - 1, 4), next_fast_size(2 * w - 1, 4))
+    elif padding == "periodic":
+        # the DFT samples the transfer function exactly at the field's own harmonics
+        return PropagationPlan(method, grid, z, (h, w), (1.0,) * grid.n_wavelengths, True)
+    elif isinstance(padding, str):
+        if padding != "auto":
+            raise ValueError(
+                f"padding={padding!r} is unknown; pass 'auto', 'periodic' or a sample count."
+            )
         p = spread_samples(grid, z)
-        padded = (next_fast_size(h + min(p, h)), next_fast_size(w + min(p, w)))
+        padded = (next_fast_size(h + min(p, h), 4), next_fast_size(w + min(p, w), 4))
     else:
-        ph, pw = (padding, padding) if isinstance(padding, int) else padding
-        if ph < 0 or pw < 0:
-            raise ValueError(f"padding={padding!r} must be >= 0 samples, or 'auto'.")
-        padded = (h + int(ph), w + int(pw))
+        fix = "Pass zero-padding samples per axis as an int >= 0 or (ph, pw), or 'auto'."
+        pair = tuple(padding) if isinstance(padding, tuple | list) else (padding, padding)
+        if len(pair) != 2:
+            raise ValueError(f"padding={padding!r} has {len(pair)} entries. {fix}")
+        ph, pw = pair
+        ph = require_int_range("padding[0]", ph, 0, fix=fix)
+        pw = require_int_range("padding[1]", pw, 0, fix=fix)
+        padded = (h + ph, w + pw)
 
     fractions: list[float] = []
     for lam in grid.wavelengths_m:
         if method == "asm":
             frac = min(
-                _asm_band_limit(lam, z, (pn - n) * dx) * 2 * dx for pn, n in zip(padded, grid.shape, strict=True)
+                _asm_band_limit(lam, z, (pn - n) * dx) * 2 * dx
+                for pn, n in zip(padded, grid.shape, strict=True)
             )
             frac = min(frac, 1.0)
             if frac < min_bandwidth_fraction:
+                why = (
+                    f"distance_m={z:g} is too far for band-limited ASM on this grid"
+                    if isinstance(padding, str)
+                    else f"padding={padding!r} is too small for distance_m={z:g}"
+                )
                 raise ValueError(
-                    f"distance_m={z:g} is too far for band-limited ASM on this grid "
-                    f"({h}x{w} at pitch {dx:g} m, wavelength {lam:g} m): the band limit keeps only "
-                    f"{frac:.1%} of the grid's bandwidth (< {min_bandwidth_fraction:.0%}). "
-                    "Use a lens and fraunhofer_lens(), a bigger grid, or pass a smaller "
+                    f"{why} ({h}x{w} at pitch {dx:g} m, wavelength {lam:g} m, padded to "
+                    f"{padded[0]}x{padded[1]}): the band limit keeps only {frac:.1%} of the "
+                    f"grid's bandwidth (< {min_bandwidth_fraction:.0%}). Use a lens and "
+                    "fraunhofer_lens(), a bigger grid, padding='auto', or pass a smaller "
                     "min_bandwidth_fraction if you accept the low-pass."
                 )
             fractions.append(frac)
@@ -159,12 +209,15 @@ def _frequencies(n: int, dx: float, device) -> torch.Tensor:
     return torch.fft.fftfreq(n, d=dx, device=device, dtype=torch.float64)
 
 
-def asm_transfer_function(plan: PropagationPlan, device=None, dtype=torch.complex64) -> torch.Tensor:
+def asm_transfer_function(
+    plan: PropagationPlan, device=None, dtype=torch.complex64
+) -> torch.Tensor:
     r"""Band-limited angular-spectrum transfer function, shape ``(L, Hp, Wp)``.
 
     :math:`H(u,v)=\exp\!\big(i2\pi z\sqrt{\lambda^{-2}-u^2-v^2}\big)` for propagating
     waves, :math:`\exp(-2\pi|z|\sqrt{u^2+v^2-\lambda^{-2}})` for evanescent ones (dropped
-    when ``z < 0``), zero beyond the band limit (Matsushima & Shimobaba 2009). Built in
+    when ``z < 0``), zero for plane waves displaced by more than the padding (the band
+    limit of the module docstring; Matsushima & Shimobaba 2009). Built in
     float64 (``kz`` reaches ~1e6 rad), then cast; carries the ``1/(Hp*Wp)`` inverse-DFT
     normalisation so that propagation uses unscaled transforms only.
     """
@@ -173,23 +226,29 @@ def asm_transfer_function(plan: PropagationPlan, device=None, dtype=torch.comple
     dx = grid.pixel_pitch_m
     fy = _frequencies(hp, dx, device)[:, None]
     fx = _frequencies(wp, dx, device)[None, :]
+    # lateral room each plane wave may use, per axis (the zero padding), in metres
+    room_y, room_x = (hp - grid.shape[0]) * dx, (wp - grid.shape[1]) * dx
     out = []
     for lam in grid.wavelengths_m:
         arg = 1.0 / lam**2 - fx**2 - fy**2
-        prop = arg >= 0
+        prop = arg > 0
         root = torch.sqrt(arg.abs())
         phase = 2 * math.pi * z * root
+        # displacement of plane wave (u, v) over z is z*u/sqrt(1/lam^2-u^2-v^2) along x:
+        # keep it <= the padding (squared form, no division; exact in 2-D)
+        fits = ((z * fx) ** 2 <= room_x**2 * arg) & ((z * fy) ** 2 <= room_y**2 * arg)
+        if plan.periodic:
+            fits = torch.ones_like(prop)
+        keep = (prop & fits) | (~prop & (z > 0))  # evanescent waves decay, never wrap
         amp = torch.where(prop, torch.ones_like(root), torch.exp(-2 * math.pi * abs(z) * root))
-        if z < 0:
-            amp = torch.where(prop, amp, torch.zeros_like(amp))
-        uy = _asm_band_limit(lam, z, (hp - grid.shape[0]) * dx)
-        ux = _asm_band_limit(lam, z, (wp - grid.shape[1]) * dx)
-        amp = amp * ((fy.abs() <= uy) & (fx.abs() <= ux))
+        amp = torch.where(keep | (z == 0), amp, torch.zeros_like(amp))
         out.append(torch.polar(amp / (hp * wp), phase))
     return torch.stack(out).to(dtype)
 
 
-def fresnel_transfer_function(plan: PropagationPlan, device=None, dtype=torch.complex64) -> torch.Tensor:
+def fresnel_transfer_function(
+    plan: PropagationPlan, device=None, dtype=torch.complex64
+) -> torch.Tensor:
     r"""Fresnel (paraxial) transfer function, ``(L, Hp, Wp)``:
     :math:`H=e^{ikz}\exp(-i\pi\lambda z(u^2+v^2))` (Goodman, *Fourier Optics*, eq. 4-21),
     with the inverse-DFT normalisation folded in."""
@@ -233,15 +292,23 @@ def rs_impulse_response(plan: PropagationPlan, device=None, dtype=torch.complex6
 
 def transfer_function(plan: PropagationPlan, device=None, dtype=torch.complex64) -> torch.Tensor:
     """The frequency-domain kernel of ``plan`` (normalisation folded in), ``(L, Hp, Wp)``."""
-    build = {"asm": asm_transfer_function, "fresnel": fresnel_transfer_function, "rs": rs_impulse_response}
+    build = {
+        "asm": asm_transfer_function,
+        "fresnel": fresnel_transfer_function,
+        "rs": rs_impulse_response,
+    }
     return build[plan.method](plan, device=device, dtype=dtype)
 
 
 def apply_transfer_function(field: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """``crop(IDFT(DFT(zero_pad(field)) * kernel))`` with unscaled transforms; keeps the shape."""
-    h, w = field.shape[-2:]
-    spectrum = fft2_unscaled(field, s=tuple(kernel.shape[-2:]))
-    return ifft2_unscaled(spectrum * kernel)[..., :h, :w]
+    """``crop(IDFT(DFT(zero_pad(field)) * kernel))`` with unscaled transforms; keeps the shape.
+
+    ``field`` ``(B, L, H, W)``, ``kernel`` ``(L, Hp, Wp)`` from :func:`transfer_function`.
+    Runs :func:`lightgen.optics.fft.padded_fft_filter`: its backward is the same filter
+    with the conjugate kernel, and it uses the FFT backend chosen with
+    :func:`lightgen.optics.fft.set_fft_backend`.
+    """
+    return padded_fft_filter(field, kernel)
 
 
 def propagate(
@@ -249,14 +316,16 @@ def propagate(
     grid: Grid,
     distance_m: float,
     method: Method = "asm",
-    padding: Literal["auto"] | int | tuple[int, int] = "auto",
+    padding: Padding = "auto",
+    min_bandwidth_fraction: float = 0.25,
 ) -> torch.Tensor:
     """Propagate a ``(B, L, H, W)`` complex field by ``distance_m`` metres (functional form).
 
-    Builds the transfer function every call; use :class:`FreeSpace` in loops.
+    Builds the transfer function every call; use :class:`FreeSpace` in loops. See
+    :func:`plan_propagation` for ``method``, ``padding`` and ``min_bandwidth_fraction``.
     """
     grid.check_field(field)
-    plan = plan_propagation(grid, distance_m, method, padding)
+    plan = plan_propagation(grid, distance_m, method, padding, min_bandwidth_fraction)
     return apply_transfer_function(field, transfer_function(plan, field.device, field.dtype))
 
 
@@ -272,19 +341,21 @@ def fraunhofer_lens(
     shape ``(B, L, M, M)`` (square ``M = padded_size or max(H, W)``), centred.
     """
     grid.check_field(field)
-    from lightgen._checks import require_positive
-
     f = require_positive("focal_length_m", focal_length_m, "Give the focal length in metres.")
     h, w = grid.shape
     m = int(padded_size or max(h, w))
     if m < max(h, w):
-        raise ValueError(f"padded_size={m} is smaller than the field ({h}x{w}); pass >= {max(h, w)}.")
+        raise ValueError(
+            f"padded_size={m} is smaller than the field ({h}x{w}); pass >= {max(h, w)}."
+        )
     dx = grid.pixel_pitch_m
     # centre the input on an M x M window (pixel n//2 at the optical axis), then DFT
     top, left = m // 2 - h // 2, m // 2 - w // 2
     padded = field.new_zeros(*field.shape[:-2], m, m)
     padded[..., top : top + h, left : left + w] = field
-    spec = torch.fft.fftshift(fft2_unscaled(torch.fft.ifftshift(padded, dim=(-2, -1))), dim=(-2, -1))
+    spec = torch.fft.fftshift(
+        fft2_unscaled(torch.fft.ifftshift(padded, dim=(-2, -1))), dim=(-2, -1)
+    )
     lam = torch.tensor(grid.wavelengths_m, dtype=torch.float64).view(-1, 1, 1)
     scale = (dx * dx / (lam * f)).to(field.device)  # 1/(i lambda f) * dx^2
     out = spec * (scale * -1j).to(field.dtype)
@@ -294,8 +365,9 @@ def fraunhofer_lens(
 class FreeSpace(nn.Module):
     """Propagation over a fixed distance on a fixed grid, transfer function cached.
 
-    The kernel is a non-persistent buffer keyed by (device, dtype): built once in
-    float64, cast, reused every call, never saved in checkpoints (it is derivable).
+    The kernel is a non-persistent buffer: built once in float64, cast, reused every
+    call, never saved in checkpoints (it is derivable). A field of another device or
+    dtype rebuilds it from float64 (a complex64 kernel is never up-cast) and keeps that.
     """
 
     def __init__(
@@ -303,11 +375,12 @@ class FreeSpace(nn.Module):
         grid: Grid,
         distance_m: float,
         method: Method = "asm",
-        padding: Literal["auto"] | int | tuple[int, int] = "auto",
+        padding: Padding = "auto",
+        min_bandwidth_fraction: float = 0.25,
     ) -> None:
         super().__init__()
         self.grid = grid
-        self.plan = plan_propagation(grid, distance_m, method, padding)
+        self.plan = plan_propagation(grid, distance_m, method, padding, min_bandwidth_fraction)
         self.register_buffer("kernel", transfer_function(self.plan), persistent=False)
 
     @property

@@ -251,6 +251,7 @@ class Trainer:
                                     f"{el:.2f}",
                                 ]
                             )
+                            fcsv.flush()
                             if tb is not None:
                                 for k, v in last.items():
                                     tb.add_scalar(f"train/{k}", v, self.step)

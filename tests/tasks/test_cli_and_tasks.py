@@ -1,0 +1,90 @@
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lightgen.cli import app
+from lightgen.data.procedural import make_printed_digits
+from lightgen.tasks.generate import interpolate, reconstruct, sample
+from lightgen.train.config import TrainConfig
+from lightgen.train.trainer import Trainer, load_trained
+
+runner = CliRunner()
+
+
+def _text(res) -> str:
+    """CLI output with rich's line wrapping undone."""
+    return " ".join(res.output.split())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    images = make_printed_digits(64, size=12, seed=0)[0]
+    cfg = TrainConfig(preset="tiny", steps=3, batch_size=8, checkpoint_every=3)
+    Trainer(cfg, run, images, progress=False).run()
+    return run
+
+
+def test_info_prints_the_paper_preset_neuron_count():
+    res = runner.invoke(app, ["info", "--preset", "paper"])
+    assert res.exit_code == 0
+    assert "2,359,296" in _text(res) and "100" in res.output
+
+
+def test_unknown_preset_is_a_clear_cli_error():
+    res = runner.invoke(app, ["info", "--preset", "huge"])
+    assert res.exit_code == 2 and "unknown preset" in _text(res)
+
+
+def test_train_rejects_an_unknown_config_key(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"stepz": 3}))
+    res = runner.invoke(app, ["train", "--config", str(cfg), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "unknown key 'stepz'" in _text(res)
+
+
+def test_demo_writes_every_promised_file(tmp_path):
+    res = runner.invoke(app, ["demo", "--preset", "tiny", "--steps", "4", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    for name in ("samples.png", "reconstructions.png", "interpolation.png", "ols.png", "height_maps.png", "report.md", "report.json"):
+        assert (tmp_path / name).is_file(), name
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_generation_is_seeded_and_in_range(tiny_run):
+    system, _ = load_trained(tiny_run)
+    a, za = sample(system, 4, seed=5)
+    b, zb = sample(system, 4, seed=5)
+    assert torch.equal(a, b) and torch.equal(za, zb)
+    assert a.shape == (4, 1, 12, 12) and a.min() >= 0 and a.max() <= 1
+
+
+def test_interpolation_starts_and_ends_at_the_reconstructions(tiny_run):
+    system, _ = load_trained(tiny_run)
+    x = make_printed_digits(2, size=12, seed=3)[0]
+    path = interpolate(system, x[0], x[1], steps=5)
+    rec = reconstruct(system, x)
+    assert torch.allclose(path[0], rec[0], atol=1e-5) and torch.allclose(path[-1], rec[1], atol=1e-5)
+
+
+def test_generate_command_writes_a_grid(tiny_run, tmp_path):
+    res = runner.invoke(app, ["generate", "--checkpoint", str(tiny_run), "--n", "8", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "samples.png").is_file()
+
+
+def test_generate_from_a_folder_that_is_no_checkpoint_is_refused(tmp_path):
+    res = runner.invoke(app, ["generate", "--checkpoint", str(tmp_path)])
+    assert res.exit_code == 2 and "not a lightgen checkpoint" in _text(res)
+
+
+def test_eval_reports_fid_kid_and_optical_efficiencies(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "eval.json"
+    res = runner.invoke(app, ["eval", "--checkpoint", str(tiny_run), "--n", "64", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert r["fid"] >= 0 and "SmallCNN" in r["features"]
+    assert 0 < r["fiber_coupling_efficiency"] <= 1 and 0 < r["generator_diffraction_efficiency"] <= 1
