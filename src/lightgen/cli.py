@@ -180,15 +180,36 @@ def eval_(
         Path | None, typer.Option(help="JSON file (default: <checkpoint>/eval-<dataset>.json)")
     ] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    fab_levels: Annotated[
+        int | None, typer.Option(help="evaluate as fabricated: etch levels")
+    ] = None,
+    fab_shift_std_m: Annotated[
+        float, typer.Option(help="as fabricated: lateral placement std (m)")
+    ] = 0.0,
+    fab_rotation_std_rad: Annotated[
+        float, typer.Option(help="as fabricated: rotation std (rad)")
+    ] = 0.0,
+    fab_distance_std_m: Annotated[
+        float, typer.Option(help="as fabricated: axial placement std (m)")
+    ] = 0.0,
 ) -> None:
     """FID/KID/precision/recall, reconstruction PSNR/SSIM, optical efficiencies; prints and writes JSON."""
+    from lightgen.chip.fabrication import FabricationModel
     from lightgen.tasks.evaluate import evaluate
     from lightgen.tasks.images import atomic_write
     from lightgen.train.trainer import load_trained
 
     try:
+        fab = None
+        if fab_levels or fab_shift_std_m or fab_rotation_std_rad or fab_distance_std_m:
+            fab = FabricationModel(
+                levels=fab_levels,
+                shift_std_m=fab_shift_std_m,
+                rotation_std_rad=fab_rotation_std_rad,
+                distance_std_m=fab_distance_std_m,
+            )
         system, cfg = load_trained(checkpoint)
-        res = evaluate(system, cfg, dataset, n, seed, data_root)
+        res = evaluate(system, cfg, dataset, n, seed, data_root, fabrication=fab)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     t = Table(title=f"eval of {checkpoint}")
@@ -197,7 +218,8 @@ def eval_(
     for k, v in res.items():
         t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(t)
-    dest = out or (Path(checkpoint) / f"eval-{res['dataset']}.json")
+    tag = "" if fab is None else "-fabricated"
+    dest = out or (Path(checkpoint) / f"eval-{res['dataset']}{tag}.json")
     atomic_write(dest, lambda p: p.write_text(json.dumps(res, indent=1)))
     console.print(f"wrote {dest}")
 
@@ -282,7 +304,7 @@ def demo(
     dataset: Annotated[
         str, typer.Option(help="built-in procedural data: printed-digits or shapes")
     ] = "printed-digits",
-    steps: Annotated[int, typer.Option()] = 600,
+    steps: Annotated[int, typer.Option()] = 400,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """The main job: train a small chip on built-in data, write samples, reconstructions, OLS plots, report."""

@@ -9,7 +9,7 @@ physics / sampling error, not float32 round-off.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -59,7 +59,7 @@ GAUSS_CASES = [("asm", 0.5, 1e-4), ("asm", 1.0, 1e-4), ("asm", 2.0, 1e-4)]
 GAUSS_CASES += [("fresnel", 0.5, 1e-9), ("fresnel", 1.0, 1e-9)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gaussian_at(method: str, z_over_zr: float) -> torch.Tensor:
     return propagate(gaussian(GAUSS_GRID, GAUSS_W0), GAUSS_GRID, z_over_zr * GAUSS_ZR, method)
 
@@ -134,7 +134,7 @@ def _airy_setup(m=512):
 
 
 def test_airy_pattern_matches_bessel_formula_and_first_zero_at_1_22_lambda_f_over_d():
-    lam, dx, f, area, _, _, out, (pitch,) = _airy_setup()
+    lam, _, f, area, _, _, out, (pitch,) = _airy_setup()
     m = out.shape[-1]
     a_eff = math.sqrt(area / math.pi)  # the pixelated disc's equal-area radius
     r = (np.arange(m) - m // 2) * pitch
@@ -160,7 +160,7 @@ def test_fraunhofer_lens_output_pitch_is_lambda_f_over_m_dx_per_wavelength():
 
 
 def test_fraunhofer_lens_centre_field_is_area_over_i_lambda_f_and_power_is_conserved():
-    lam, dx, f, area, field, grid, out, (pitch,) = _airy_setup(m=256)
+    lam, _, f, area, field, grid, out, (pitch,) = _airy_setup(m=256)
     centre = out[0, 0, 128, 128].item()
     assert centre == pytest.approx(area / (1j * lam * f), rel=1e-12)
     # Parseval: the lens is lossless, sum |U_f|^2 dx_out^2 = sum |U|^2 dx^2
@@ -294,7 +294,9 @@ def test_each_wavelength_channel_propagates_with_its_own_wavelength():
     out = propagate(field, both, 2e-3)
     for i, lam in enumerate(both.wavelengths_m):
         one = Grid((64, 64), 4e-6, (lam,))
-        alone = propagate(field[:, i : i + 1], one, 2e-3, padding=plan_propagation(both, 2e-3).padding)
+        alone = propagate(
+            field[:, i : i + 1], one, 2e-3, padding=plan_propagation(both, 2e-3).padding
+        )
         assert torch.allclose(out[:, i : i + 1], alone, atol=1e-12)
 
 
@@ -325,43 +327,44 @@ def test_freespace_equals_functional_propagation(dtype):
 # ----------------------------------------------------------------- gradients
 
 
-def _small_case(method: str):
-    grid = Grid((16, 16), 4e-6, (0.5e-6,))
-    z = {"asm": 1e-4, "fresnel": 1e-4, "rs": 2e-3}[method]  # rs valid from 1.02 mm here
-    return grid, FreeSpace(grid, z, method)
+def _small_case(method: str) -> FreeSpace:
+    # gradcheck perturbs every input: 8x8 keeps it to seconds (linearity makes size moot)
+    grid = Grid((8, 8), 4e-6, (0.5e-6,))
+    z = {"asm": 1e-4, "fresnel": 1e-4, "rs": 2e-3}[method]  # rs valid from 0.51 mm here
+    return FreeSpace(grid, z, method)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method", ["asm", "fresnel", "rs"])
 def test_propagation_gradient_wrt_the_input_field_matches_finite_differences(method, backend):
-    grid, fs = _small_case(method)
-    field = torch.randn(2, 1, 16, 16, dtype=C128, requires_grad=True)
-    with lfft.fft_backend(backend):
+    fs = _small_case(method)
+    field = torch.randn(1, 1, 8, 8, dtype=C128, requires_grad=True)
+    with lfft.fft_backend(backend, planner_effort="FFTW_ESTIMATE"):
         assert torch.autograd.gradcheck(fs, (field,))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_propagation_gradient_wrt_a_phase_mask_matches_finite_differences(backend):
-    grid, fs = _small_case("asm")
-    field = torch.randn(2, 1, 16, 16, dtype=C128)
-    phase = torch.rand(16, 16, dtype=torch.float64, requires_grad=True)
+    fs = _small_case("asm")
+    field = torch.randn(2, 1, 8, 8, dtype=C128)
+    phase = torch.rand(8, 8, dtype=torch.float64, requires_grad=True)
 
     def camera(phase_rad):
         return intensity(fs(fs(field) * torch.polar(torch.ones_like(phase_rad), phase_rad)))
 
-    with lfft.fft_backend(backend):
+    with lfft.fft_backend(backend, planner_effort="FFTW_ESTIMATE"):
         assert torch.autograd.gradcheck(camera, (phase,))
 
 
 def test_propagation_second_derivative_matches_finite_differences():
-    grid, fs = _small_case("asm")
-    field = torch.randn(1, 1, 16, 16, dtype=C128, requires_grad=True)
+    fs = _small_case("asm")
+    field = torch.randn(1, 1, 8, 8, dtype=C128, requires_grad=True)
     assert torch.autograd.gradgradcheck(fs, (field,))
 
 
 def test_propagation_gradient_wrt_a_trainable_kernel_matches_finite_differences():
-    grid, fs = _small_case("asm")
-    field = torch.randn(1, 1, 16, 16, dtype=C128, requires_grad=True)
+    fs = _small_case("asm")
+    field = torch.randn(1, 1, 8, 8, dtype=C128, requires_grad=True)
     kernel = transfer_function(fs.plan, dtype=C128).requires_grad_()
     assert torch.autograd.gradcheck(apply_transfer_function, (field, kernel))
 
@@ -388,7 +391,7 @@ def test_padding_covers_the_geometric_spread_and_grows_with_distance():
 
 @pytest.mark.parametrize("n", [50, 256, 512, 1000, 1024])
 def test_planned_fft_sizes_are_7_smooth_multiples_of_four(n):
-    plan = plan_propagation(Grid((n, n), 8e-6, (532e-9,)), 5e-2)
+    plan = plan_propagation(Grid((n, n), 8e-6, (532e-9,)), 1e-2)
     for m in plan.padded_shape:
         assert m % 4 == 0 and lfft.is_fast_size(m)
 

@@ -48,7 +48,15 @@ def test_train_rejects_an_unknown_config_key(tmp_path):
 def test_demo_writes_every_promised_file(tmp_path):
     res = runner.invoke(app, ["demo", "--preset", "tiny", "--steps", "4", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    for name in ("samples.png", "reconstructions.png", "interpolation.png", "ols.png", "height_maps.png", "report.md", "report.json"):
+    for name in (
+        "samples.png",
+        "reconstructions.png",
+        "interpolation.png",
+        "ols.png",
+        "height_maps.png",
+        "report.md",
+        "report.json",
+    ):
         assert (tmp_path / name).is_file(), name
     assert not list(tmp_path.glob(".tmp-*"))
 
@@ -66,11 +74,15 @@ def test_interpolation_starts_and_ends_at_the_reconstructions(tiny_run):
     x = make_printed_digits(2, size=12, seed=3)[0]
     path = interpolate(system, x[0], x[1], steps=5)
     rec = reconstruct(system, x)
-    assert torch.allclose(path[0], rec[0], atol=1e-5) and torch.allclose(path[-1], rec[1], atol=1e-5)
+    assert torch.allclose(path[0], rec[0], atol=1e-5) and torch.allclose(
+        path[-1], rec[1], atol=1e-5
+    )
 
 
 def test_generate_command_writes_a_grid(tiny_run, tmp_path):
-    res = runner.invoke(app, ["generate", "--checkpoint", str(tiny_run), "--n", "8", "--out", str(tmp_path)])
+    res = runner.invoke(
+        app, ["generate", "--checkpoint", str(tiny_run), "--n", "8", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "samples.png").is_file()
 
@@ -83,8 +95,12 @@ def test_generate_from_a_folder_that_is_no_checkpoint_is_refused(tmp_path):
 def test_eval_reports_fid_kid_and_optical_efficiencies(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "eval.json"
-    res = runner.invoke(app, ["eval", "--checkpoint", str(tiny_run), "--n", "64", "--out", str(out)])
+    res = runner.invoke(
+        app, ["eval", "--checkpoint", str(tiny_run), "--n", "64", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
     assert r["fid"] >= 0 and "SmallCNN" in r["features"]
-    assert 0 < r["fiber_coupling_efficiency"] <= 1 and 0 < r["generator_diffraction_efficiency"] <= 1
+    assert (
+        0 < r["fiber_coupling_efficiency"] <= 1 and 0 < r["generator_diffraction_efficiency"] <= 1
+    )

@@ -1,15 +1,15 @@
 """Load any lightgen data set by name: ``load_dataset("mnist", split="test")``.
 
-=================  =====================================  ==========================
-name               source                                 splits
-=================  =====================================  ==========================
-``mnist``          ``<root>/mnist/`` IDX files            train; test = ``t10k``
-``fashion-mnist``  ``<root>/fashion-mnist/`` IDX files    see below
-``emoji``          ``<root>/noto-emoji-512/<class>/*.png``  per class 80/20, see below
-``folder``         ``root`` itself, one sub-folder/class  as ``emoji``
-``shapes``         drawn (:mod:`lightgen.data.procedural`)  independent seeds
-``printed-digits`` drawn (:mod:`lightgen.data.procedural`)  independent seeds
-=================  =====================================  ==========================
+====================  =========================================  =====================
+name                  source                                     splits
+====================  =========================================  =====================
+``mnist``             ``<root>/mnist/`` IDX files                train; test = t10k
+``fashion-mnist``     ``<root>/fashion-mnist/`` IDX files        see below
+``emoji``             ``<root>/noto-emoji-512/<class>/*.png``    per class 80/20
+``folder``            ``root`` itself, one sub-folder per class  as ``emoji``
+``shapes``            drawn (:mod:`lightgen.data.procedural`)    independent seeds
+``printed-digits``    drawn (:mod:`lightgen.data.procedural`)    independent seeds
+====================  =========================================  =====================
 
 Split rules (fixed, independent of ``seed``, so scores stay comparable between runs):
 
@@ -314,8 +314,9 @@ def load_dataset(
         else:
             folder = _dataset_dir(root, _EMOJI_FOLDER, "animal")
         images, labels, class_names = _load_folder_dataset(folder, split, size, limit, channels)
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
+    if limit is not None and limit < images.shape[0]:
+        # clone: a slice would keep the whole file's tensor alive
+        images, labels = images[:limit].clone(), labels[:limit].clone()
     if size is not None:
         images = _resize(images, size)
     if channels is not None:

@@ -107,7 +107,8 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> to
     """Predicted class ``(N,)`` int64, in eval mode (restored afterwards), on the model's device."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else images.device
     try:
         out = [
             model(images[idx].to(device)).argmax(1).cpu()

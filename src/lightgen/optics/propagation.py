@@ -114,7 +114,13 @@ def plan_propagation(
         window edge below Nyquist: ``L/sqrt(L^2+z^2) <= lambda/(2 dx)`` with
         ``L = max(H, W) dx``; padding is always to ``>= 2N-1`` (linear convolution).
     """
-    z = require_finite("distance_m", distance_m, "Give the distance in metres.")
+    try:  # require_finite lets float()'s own message through for non-numbers
+        z = float(distance_m)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"distance_m={distance_m!r} is not a number; give metres, e.g. 5e-2."
+        ) from None
+    z = require_finite("distance_m", z, "Give the distance in metres, e.g. 5e-2.")
     if not 0 < min_bandwidth_fraction <= 1:
         raise ValueError(
             f"min_bandwidth_fraction={min_bandwidth_fraction!r} must be in (0, 1], e.g. 0.25."

@@ -45,13 +45,40 @@ def optical_efficiencies(system, images: torch.Tensor) -> dict[str, float]:
     at_camera = chip.generators[0].stack(emitted)
     k, s, n = cfg.camera_pixel_samples, cfg.image_size, cfg.grid_samples
     side, top = s * k, n // 2 - s * k // 2
-    cam = intensity(at_camera)[..., top : top + side, top : top + side].sum((-2, -1)) * chip.grid.pixel_pitch_m**2
+    cam = (
+        intensity(at_camera)[..., top : top + side, top : top + side].sum((-2, -1))
+        * chip.grid.pixel_pitch_m**2
+    )
     eta_gen = (cam / power(emitted, chip.grid).clamp_min(1e-30)).mean().item()
     return {"fiber_coupling_efficiency": eta_couple, "generator_diffraction_efficiency": eta_gen}
 
 
-def evaluate(system, cfg, dataset: str | None = None, n: int = 1000, seed: int = 0, data_root=None, progress=True) -> dict:
-    """All quality numbers for one trained model, as a JSON-able dict."""
+def evaluate(
+    system,
+    cfg,
+    dataset: str | None = None,
+    n: int = 1000,
+    seed: int = 0,
+    data_root=None,
+    progress=True,
+    fabrication=None,
+) -> dict:
+    """All quality numbers for one trained model, as a JSON-able dict.
+
+    ``fabrication`` (a :class:`~lightgen.chip.fabrication.FabricationModel`) evaluates the
+    design as fabricated: quantised heights and random placement errors drawn anew for
+    every batch (a Monte-Carlo over fabricated chips).
+    """
+    from lightgen.chip.fabrication import fabricated
+
+    with fabricated(system, fabrication, seed):
+        out = _evaluate(system, cfg, dataset, n, seed, data_root, progress)
+    if fabrication is not None:
+        out["fabrication"] = fabrication.model_dump()
+    return out
+
+
+def _evaluate(system, cfg, dataset, n, seed, data_root, progress) -> dict:
     name = dataset or cfg.dataset
     size = cfg.chip_config().image_size
     train = load_dataset(name, root=data_root, split="train", size=size, seed=seed)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lightgen.chip.config import ChipConfig
+from lightgen.chip.fabrication import FabricationModel
 from lightgen.chip.presets import preset
 
 
@@ -36,6 +37,9 @@ class TrainConfig(BaseModel):
     log_every: int = Field(default=10, ge=1)
     grad_clip: float = Field(default=10.0, gt=0)
     activation_checkpointing: bool = False
+    fabrication: FabricationModel | None = Field(
+        default=None, description="fabrication-aware training: quantisation + placement jitter"
+    )
     device: str = "cpu"
 
     def chip_config(self) -> ChipConfig:

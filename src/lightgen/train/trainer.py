@@ -24,6 +24,7 @@ import torch.distributed as dist
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import load_file
 
+from lightgen.chip.fabrication import apply_fabrication
 from lightgen.train.checkpoint import load_checkpoint, optimizer_from_tensors, save_checkpoint
 from lightgen.train.config import TrainConfig
 from lightgen.train.models import build_model
@@ -51,6 +52,8 @@ class BOGTSystem(torch.nn.Module):
         self.model = build_model(
             cfg.model, chip_cfg, cfg.init_log_var, cfg.activation_checkpointing
         )
+        if cfg.fabrication is not None:
+            apply_fabrication(self.model, cfg.fabrication, cfg.seed)
         self.prior = make_prior(
             cfg.prior, self.model.latent_dim, cfg.n_components, self.model.complex_latent, cfg.seed
         )
