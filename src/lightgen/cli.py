@@ -95,6 +95,9 @@ def train(
     batch_size: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option()] = None,
     beta: Annotated[float | None, typer.Option(help="weight of the KL term")] = None,
+    sigma_x: Annotated[
+        float | None, typer.Option(help="camera-image noise std of the likelihood (full scale 1)")
+    ] = None,
     prior: Annotated[str | None, typer.Option(help="gaussian | mixture")] = None,
     n_components: Annotated[int | None, typer.Option()] = None,
     train_limit: Annotated[
@@ -120,6 +123,7 @@ def train(
         batch_size=batch_size,
         lr=lr,
         beta=beta,
+        sigma_x=sigma_x,
         prior=prior,
         n_components=n_components,
         train_limit=train_limit,

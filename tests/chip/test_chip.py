@@ -122,3 +122,12 @@ def test_config_rejects_unknown_keys_and_images_that_do_not_fit():
         preset("tiny", image_size=40)
     with pytest.raises(ValueError, match="unknown preset"):
         preset("huge")
+
+
+def test_hardware_paper_design_matches_the_chip_paper_preset():
+    from lightgen.chip.design import chip_design
+    from lightgen.hardware import ChipDesign
+
+    ours, theirs = chip_design(preset("paper")), ChipDesign.preset("paper")
+    assert ours.neurons() == theirs.neurons()
+    assert ours.n_fibers == theirs.n_fibers and ours.wavelengths_m == theirs.wavelengths_m

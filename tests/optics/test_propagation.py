@@ -285,6 +285,16 @@ def test_asm_has_no_wraparound_for_a_corner_source_half_of_whose_light_leaves_th
     assert ((wrapped - rs).norm() / rs.norm()).item() > 0.5
 
 
+def test_asm_padded_to_the_full_spread_matches_rs_when_light_reaches_the_band_edge():
+    # at 5 mm the spread (315 samples) exceeds N: 'auto' caps the padding at N and cuts the
+    # band at 41 % of Nyquist, where this 4.2 um spot still has light; the plan says so
+    field = gaussian(RS_GRID, 4.2e-6, -100e-6, -100e-6)
+    assert plan_propagation(RS_GRID, 5e-3).bandwidth_fraction[0] < 0.5
+    full = propagate(field, RS_GRID, 5e-3, padding=spread_samples(RS_GRID, 5e-3))
+    rs = propagate(field, RS_GRID, 5e-3, "rs")
+    assert ((full - rs).norm() / rs.norm()).item() < 5e-5
+
+
 # ----------------------------------------------------------------- wavelengths, modules
 
 

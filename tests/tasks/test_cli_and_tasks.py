@@ -104,3 +104,25 @@ def test_eval_reports_fid_kid_and_optical_efficiencies(tiny_run, tmp_path, monke
     assert (
         0 < r["fiber_coupling_efficiency"] <= 1 and 0 < r["generator_diffraction_efficiency"] <= 1
     )
+
+
+def test_perf_reproduces_the_papers_measured_throughput():
+    res = runner.invoke(app, ["perf", "--preset", "paper"])
+    assert res.exit_code == 0, res.output
+    assert "3.57e+04 TOPS" in res.output and "664 TOPS/W" in res.output
+
+
+def test_perf_of_a_trained_chip_uses_its_design(tiny_run):
+    res = runner.invoke(app, ["perf", "--checkpoint", str(tiny_run)])
+    assert res.exit_code == 0, res.output
+    assert "Design 'tiny'" in res.output
+
+
+def test_export_writes_height_maps_gds_and_a_design_sheet(tiny_run, tmp_path):
+    out = tmp_path / "export"
+    res = runner.invoke(app, ["export", "--checkpoint", str(tiny_run), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    names = {p.suffix for p in out.rglob("*") if p.is_file()}
+    assert {".png", ".npy", ".gds", ".json", ".md", ".csv"} <= names
+    again = runner.invoke(app, ["export", "--checkpoint", str(tiny_run), "--out", str(out)])
+    assert again.exit_code == 2  # never overwrites without --overwrite

@@ -70,26 +70,9 @@ PRESETS: dict[str, dict] = {
         fiber_pitch_m=250e-6,
         fiber_mode_field_diameter_m=40e-6,
     ),
-    # the paper's scale: 512x512 input, 9 layers x 262,144 neurons = 2.36 M, 100-fiber OLS
-    "paper": dict(
-        name="paper",
-        wavelengths_m=RGB_WAVELENGTHS_M,
-        grid_samples=512,
-        pixel_pitch_m=8e-6,
-        image_size=512,
-        image_channels=3,
-        encoder_layers=5,
-        generator_layers=4,
-        layer_spacing_m=20e-3,
-        input_to_encoder_m=10e-3,
-        encoder_to_fiber_m=20e-3,
-        fiber_to_generator_m=20e-3,
-        generator_to_camera_m=20e-3,
-        n_fibers=100,
-        fiber_pitch_m=250e-6,
-        fiber_mode_field_diameter_m=40e-6,
-    ),
 }
+# the paper's scale: 512x512 input, 9 layers x 262,144 neurons = 2.36 M, 100-fiber OLS
+PRESETS["paper"] = {**PRESETS["emoji-512"], "name": "paper", "encoder_layers": 5, "generator_layers": 4}
 
 
 def preset(name: str, **overrides) -> ChipConfig:

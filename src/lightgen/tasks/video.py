@@ -1,0 +1,360 @@
+r"""Latent-walk videos: smooth paths through the optical latent space (OLS).
+
+Two walks, each rendered as GIF (Pillow, via imageio) and MP4 (H.264 via
+imageio-ffmpeg):
+
+* **interpolation**: the injection port drives the fibers along straight lines
+  between the encodings :math:`z_0, \dots, z_{K-1}` of ``K`` held-out images (and back
+  to :math:`z_0` when ``loop``): frame ``j`` of ``T`` sits at :math:`u = jK/T`,
+  :math:`z = (1 - f) z_{\lfloor u \rfloor} + f z_{\lfloor u \rfloor + 1}`, :math:`f = u - \lfloor u \rfloor`.
+  Complex latents are interpolated linearly (amplitude and phase together), as
+  :func:`lightgen.tasks.generate.interpolate` does.
+* **edit walk**: the ports of chosen fibers ramp from no change to
+  ``attenuation_db`` / ``phase_rad`` (and back when ``loop``: ramp
+  :math:`s_j = (1 - \cos 2\pi j/T)/2`; else :math:`s_j = j/(T - 1)`), see
+  :mod:`lightgen.tasks.edit` for the port physics.
+
+Smoothness statistics: with per-frame change
+:math:`d_j = \langle |F_{j+1} - F_j| \rangle_{pixels}` (images in [0, 1]; for a loop
+the wrap-around change :math:`F_{T-1} \to F_0` counts too, since the viewer sees it),
+report mean and max of :math:`d_j` and its coefficient of variation
+:math:`\mathrm{CV} = \mathrm{std}(d)/\mathrm{mean}(d)` (population std; 0 for a constant
+video). The baseline is a sequence of ``T`` independent samples of P(Z): a video
+with no continuity, whose mean change a smooth walk should be far below.
+
+GIF caveat: Pillow stores consecutive *identical* frames once, with their durations
+summed, so a GIF may decode to fewer frames than were written while playing for the
+same total time; the report gives ``gif_frames_stored``. The MP4 keeps every frame.
+If imageio-ffmpeg (the ``video`` extra) is missing, the MP4 is **skipped with a
+warning** (``mp4_skipped_reason`` in the report); the GIFs are still written.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lightgen._checks import require_int_range, require_positive
+from lightgen.tasks.edit import (
+    check_fibers,
+    check_images,
+    decode_edited,
+    edit_mechanism,
+    expected_image_shape,
+    find_local_fibers,
+    match_channels,
+    write_json,
+)
+from lightgen.tasks.generate import decode, encode, sample
+from lightgen.tasks.images import atomic_write, image_grid
+
+MP4_MACRO_BLOCK = 16  # H.264 / yuv420p wants sides divisible by 16 (imageio-ffmpeg default)
+
+
+# ------------------------------------------------------------------ statistics
+def frame_changes(frames: torch.Tensor, loop: bool = False) -> torch.Tensor:
+    """Per-transition mean absolute change ``(T - 1,)`` (``(T,)`` with ``loop``) of ``(T, ...)``."""
+    if frames.ndim < 2 or frames.shape[0] < 2:
+        raise ValueError(
+            f"frames have shape {tuple(frames.shape)}; need (T, ...) with T >= 2 frames."
+        )
+    f = frames.detach().float().flatten(1)
+    if loop:
+        f = torch.cat([f, f[:1]])
+    return (f[1:] - f[:-1]).abs().mean(1).cpu()
+
+
+def frame_change_stats(frames: torch.Tensor, loop: bool = False) -> dict[str, float]:
+    """``mean``/``max`` of :func:`frame_changes` and its coefficient of variation ``cv``."""
+    d = frame_changes(frames, loop).double()
+    mean = float(d.mean())
+    std = float(d.std(unbiased=False))
+    return {
+        "transitions": int(d.numel()),
+        "mean_abs_change": mean,
+        "max_abs_change": float(d.max()),
+        "cv": std / mean if mean > 0 else 0.0,
+    }
+
+
+# ------------------------------------------------------------------ walks
+def interpolation_path(z_keys: torch.Tensor, n_frames: int, loop: bool = True) -> torch.Tensor:
+    """Piecewise-linear path ``(n_frames, D)`` through keyframes ``(K, D)`` (see module doc)."""
+    k = z_keys.shape[0]
+    if z_keys.ndim != 2 or k < 2:
+        raise ValueError(
+            f"z_keys have shape {tuple(z_keys.shape)}; need (K, D) with K >= 2 keyframes."
+        )
+    n_frames = require_int_range("n_frames", n_frames, 2, fix="Use e.g. 48 frames.")
+    j = torch.arange(n_frames, dtype=torch.float64, device=z_keys.device)
+    if loop:
+        u = j * k / n_frames
+        seg = u.floor().long()
+        nxt = (seg + 1) % k
+    else:
+        u = j * (k - 1) / (n_frames - 1)
+        seg = u.floor().long().clamp(max=k - 2)
+        nxt = seg + 1
+    f = (u - seg).to(z_keys.real.dtype).unsqueeze(1)
+    return (1 - f) * z_keys[seg] + f * z_keys[nxt]
+
+
+@torch.no_grad()
+def interpolation_frames(
+    system, images: torch.Tensor, n_frames: int, loop: bool = True
+) -> torch.Tensor:
+    """Camera frames ``(n_frames, C, S, S)`` of the walk through the encodings of ``images``."""
+    x = check_images(system, images)
+    z = interpolation_path(encode(system, x), n_frames, loop)
+    return match_channels(decode(system, z), x.shape[1]).cpu()
+
+
+def ramp(n_frames: int, loop: bool = True) -> torch.Tensor:
+    """Edit strength ``s_j`` in [0, 1] per frame (see module doc)."""
+    n_frames = require_int_range("n_frames", n_frames, 2, fix="Use e.g. 48 frames.")
+    j = torch.arange(n_frames, dtype=torch.float64)
+    if loop:
+        return (1 - torch.cos(2 * math.pi * j / n_frames)) / 2
+    return j / (n_frames - 1)
+
+
+@torch.no_grad()
+def edit_walk_frames(
+    system,
+    images: torch.Tensor,
+    fibers,
+    attenuation_db: float = 20.0,
+    phase_rad: float = 0.0,
+    n_frames: int = 48,
+    loop: bool = True,
+) -> torch.Tensor:
+    """Frames ``(n_frames, B, C, S, S)``: ``images`` decoded while the ports of ``fibers``
+    ramp to ``attenuation_db`` (finite) / ``phase_rad``; one port setting per frame."""
+    if not math.isfinite(float(attenuation_db)):
+        raise ValueError(
+            f"attenuation_db={attenuation_db!r}: a ramp needs a finite end value, e.g. 20 dB."
+        )
+    x = check_images(system, images)
+    z = encode(system, x)
+    route = system.routing(z)
+    frames = [
+        decode_edited(system, z, fibers, float(s) * attenuation_db, float(s) * phase_rad, route)
+        for s in ramp(n_frames, loop)
+    ]
+    return (
+        match_channels(torch.stack(frames).flatten(0, 1), x.shape[1])
+        .view(n_frames, x.shape[0], x.shape[1], *x.shape[2:])
+        .cpu()
+    )
+
+
+# ------------------------------------------------------------------ rendering
+def render_frames(frames: torch.Tensor, ncol: int | None = None, upscale: int = 1) -> np.ndarray:
+    """``(T, C, S, S)`` or ``(T, B, C, S, S)`` in [0, 1] -> uint8 ``(T, H, W)`` or ``(T, H, W, 3)``."""
+    if frames.ndim == 4:
+        frames = frames.unsqueeze(1)
+    if frames.ndim != 5:
+        raise ValueError(
+            f"frames have shape {tuple(frames.shape)}; need (T, C, S, S) or (T, B, C, S, S)."
+        )
+    b = frames.shape[1]
+    pad = 0 if b == 1 else 1
+    return np.stack([image_grid(f, ncol or b, pad=pad, upscale=upscale) for f in frames])
+
+
+def _check_fps(fps: float) -> float:
+    fps = require_positive("fps", fps, "Use e.g. 12 frames per second.")
+    if fps > 100:
+        raise ValueError(f"fps={fps!r}: GIF timing has 10 ms resolution, so use fps <= 100.")
+    return fps
+
+
+def gif_frame_ms(fps: float) -> int:
+    """Frame duration in ms, rounded to the GIF's 10 ms resolution."""
+    return 10 * max(1, round(100 / _check_fps(fps)))
+
+
+def write_gif(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> Path:
+    """Looping GIF of uint8 frames ``(T, H, W[, 3])``, written atomically."""
+    import imageio.v3 as iio
+
+    ms = gif_frame_ms(fps)
+    return atomic_write(
+        Path(path), lambda p: iio.imwrite(p, frames, extension=".gif", duration=ms, loop=0)
+    )
+
+
+def ffmpeg_unavailable_reason() -> str | None:
+    """``None`` if MP4 can be written, else why not (imageio-ffmpeg or its binary missing)."""
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except ImportError:
+        return "imageio-ffmpeg is not installed (pip install 'lightgen[video]')"
+    except RuntimeError as e:
+        return f"no ffmpeg binary found ({e})"
+    return None
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> Path:
+    """H.264 MP4 of uint8 frames ``(T, H, W[, 3])``, padded (white) to sides divisible by 16.
+
+    Raises RuntimeError naming the fix if imageio-ffmpeg is unavailable.
+    """
+    import imageio.v3 as iio
+
+    fps = _check_fps(fps)
+    why = ffmpeg_unavailable_reason()
+    if why is not None:
+        raise RuntimeError(f"cannot write {path}: {why}.")
+    if frames.ndim == 3:
+        frames = np.repeat(frames[..., None], 3, axis=-1)
+    _, h, w, _ = frames.shape
+    ph, pw = (-h) % MP4_MACRO_BLOCK, (-w) % MP4_MACRO_BLOCK
+    frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), constant_values=255)
+    return atomic_write(
+        Path(path),
+        lambda p: iio.imwrite(
+            p, frames, extension=".mp4", plugin="FFMPEG", fps=fps, macro_block_size=1
+        ),
+    )
+
+
+def _count_gif_frames(path: Path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return int(getattr(im, "n_frames", 1))
+
+
+def _write_video(out: Path, stem: str, frames: np.ndarray, fps: float, mp4: bool) -> dict:
+    gif = write_gif(out / f"{stem}.gif", frames, fps)
+    files = {"gif": str(gif), "gif_frames_stored": _count_gif_frames(gif)}
+    if mp4:
+        files["mp4"] = str(write_mp4(out / f"{stem}.mp4", frames, fps))
+    return files
+
+
+def run_video(
+    system,
+    cfg,
+    out_dir: str | Path,
+    n_frames: int = 48,
+    n_keyframes: int = 4,
+    fibers=None,
+    k: int = 3,
+    attenuation_db: float = 20.0,
+    phase_rad: float = 0.0,
+    n_edit_images: int = 4,
+    n_scan: int = 16,
+    fps: float = 12.0,
+    loop: bool = True,
+    mp4: bool = True,
+    seed: int = 0,
+    dataset: str | None = None,
+    data_root: str | None = None,
+) -> dict:
+    """Write ``interpolation.{gif,mp4}``, ``edit_walk.{gif,mp4}`` and ``video.json``.
+
+    ``fibers``: latent indices for the edit walk; ``None`` finds ``k`` local fibers
+    (region ``auto``) on ``n_scan`` other held-out images. MP4s are skipped with a
+    warning when ffmpeg is unavailable (see module doc).
+    """
+    from lightgen.data.registry import load_dataset
+
+    n_frames = require_int_range("n_frames", n_frames, 2, fix="Use e.g. 48 frames.")
+    n_keyframes = require_int_range("n_keyframes", n_keyframes, 2, fix="Use e.g. 4 images.")
+    n_edit_images = require_int_range("n_edit_images", n_edit_images, 1)
+    n_scan = require_int_range("n_scan", n_scan, 1)
+    _check_fps(fps)
+    if fibers is None and not math.isfinite(float(attenuation_db)):
+        raise ValueError(f"attenuation_db={attenuation_db!r} must be finite for a ramp, e.g. 20.")
+    if fibers is not None:
+        fibers = check_fibers(system, fibers)
+    c, s, _ = expected_image_shape(system)
+    name = dataset or cfg.dataset
+    need = n_keyframes + n_edit_images + (n_scan if fibers is None else 0)
+    ds = load_dataset(
+        name,
+        root=data_root or cfg.data_root,
+        split="test",
+        size=s,
+        limit=need,
+        seed=seed,
+        channels=c,
+    )
+    x = ds.images
+    if x.shape[0] < need:
+        raise ValueError(
+            f"the {name!r} test split holds {x.shape[0]} images but n_keyframes + n_edit_images"
+            f" (+ n_scan) = {need} are needed; lower them."
+        )
+    keys, edit_x = x[:n_keyframes], x[n_keyframes : n_keyframes + n_edit_images]
+    region = None
+    if fibers is None:
+        found = find_local_fibers(
+            system,
+            x[n_keyframes + n_edit_images :],
+            "auto",
+            k,
+            attenuation_db=attenuation_db,
+            phase_rad=phase_rad,
+        )
+        fibers, region = found.fibers, found.region
+    interp = interpolation_frames(system, keys, n_frames, loop)
+    walk = edit_walk_frames(system, edit_x, fibers, attenuation_db, phase_rad, n_frames, loop)
+    base, _ = sample(system, n_frames, seed=seed)
+    base = match_channels(base.cpu(), c)
+    out = Path(out_dir)
+    why = ffmpeg_unavailable_reason() if mp4 else "mp4=False"
+    if mp4 and why is not None:
+        warnings.warn(f"MP4 skipped, GIF only: {why}.", RuntimeWarning, stacklevel=2)
+    up = max(1, math.ceil(128 / s))
+    files = {
+        "interpolation": _write_video(
+            out, "interpolation", render_frames(interp, upscale=up), fps, why is None
+        ),
+        "edit_walk": _write_video(
+            out, "edit_walk", render_frames(walk, upscale=up), fps, why is None
+        ),
+    }
+    base_stats = frame_change_stats(base)
+    reports = {}
+    for key, frames in (("interpolation", interp), ("edit_walk", walk)):
+        st = frame_change_stats(frames, loop)
+        reports[key] = {
+            **st,
+            "mean_change_vs_random_baseline": st["mean_abs_change"]
+            / max(base_stats["mean_abs_change"], 1e-30),
+            "frame_changes": frame_changes(frames, loop).tolist(),
+            **files[key],
+        }
+    reports["edit_walk"].update(
+        {
+            "fibers": [int(f) for f in fibers],
+            "region": list(region) if isinstance(region, tuple) else region,
+            "attenuation_db": float(attenuation_db),
+            "phase_rad": float(phase_rad),
+            "mechanism": edit_mechanism(system),
+        }
+    )
+    report = {
+        "model": cfg.model,
+        "preset": cfg.preset,
+        "dataset": name,
+        "n_frames": n_frames,
+        "fps": fps,
+        "gif_frame_ms": gif_frame_ms(fps),
+        "loop": loop,
+        "n_keyframes": n_keyframes,
+        **reports,
+        "random_baseline": {**base_stats, "what": f"{n_frames} independent samples of P(Z)"},
+        "mp4_skipped_reason": why,
+    }
+    write_json(out / "video.json", report)
+    return report
