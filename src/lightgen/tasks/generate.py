@@ -12,20 +12,29 @@ import torch
 
 @torch.no_grad()
 def sample(
-    system, n: int, seed: int = 0, component: int | None = None
+    system,
+    n: int,
+    seed: int = 0,
+    component: int | None = None,
+    conditions: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` generated images ``(n, C, S, S)`` and their latents; ``component`` picks a mixture mode."""
+    """``n`` generated images ``(n, C, S, S)`` and their latents; ``component`` picks a mixture
+    mode; ``conditions`` ``(n, k)`` drive a conditioned model's injected fibers."""
     g = torch.Generator().manual_seed(seed)
     dev = next(system.parameters()).device
     z = system.prior.sample(n, generator=g, component=component, device=dev)
+    z = system.with_conditions(z, conditions)
     return system.model.decode(z, system.routing(z)).clamp(0, 1), z
 
 
 @torch.no_grad()
-def reconstruct(system, images: torch.Tensor) -> torch.Tensor:
+def reconstruct(
+    system, images: torch.Tensor, conditions: torch.Tensor | None = None
+) -> torch.Tensor:
     """Camera images for inputs ``images`` through the posterior mean (no injected noise)."""
     dev = next(system.parameters()).device
     mu, _ = system.model.posterior(images.to(dev))
+    mu = system.with_conditions(mu, conditions)
     return system.model.decode(mu, system.routing(mu)).clamp(0, 1)
 
 

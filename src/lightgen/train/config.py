@@ -37,6 +37,11 @@ class TrainConfig(BaseModel):
     log_every: int = Field(default=10, ge=1)
     grad_clip: float = Field(default=10.0, gt=0)
     activation_checkpointing: bool = False
+    condition_fibers: int = Field(
+        default=0,
+        ge=0,
+        description="last k latent dims driven by the injection port with given values",
+    )
     fabrication: FabricationModel | None = Field(
         default=None, description="fabrication-aware training: quantisation + placement jitter"
     )

@@ -44,7 +44,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 class BOGTSystem(torch.nn.Module):
-    """Model + prior as one module (one state dict, one optimizer)."""
+    """Model + prior as one module (one state dict, one optimizer).
+
+    With ``condition_fibers = k > 0`` the last ``k`` latent dimensions are driven by the
+    injection port with given complex values (e.g. a view angle) instead of the coupled
+    light: they carry no KL term and the prior covers the other dimensions only.
+    """
 
     def __init__(self, cfg: TrainConfig):
         super().__init__()
@@ -54,22 +59,53 @@ class BOGTSystem(torch.nn.Module):
         )
         if cfg.fabrication is not None:
             apply_fabrication(self.model, cfg.fabrication, cfg.seed)
+        self.n_conditions = cfg.condition_fibers
+        if self.n_conditions >= self.model.latent_dim:
+            raise ValueError(
+                f"condition_fibers={cfg.condition_fibers} leaves no free latent dimension "
+                f"(latent_dim={self.model.latent_dim}); use fewer condition fibers."
+            )
+        self.free_dim = self.model.latent_dim - self.n_conditions
         self.prior = make_prior(
-            cfg.prior, self.model.latent_dim, cfg.n_components, self.model.complex_latent, cfg.seed
+            cfg.prior, self.free_dim, cfg.n_components, self.model.complex_latent, cfg.seed
         )
+
+    def with_conditions(
+        self, z_free: torch.Tensor, conditions: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Full latent: free dimensions, then the injected conditions (if any)."""
+        if self.n_conditions == 0:
+            if conditions is not None:
+                raise ValueError("conditions given but this model has condition_fibers=0.")
+            return z_free
+        if conditions is None or conditions.shape != (z_free.shape[0], self.n_conditions):
+            got = None if conditions is None else tuple(conditions.shape)
+            raise ValueError(
+                f"this model injects {self.n_conditions} condition value(s) per image; "
+                f"pass conditions of shape ({z_free.shape[0]}, {self.n_conditions}), got {got}."
+            )
+        return torch.cat([z_free[:, : self.free_dim], conditions.to(z_free)], dim=1)
 
     def routing(self, z: torch.Tensor) -> int | torch.Tensor:
         gens = getattr(getattr(self.model, "chip", None), "generators", None)
         if gens is None or len(gens) == 1:
             return 0
         # optical switch: each latent goes to the generator of its most likely prior component
-        return self.prior.responsibilities(z.detach()).argmax(1) % len(gens)
+        return self.prior.responsibilities(z[:, : self.free_dim].detach()).argmax(1) % len(gens)
 
-    def forward(self, images: torch.Tensor, noise: torch.Tensor, beta: float, sigma_x: float):
+    def forward(
+        self,
+        images: torch.Tensor,
+        noise: torch.Tensor,
+        beta: float,
+        sigma_x: float,
+        conditions: torch.Tensor | None = None,
+    ):
         mu, log_var = self.model.posterior(images)
-        z = mu + torch.exp(0.5 * log_var) * noise
+        z = self.with_conditions(mu + torch.exp(0.5 * log_var) * noise, conditions)
         recon = self.model.decode(z, self.routing(z))
-        kl = self.prior.kl(mu, log_var)
+        f = self.free_dim
+        kl = self.prior.kl(mu[:, :f], log_var[:, :f])
         return bogt_loss(images, recon, kl, beta, sigma_x), recon
 
 
@@ -98,6 +134,7 @@ class Trainer:
         images: torch.Tensor,
         resume: bool = False,
         progress: bool = True,
+        conditions: torch.Tensor | None = None,
     ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -118,6 +155,14 @@ class Trainer:
                 f"batch_size={cfg.batch_size} exceeds the {images.shape[0]} training images; lower it."
             )
         self.images = images.float()
+        if cfg.condition_fibers and (
+            conditions is None or conditions.shape != (images.shape[0], cfg.condition_fibers)
+        ):
+            raise ValueError(
+                f"condition_fibers={cfg.condition_fibers} needs conditions of shape "
+                f"({images.shape[0]}, {cfg.condition_fibers}) (one complex value per image and fiber)."
+            )
+        self.conditions = conditions
         self.progress = progress and self.rank == 0
         torch.manual_seed(cfg.seed)
         self.system = BOGTSystem(cfg).to(self.device)
@@ -190,8 +235,9 @@ class Trainer:
             idx, noise = idx[self.rank :: self.world], noise[self.rank :: self.world]
         x = self.images[idx].to(self.device)
         noise = noise.to(self.device)
+        cond = None if self.conditions is None else self.conditions[idx].to(self.device)
         module = self.ddp or self.system
-        terms, _ = module(x, noise, cfg.beta, cfg.sigma_x)
+        terms, _ = module(x, noise, cfg.beta, cfg.sigma_x, cond)
         if not torch.isfinite(terms.loss):
             raise FloatingPointError(
                 f"loss became {terms.loss.item()} at step {self.step} (recon {terms.recon.item():.4g}, "

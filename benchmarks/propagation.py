@@ -1,0 +1,329 @@
+"""Free-space propagation benchmark: our time vs the FFT-only lower bound, and accuracy.
+
+Run from the repository root::
+
+    python benchmarks/propagation.py            # N = 256, 512, 1024 (~5-8 min on 2 cores)
+    python benchmarks/propagation.py --quick    # N = 256, 512, fewer repeats (< 2 min)
+    python benchmarks/propagation.py --peers    # + torchoptics on W2 at N = 512, if installed
+
+Workloads (batch 8, complex64, lambda 532 nm, pitch 8 um, 5 cm per hop, planner 'auto'):
+
+* ``W1``: one band-limited ASM propagation, forward only (``FreeSpace`` under no_grad);
+* ``W2``: five phase masks, each followed by a 5 cm hop, then the intensity; forward +
+  backward w.r.t. the masks.
+
+Per workload and size, one line::
+
+    W2 N=512 ms=... bound_ms=... best_bound_ms=... ratio=... err=... backend=torch ...
+
+* ``bound_ms``: the same number of bare ``torch.fft`` calls the workload performs (W1: 2,
+  W2: 5 layers x (2 forward + 2 backward) = 20) on the planner's padded grid;
+* ``best_bound_ms``: that FFT count with the fastest FFT found on this machine: a planned
+  in-place pyFFTW object (FFTW_MEASURE, threads = torch threads) or ``scipy.fft`` with
+  ``workers`` -- both measured, the faster is used (``best=`` says which);
+* ``ratio = ms / bound_ms``; ``ratio_best = ms / best_bound_ms``;
+* ``err``: relative L2 error of the output intensity (batch item 0) against a complex128
+  run on a 4N x 4N window (same pitch; the N x N mask apertures applied at every layer).
+
+Other people share the CPU: every round times each variant once, in turn, and medians
+over rounds are reported, so the ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import scipy.fft
+import torch
+
+from lightgen.optics import fft as lfft
+from lightgen.optics.grid import Grid, intensity
+from lightgen.optics.propagation import FreeSpace
+
+WAVELENGTH_M = 532e-9
+PITCH_M = 8e-6
+DISTANCE_M = 5e-2
+BATCH = 8
+LAYERS = 5
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median wall time (ms) of each callable, timed in turn inside every round."""
+    for fn in fns.values():  # warm-up: plans, caches, first-touch page faults
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def fft_bound_fns(padded: tuple[int, int], count: int, threads: int):
+    """Callables doing ``count`` 2-D FFTs of (BATCH, 1, Hp, Wp) complex64 three ways."""
+    shape = (BATCH, 1, *padded)
+    x = torch.randn(shape, dtype=torch.complex64)
+
+    def torch_bound():
+        for _ in range(count // 2):  # forward + inverse pairs, unscaled like our path
+            torch.fft.fft2(x, norm="backward")
+            torch.fft.ifft2(x, norm="forward")
+
+    fns = {"bound": torch_bound}
+    if lfft.pyfftw_available():
+        import pyfftw
+
+        buf = pyfftw.empty_aligned(shape, dtype="complex64")
+        fwd = pyfftw.FFTW(buf, buf, axes=(-2, -1), flags=("FFTW_MEASURE",), threads=threads)
+        inv = pyfftw.FFTW(
+            buf,
+            buf,
+            axes=(-2, -1),
+            direction="FFTW_BACKWARD",
+            flags=("FFTW_MEASURE",),
+            threads=threads,
+        )
+        buf[:] = x.numpy()  # planning with FFTW_MEASURE scribbles on the buffer
+
+        def fftw_bound():
+            for _ in range(count // 2):
+                fwd.execute()
+                inv.execute()
+
+        fns["fftw"] = fftw_bound
+    xn = x.numpy()
+
+    def scipy_bound():
+        for _ in range(count // 2):
+            y = scipy.fft.fft2(xn, workers=threads)
+            scipy.fft.ifft2(y, workers=threads, norm="forward", overwrite_x=True)
+
+    fns["scipy"] = scipy_bound
+    return fns
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+def make_inputs(n: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    amplitude = torch.rand(BATCH, 1, n, n, generator=gen)
+    field = amplitude.to(torch.complex64)
+    masks = [2 * math.pi * torch.rand(n, n, generator=gen) for _ in range(LAYERS)]
+    return field, masks
+
+
+def w1_fn(fs: FreeSpace, field: torch.Tensor):
+    def run():
+        with torch.no_grad():
+            return fs(field)
+
+    return run
+
+
+def w2_forward(fs: FreeSpace, field: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+    u = field
+    for phase_rad in masks:
+        u = fs(u * torch.polar(torch.ones_like(phase_rad), phase_rad))
+    return intensity(u)
+
+
+def w2_fn(fs: FreeSpace, field: torch.Tensor, masks: list[torch.Tensor]):
+    params = [m.clone().requires_grad_() for m in masks]
+
+    def run():
+        camera = w2_forward(fs, field, params)
+        camera.mean().backward()
+        for p in params:
+            p.grad = None
+        return camera
+
+    return run
+
+
+def reference_intensity(
+    field: torch.Tensor, masks: list[torch.Tensor] | None, n: int
+) -> torch.Tensor:
+    """complex128 on a 4N window (same pitch): light leaving the N window is not wrapped,
+    cut or band-limited by the small window; the masks are N x N apertures as in ours."""
+    big = Grid((4 * n, 4 * n), PITCH_M, (WAVELENGTH_M,))
+    lo = 2 * n - n // 2
+    window = (slice(None), slice(None), slice(lo, lo + n), slice(lo, lo + n))
+    u = torch.zeros(1, 1, 4 * n, 4 * n, dtype=torch.complex128)
+    u[window] = field[:1].to(torch.complex128)
+    fs = FreeSpace(big, DISTANCE_M)
+    kernel = fs._kernel_for(u)  # build once in complex128
+    del kernel
+    if masks is None:
+        return intensity(fs(u)[window])
+    for phase_rad in masks:
+        aperture = u[window] * torch.polar(
+            torch.ones_like(phase_rad, dtype=torch.float64), phase_rad.double()
+        )
+        u = torch.zeros_like(u)
+        u[window] = aperture
+        u = fs(u)
+    return intensity(u[window])
+
+
+def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm()).item()
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def torchoptics_w2(n: int, field: torch.Tensor, masks: list[torch.Tensor], asm_pad):
+    """The W2 workload written with torchoptics (complex64); ``asm_pad`` per side or None."""
+    import torchoptics
+
+    torchoptics.set_default_dtype(torch.float32)
+    params = [m.clone().requires_grad_() for m in masks]
+
+    def run():
+        f = torchoptics.Field(field[:, 0], wavelength=WAVELENGTH_M, z=0, spacing=(PITCH_M, PITCH_M))
+        for i, phase_rad in enumerate(params):
+            f = f.modulate(torch.exp(1j * phase_rad))
+            f = f.propagate_to_z((i + 1) * DISTANCE_M, propagation_method="ASM", asm_pad=asm_pad)
+        camera = f.intensity()
+        camera.mean().backward()
+        for p in params:
+            p.grad = None
+        return camera
+
+    return run
+
+
+# --------------------------------------------------------------------------- main
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def bench_size(n: int, rounds: int, threads: int, want_err: bool) -> None:
+    grid = Grid((n, n), PITCH_M, (WAVELENGTH_M,))
+    fs = FreeSpace(grid, DISTANCE_M)
+    padded = fs.plan.padded_shape
+    field, masks = make_inputs(n)
+    results = []
+    for name, count in (("W1", 2), ("W2", 4 * LAYERS)):
+        ours = w1_fn(fs, field) if name == "W1" else w2_fn(fs, field, masks)
+        fns = {"ours": ours}
+        if lfft.pyfftw_available():
+
+            def ours_fftw(ours=ours):
+                with lfft.fft_backend("pyfftw", threads=threads):
+                    return ours()
+
+            fns["ours_fftw"] = ours_fftw
+        fns.update(fft_bound_fns(padded, count, threads))
+        results.append((name, fns, interleaved_medians(fns, rounds)))
+    # peak RSS of the timed workloads, before the big complex128 references
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for name, fns, med in results:
+        best_name = min(("fftw", "scipy"), key=lambda k: med.get(k, math.inf))
+        best = med[best_name]
+        err = {}
+        if want_err:
+            ref = reference_intensity(field, None if name == "W1" else masks, n)
+            for key in ("ours", "ours_fftw"):
+                if key in fns:
+                    out = fns[key]()[:1].detach()
+                    err[key] = rel_l2(intensity(out) if name == "W1" else out, ref)
+            del ref
+        for backend, key in (("torch", "ours"), ("pyfftw", "ours_fftw")):
+            if key not in med:
+                continue
+            ms = med[key]
+            print(
+                f"{name} N={n} ms={fmt(ms)} bound_ms={fmt(med['bound'])} best_bound_ms={fmt(best)} "
+                f"ratio={ms / med['bound']:.2f} err={err.get(key, math.nan):.1e} backend={backend} "
+                f"ratio_best={ms / best:.2f} best={best_name} padded={padded[0]} "
+                f"fftw_ms={fmt(med.get('fftw', math.nan))} scipy_ms={fmt(med['scipy'])}",
+                flush=True,
+            )
+    print(f"peak_rss_mb={rss_mb:.0f} after timing N={n} (before the 4N complex128 reference)")
+
+
+def bench_peers(rounds: int, threads: int) -> None:
+    n = 512
+    try:
+        import torchoptics  # noqa: F401
+    except ImportError:
+        print("PEER torchoptics: not installed (pip install torchoptics to compare)", flush=True)
+        return
+    grid = Grid((n, n), PITCH_M, (WAVELENGTH_M,))
+    fs = FreeSpace(grid, DISTANCE_M)
+    field, masks = make_inputs(n)
+    pad = (fs.plan.padded_shape[0] - n) // 2  # same FFT size as ours, split over both sides
+    fns = {
+        "ours": w2_fn(fs, field, masks),
+        "torchoptics_matched": torchoptics_w2(n, field, masks, (pad, pad)),
+    }
+    default = torchoptics_w2(n, field, masks, None)  # its default: 2N per side -> 5N grid
+    try:
+        t0 = time.perf_counter()
+        default()
+        if time.perf_counter() - t0 < 60:
+            fns["torchoptics_default"] = default
+        else:
+            print(
+                "PEER torchoptics default padding: one W2 step took > 60 s, not timed", flush=True
+            )
+    except (RuntimeError, MemoryError) as exc:
+        print(f"PEER torchoptics default padding: failed ({type(exc).__name__}: {exc})", flush=True)
+    med = interleaved_medians(fns, max(3, rounds // 2))
+    ref = reference_intensity(field, masks, n)
+    for key in ("torchoptics_matched", "torchoptics_default"):
+        if key not in med:
+            continue
+        err = rel_l2(fns[key]()[:1].detach(), ref)
+        print(
+            f"PEER {key} W2 N={n} ms={fmt(med[key])} ours_ms={fmt(med['ours'])} "
+            f"peer_over_ours={med[key] / med['ours']:.2f} err={err:.1e}",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N=256,512 and fewer rounds")
+    parser.add_argument("--peers", action="store_true", help="time torchoptics on W2, N=512")
+    parser.add_argument("--sizes", type=int, nargs="*", help="override the grid sizes N")
+    parser.add_argument("--rounds", type=int, help="timing rounds per variant (median)")
+    parser.add_argument("--no-err", action="store_true", help="skip the 4N complex128 references")
+    args = parser.parse_args()
+
+    threads = torch.get_num_threads()
+    sizes = args.sizes or ([256, 512] if args.quick else [256, 512, 1024])
+    start = time.perf_counter()
+    print(
+        f"# {datetime.date.today()} {platform.processor() or platform.machine()} "
+        f"torch {torch.__version__} threads={threads} pyfftw={lfft.pyfftw_available()} "
+        f"numpy {np.__version__} scipy {scipy.__version__}",
+        flush=True,
+    )
+    for n in sizes:
+        rounds = args.rounds or (5 if args.quick else (9 if n <= 512 else 7))
+        bench_size(n, rounds, threads, not args.no_err)
+    if args.peers:
+        bench_peers(args.rounds or (5 if args.quick else 7), threads)
+    print(f"# total {time.perf_counter() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
