@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import os
 import platform
 import resource
 import statistics
@@ -117,9 +118,19 @@ def fft_bound_fns(padded: tuple[int, int], count: int, threads: int):
 # --------------------------------------------------------------------------- workloads
 
 
-def make_inputs(n: int, seed: int = 0):
+def make_inputs(n: int, seed: int = 0, white: bool = False):
+    """Input amplitudes and the W2 phase masks (uniform in [0, 2 pi), one per sample).
+
+    The input is image-like by default -- a random 32 x 32 image, nearest-upsampled to
+    N x N like an encoded digit -- or, with ``white``, random per sample: a flat
+    spectrum up to Nyquist, the worst case for any finite window (docs/performance.md).
+    """
     gen = torch.Generator().manual_seed(seed)
-    amplitude = torch.rand(BATCH, 1, n, n, generator=gen)
+    if white:
+        amplitude = torch.rand(BATCH, 1, n, n, generator=gen)
+    else:
+        coarse = torch.rand(BATCH, 1, 32, 32, generator=gen)
+        amplitude = torch.nn.functional.interpolate(coarse, size=(n, n), mode="nearest")
     field = amplitude.to(torch.complex64)
     masks = [2 * math.pi * torch.rand(n, n, generator=gen) for _ in range(LAYERS)]
     return field, masks
@@ -154,18 +165,18 @@ def w2_fn(fs: FreeSpace, field: torch.Tensor, masks: list[torch.Tensor]):
 
 
 def reference_intensity(
-    field: torch.Tensor, masks: list[torch.Tensor] | None, n: int
+    field: torch.Tensor, masks: list[torch.Tensor] | None, n: int, padding="auto"
 ) -> torch.Tensor:
     """complex128 on a 4N window (same pitch): light leaving the N window is not wrapped,
-    cut or band-limited by the small window; the masks are N x N apertures as in ours."""
+    cut or band-limited by the small window; the masks are N x N apertures as in ours.
+    With an explicit ``padding`` P the big window gets the same P, so it never has less
+    room than the run it checks."""
     big = Grid((4 * n, 4 * n), PITCH_M, (WAVELENGTH_M,))
     lo = 2 * n - n // 2
     window = (slice(None), slice(None), slice(lo, lo + n), slice(lo, lo + n))
     u = torch.zeros(1, 1, 4 * n, 4 * n, dtype=torch.complex128)
     u[window] = field[:1].to(torch.complex128)
-    fs = FreeSpace(big, DISTANCE_M)
-    kernel = fs._kernel_for(u)  # build once in complex128
-    del kernel
+    fs = FreeSpace(big, DISTANCE_M, padding=padding)
     if masks is None:
         return intensity(fs(u)[window])
     for phase_rad in masks:
@@ -214,9 +225,9 @@ def fmt(x: float) -> str:
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
-def bench_size(n: int, rounds: int, threads: int, want_err: bool) -> None:
+def bench_size(n: int, rounds: int, threads: int, want_err: bool, padding="auto") -> None:
     grid = Grid((n, n), PITCH_M, (WAVELENGTH_M,))
-    fs = FreeSpace(grid, DISTANCE_M)
+    fs = FreeSpace(grid, DISTANCE_M, padding=padding)
     padded = fs.plan.padded_shape
     field, masks = make_inputs(n)
     results = []
@@ -237,13 +248,18 @@ def bench_size(n: int, rounds: int, threads: int, want_err: bool) -> None:
     for name, fns, med in results:
         best_name = min(("fftw", "scipy"), key=lambda k: med.get(k, math.inf))
         best = med[best_name]
-        err = {}
+        err, extra = {}, ""
         if want_err:
-            ref = reference_intensity(field, None if name == "W1" else masks, n)
+            ref = reference_intensity(field, None if name == "W1" else masks, n, padding)
             for key in ("ours", "ours_fftw"):
                 if key in fns:
                     out = fns[key]()[:1].detach()
                     err[key] = rel_l2(intensity(out) if name == "W1" else out, ref)
+            if name == "W1":
+                white, _ = make_inputs(n, white=True)
+                ref = reference_intensity(white, None, n, padding)
+                with torch.no_grad():
+                    extra = f" err_white={rel_l2(intensity(fs(white[:1])), ref):.1e}"
             del ref
         for backend, key in (("torch", "ours"), ("pyfftw", "ours_fftw")):
             if key not in med:
@@ -253,7 +269,7 @@ def bench_size(n: int, rounds: int, threads: int, want_err: bool) -> None:
                 f"{name} N={n} ms={fmt(ms)} bound_ms={fmt(med['bound'])} best_bound_ms={fmt(best)} "
                 f"ratio={ms / med['bound']:.2f} err={err.get(key, math.nan):.1e} backend={backend} "
                 f"ratio_best={ms / best:.2f} best={best_name} padded={padded[0]} "
-                f"fftw_ms={fmt(med.get('fftw', math.nan))} scipy_ms={fmt(med['scipy'])}",
+                f"fftw_ms={fmt(med.get('fftw', math.nan))} scipy_ms={fmt(med['scipy'])}{extra}",
                 flush=True,
             )
     print(f"peak_rss_mb={rss_mb:.0f} after timing N={n} (before the 4N complex128 reference)")
@@ -306,20 +322,24 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", help="override the grid sizes N")
     parser.add_argument("--rounds", type=int, help="timing rounds per variant (median)")
     parser.add_argument("--no-err", action="store_true", help="skip the 4N complex128 references")
+    parser.add_argument(
+        "--padding", default="auto", help="planner padding: 'auto' (default) or samples per axis"
+    )
     args = parser.parse_args()
 
     threads = torch.get_num_threads()
     sizes = args.sizes or ([256, 512] if args.quick else [256, 512, 1024])
     start = time.perf_counter()
     print(
-        f"# {datetime.date.today()} {platform.processor() or platform.machine()} "
+        f"# {datetime.date.today()} {platform.machine()} cores={os.cpu_count()} "
         f"torch {torch.__version__} threads={threads} pyfftw={lfft.pyfftw_available()} "
         f"numpy {np.__version__} scipy {scipy.__version__}",
         flush=True,
     )
     for n in sizes:
         rounds = args.rounds or (5 if args.quick else (9 if n <= 512 else 7))
-        bench_size(n, rounds, threads, not args.no_err)
+        padding = args.padding if args.padding == "auto" else int(args.padding)
+        bench_size(n, rounds, threads, not args.no_err, padding)
     if args.peers:
         bench_peers(args.rounds or (5 if args.quick else 7), threads)
     print(f"# total {time.perf_counter() - start:.0f} s", flush=True)

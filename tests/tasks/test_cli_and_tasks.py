@@ -126,3 +126,19 @@ def test_export_writes_height_maps_gds_and_a_design_sheet(tiny_run, tmp_path):
     assert {".png", ".npy", ".gds", ".json", ".md", ".csv"} <= names
     again = runner.invoke(app, ["export", "--checkpoint", str(tiny_run), "--out", str(out)])
     assert again.exit_code == 2  # never overwrites without --overwrite
+
+
+def test_denoise_edit_and_video_commands_write_their_reports(tiny_run, tmp_path):
+    for cmd, extra, report in (
+        ("denoise", ["--n", "16", "--dataset", "printed-digits"], "denoise.json"),
+        ("edit", ["--n", "16", "--k", "2", "--dataset", "printed-digits"], "edit.json"),
+        (
+            "video",
+            ["--n-frames", "6", "--keyframes", "2", "--no-mp4", "--dataset", "printed-digits"],
+            "video.json",
+        ),
+    ):
+        out = tmp_path / cmd
+        res = runner.invoke(app, [cmd, "--checkpoint", str(tiny_run), "--out", str(out), *extra])
+        assert res.exit_code == 0, (cmd, res.output)
+        assert (out / report).is_file(), cmd

@@ -284,3 +284,10 @@ def test_models_without_fiber_ports_are_edited_digitally_and_say_so(kind, tmp_pa
     assert rep["mechanism"].startswith("digital") and kind in rep["mechanism"].lower()
     res = edit_images(system, images[:3], rep["fibers"], math.inf)
     assert res.after.shape == res.before.shape == (3, 1, 12, 12)
+
+
+def test_models_with_condition_fibers_are_refused():
+    sys_ = _ToySystem()
+    sys_.n_conditions = 2  # as BOGTSystem with condition_fibers=2
+    with pytest.raises(ValueError, match="condition_fibers=2"):
+        find_local_fibers(sys_, _toy_images(), "top", 1)

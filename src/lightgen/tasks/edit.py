@@ -85,6 +85,13 @@ def check_images(system, images, name: str = "images") -> torch.Tensor:
     Optical models also take grey ``C = 1`` images on a colour chip (one SLM channel
     drives every wavelength).
     """
+    n_cond = int(getattr(system, "n_conditions", 0) or 0)
+    if n_cond:
+        raise ValueError(
+            f"this model injects {n_cond} condition fiber(s) (condition_fibers={n_cond}); "
+            "denoise/edit/video do not drive condition fibers. Use a model trained with "
+            "condition_fibers=0."
+        )
     c, s, _ = expected_image_shape(system)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
