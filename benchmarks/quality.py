@@ -66,12 +66,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--n", type=int, default=1000, help="generated and real images per FID/KID")
     ap.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--preset", default="mnist")
+    ap.add_argument("--prior", default="mixture", choices=("gaussian", "mixture"))
+    ap.add_argument("--n-components", type=int, default=10)
+    ap.add_argument("--sigma-x", type=float, default=0.25)
     args = ap.parse_args()
+    recipe = ["--prior", args.prior, "--sigma-x", str(args.sigma_x)]
+    if args.prior == "mixture":
+        recipe += ["--n-components", str(args.n_components)]
     exe = [sys.executable, "-m", "lightgen.cli"]
     lines = [
         "| data | model | FID ↓ | KID ↓ | precision | recall | rec. PSNR (dB) | rec. SSIM | train time (s) | commands |",
@@ -102,8 +108,8 @@ def main() -> None:
             ev = [*exe, "eval", "--checkpoint", str(out), "--n", str(args.n)]
             run(ev)
             r = json.loads((ROOT / out / f"eval-{ds}.json").read_text())
-            figures(ROOT / out, f"{ds}-{model}")
-            cmd = f"`lightgen train --model {model} --preset {args.preset} --dataset {ds} --steps {args.steps} --out {out}`; `lightgen eval --checkpoint {out} --n {args.n}`"
+            figures(ROOT / out, f"{ds}-{model}-{args.prior}")
+            cmd = f"`lightgen train --model {model} --preset {args.preset} --dataset {ds} --steps {args.steps} {' '.join(recipe)} --out {out}`; `lightgen eval --checkpoint {out} --n {args.n}`"
             lines.append(
                 f"| {ds} | {model} | {r['fid']:.1f} | {r['kid_mean']:.1f} ± {r['kid_std']:.1f} | {r['precision']:.3f} | "
                 f"{r['recall']:.3f} | {r['reconstruction_psnr_db']:.2f} | {r['reconstruction_ssim']:.3f} | "
@@ -112,7 +118,7 @@ def main() -> None:
             print(lines[-1], flush=True)
     table = "\n".join(lines)
     (ROOT / "runs" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "runs" / "results" / "table.md").write_text(table + "\n")
+    (ROOT / "runs" / "results" / f"table-{args.prior}.md").write_text(table + "\n")
     print(table)
 
 

@@ -64,3 +64,12 @@ def test_unknown_prior_is_rejected_with_the_choices():
         assert "laplace" in str(e) and "gaussian" in str(e)
     else:
         raise AssertionError("no error")
+
+
+def test_zero_temperature_samples_are_the_component_means():
+    prior = MixturePrior(6, 3, complex_latent=True, seed=1)
+    z = prior.sample(5, torch.Generator().manual_seed(0), component=1, temperature=0.0)
+    assert torch.equal(z, prior.means.detach()[1].expand(5, -1))
+    g = GaussianPrior(6).sample(4, torch.Generator().manual_seed(0), temperature=0.5)
+    g1 = GaussianPrior(6).sample(4, torch.Generator().manual_seed(0))
+    assert torch.allclose(g, 0.5 * g1)

@@ -17,12 +17,16 @@ def sample(
     seed: int = 0,
     component: int | None = None,
     conditions: torch.Tensor | None = None,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` generated images ``(n, C, S, S)`` and their latents; ``component`` picks a mixture
-    mode; ``conditions`` ``(n, k)`` drive a conditioned model's injected fibers."""
+    mode; ``conditions`` ``(n, k)`` drive a conditioned model's injected fibers;
+    ``temperature`` scales the prior's standard deviation (1 = sample P(Z) itself)."""
     g = torch.Generator().manual_seed(seed)
     dev = next(system.parameters()).device
-    z = system.prior.sample(n, generator=g, component=component, device=dev)
+    z = system.prior.sample(
+        n, generator=g, component=component, device=dev, temperature=temperature
+    )
     z = system.with_conditions(z, conditions)
     return system.model.decode(z, system.routing(z)).clamp(0, 1), z
 

@@ -58,9 +58,15 @@ class GaussianPrior(nn.Module):
         return gaussian_kl(mu, log_var, 0.0, 0.0, self.complex_latent)
 
     def sample(
-        self, n: int, generator=None, component: int | None = None, device=None
+        self,
+        n: int,
+        generator=None,
+        component: int | None = None,
+        device=None,
+        temperature: float = 1.0,
     ) -> torch.Tensor:
-        return standard_normal((n, self.dim), self.complex_latent, generator, device)
+        """``n`` draws; ``temperature`` scales the standard deviation (1 = the prior itself)."""
+        return temperature * standard_normal((n, self.dim), self.complex_latent, generator, device)
 
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
         return torch.ones(z.shape[0], 1, device=z.device)
@@ -112,8 +118,15 @@ class MixturePrior(nn.Module):
         return -torch.logsumexp(log_pi[None] - self.component_kl(mu, log_var), dim=1)
 
     def sample(
-        self, n: int, generator=None, component: int | None = None, device=None
+        self,
+        n: int,
+        generator=None,
+        component: int | None = None,
+        device=None,
+        temperature: float = 1.0,
     ) -> torch.Tensor:
+        """``n`` draws (of one ``component`` if given); ``temperature`` scales each
+        component's standard deviation (1 = the prior itself; < 1 trades diversity for fidelity)."""
         device = device or self.means_ri.device
         if component is None:
             k = torch.multinomial(
@@ -127,7 +140,10 @@ class MixturePrior(nn.Module):
             k = torch.full((n,), component, dtype=torch.long)
         k = k.to(device)
         eps = standard_normal((n, self.dim), self.complex_latent, generator).to(device)
-        return self.means.detach()[k] + eps * torch.exp(0.5 * self.log_var.detach()[k])[:, None]
+        return (
+            self.means.detach()[k]
+            + temperature * eps * torch.exp(0.5 * self.log_var.detach()[k])[:, None]
+        )
 
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
         """Posterior component probabilities of latents ``z`` (for routing and analysis)."""
