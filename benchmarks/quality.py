@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="generated and real images per FID/KID")
     ap.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     ap.add_argument("--models", nargs="+", default=list(MODELS))
-    ap.add_argument("--preset", default="mnist")
+    ap.add_argument("--preset", default="mnist-16f")
     ap.add_argument("--prior", default="mixture", choices=("gaussian", "mixture"))
     ap.add_argument("--n-components", type=int, default=10)
     ap.add_argument("--sigma-x", type=float, default=0.25)
@@ -108,7 +108,7 @@ def main() -> None:
             ev = [*exe, "eval", "--checkpoint", str(out), "--n", str(args.n)]
             run(ev)
             r = json.loads((ROOT / out / f"eval-{ds}.json").read_text())
-            figures(ROOT / out, f"{ds}-{model}-{args.prior}")
+            figures(ROOT / out, f"{ds}-{args.preset}-{model}-{args.prior}")
             cmd = f"`lightgen train --model {model} --preset {args.preset} --dataset {ds} --steps {args.steps} {' '.join(recipe)} --out {out}`; `lightgen eval --checkpoint {out} --n {args.n}`"
             lines.append(
                 f"| {ds} | {model} | {r['fid']:.1f} | {r['kid_mean']:.1f} ± {r['kid_std']:.1f} | {r['precision']:.3f} | "
@@ -118,7 +118,7 @@ def main() -> None:
             print(lines[-1], flush=True)
     table = "\n".join(lines)
     (ROOT / "runs" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "runs" / "results" / f"table-{args.prior}.md").write_text(table + "\n")
+    (ROOT / "runs" / "results" / f"table-{args.preset}-{args.prior}.md").write_text(table + "\n")
     print(table)
 
 

@@ -498,7 +498,7 @@ def video_cmd(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("lightgen-out"),
-    preset: Annotated[str, typer.Option()] = "mnist",
+    preset: Annotated[str, typer.Option()] = "mnist-16f",
     dataset: Annotated[
         str, typer.Option(help="built-in procedural data: printed-digits or shapes")
     ] = "printed-digits",
@@ -515,6 +515,9 @@ def demo(
         steps=steps,
         seed=seed,
         checkpoint_every=max(steps // 2, 1),
+        prior="mixture",
+        n_components=10,
+        sigma_x=0.25,
     )
     try:
         report = run_demo(out, cfg)

@@ -298,3 +298,18 @@ def test_bad_backend_settings_raise(kwargs, message):
 def test_bad_filter_arguments_raise(x, kernel, message):
     with pytest.raises(ValueError, match=message):
         padded_fft_filter(x, kernel)
+
+
+@pytest.mark.parametrize(
+    ("phase", "message"),
+    [
+        (torch.zeros(8, 8, dtype=torch.complex64), "real floating-point"),
+        (torch.zeros(8, 8, dtype=torch.int64), "real floating-point"),
+        (torch.zeros(8, 6), r"must\s+end in the field's \(8, 8\)"),
+    ],
+)
+def test_bad_phase_mask_raises(phase, message):
+    x = torch.ones(1, 1, 8, 8, dtype=torch.complex64)
+    kernel = torch.ones(1, 12, 12, dtype=torch.complex64)
+    with pytest.raises(ValueError, match=message):
+        padded_fft_filter(x, kernel, phase_rad=phase)

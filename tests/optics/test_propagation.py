@@ -353,17 +353,34 @@ def test_propagation_gradient_wrt_the_input_field_matches_finite_differences(met
         assert torch.autograd.gradcheck(fs, (field,))
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_propagation_gradient_wrt_a_phase_mask_matches_finite_differences(backend):
+def test_propagation_gradient_wrt_a_phase_mask_matches_finite_differences(backend, fused):
     fs = _small_case("asm")
-    field = torch.randn(2, 1, 8, 8, dtype=C128)
+    field = torch.randn(2, 1, 8, 8, dtype=C128, requires_grad=True)
     phase = torch.rand(8, 8, dtype=torch.float64, requires_grad=True)
 
-    def camera(phase_rad):
-        return intensity(fs(fs(field) * torch.polar(torch.ones_like(phase_rad), phase_rad)))
+    def camera(field_in, phase_rad):
+        if fused:
+            return intensity(fs(fs(field_in), phase_rad=phase_rad))
+        return intensity(fs(fs(field_in) * torch.polar(torch.ones_like(phase_rad), phase_rad)))
 
     with lfft.fft_backend(backend, planner_effort="FFTW_ESTIMATE"):
-        assert torch.autograd.gradcheck(camera, (phase,))
+        assert torch.autograd.gradcheck(camera, (field, phase))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("phase_shape", [(24, 24), (2, 24, 24), (3, 2, 24, 24)])
+def test_fused_phase_mask_equals_multiplying_the_field_first(backend, phase_shape):
+    grid = Grid((24, 24), 4e-6, (450e-9, 650e-9))
+    fs = FreeSpace(grid, 1e-3)
+    gen = torch.Generator().manual_seed(3)
+    field = torch.randn(3, 2, 24, 24, dtype=C128, generator=gen)
+    phase = 2 * math.pi * torch.rand(phase_shape, dtype=torch.float64, generator=gen)
+    with lfft.fft_backend(backend, planner_effort="FFTW_ESTIMATE"):
+        fused = fs(field, phase_rad=phase)
+        first = fs(field * torch.polar(torch.ones_like(phase), phase))
+    assert torch.allclose(fused, first, atol=1e-12)
 
 
 def test_propagation_second_derivative_matches_finite_differences():

@@ -82,38 +82,32 @@ class Cylinder:
 Primitive = Box | Cylinder
 
 
+def _bounding_sphere(prim: Primitive) -> tuple[tuple[float, float, float], float]:
+    if isinstance(prim, Box):
+        c = tuple((a + b) / 2 for a, b in zip(prim.lo, prim.hi, strict=True))
+        return c, math.dist(prim.lo, prim.hi) / 2
+    half_h = (prim.y1 - prim.y0) / 2
+    c = (prim.centre_xz[0], prim.y0 + half_h, prim.centre_xz[1])
+    return c, math.hypot(prim.radius, half_h)
+
+
 # ------------------------------------------------------------------ camera
-def camera_rays(
-    azimuths_rad: torch.Tensor,
-    size: int,
-    elevation_rad: float = DEFAULT_ELEVATION_RAD,
-    half_extent: float = DEFAULT_HALF_EXTENT,
-    light=DEFAULT_LIGHT,
-    dtype: torch.dtype = torch.float32,
+def camera_frame(
+    azimuths_rad: torch.Tensor, elevation_rad: float = DEFAULT_ELEVATION_RAD
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Orthographic rays of ``V`` views: origins ``(V, S*S, 3)``, unit directions
-    ``(V, 1, 3)`` and the light direction in object space ``(V, 1, 3)``, all ``dtype``
-    (geometry computed in float64 first)."""
-    az = azimuths_rad.to(torch.float64).reshape(-1)
+    """Unit vectors ``(V, 3)`` float64 in object space: ``back`` (towards the camera; rays
+    travel along ``-back``), ``right`` and ``up`` (image axes), right-handed."""
+    az = torch.as_tensor(azimuths_rad, dtype=torch.float64).reshape(-1)
     ce, se = math.cos(elevation_rad), math.sin(elevation_rad)
     zeros = torch.zeros_like(az)
-    back = torch.stack([torch.sin(az) * ce, zeros + se, torch.cos(az) * ce], -1)  # to camera
+    back = torch.stack([torch.sin(az) * ce, zeros + se, torch.cos(az) * ce], -1)
     right = torch.stack([torch.cos(az), zeros, -torch.sin(az)], -1)
-    up = torch.linalg.cross(back, right)
-    p = 2 * half_extent / size
-    c = (torch.arange(size, dtype=torch.float64) + 0.5 - size / 2) * p
-    v, u = torch.meshgrid(-c, c, indexing="ij")
-    # start well outside every object: the scene lies inside the unit-ish ball
-    dist = 4.0 * (1.0 + half_extent)
-    origins = (
-        u.reshape(1, -1, 1) * right[:, None]
-        + v.reshape(1, -1, 1) * up[:, None]
-        + dist * back[:, None]
-    )
-    lv = torch.tensor(light, dtype=torch.float64)
-    lv = lv / lv.norm()
-    light_obj = lv[0] * right + lv[1] * up + lv[2] * back
-    return origins.to(dtype), -back[:, None].to(dtype), light_obj[:, None].to(dtype)
+    return back, right, torch.linalg.cross(back, right)
+
+
+def pixel_centres(size: int, half_extent: float = DEFAULT_HALF_EXTENT) -> torch.Tensor:
+    """Image-plane coordinates ``(size,)`` float64 of pixel centres: ``((k + 1/2) - S/2) p``."""
+    return (torch.arange(size, dtype=torch.float64) + 0.5 - size / 2) * (2 * half_extent / size)
 
 
 def _safe(d: torch.Tensor) -> torch.Tensor:
@@ -187,25 +181,43 @@ def render_primitives(
     if not primitives:
         raise ValueError("primitives is empty; give at least one Box or Cylinder.")
     az = torch.as_tensor(azimuths_rad, dtype=torch.float64).reshape(-1)
-    o, d, lv = camera_rays(az, size * ss, elevation_rad, half_extent, light, dtype)
-    t_best = torch.full(o.shape[:-1], math.inf, dtype=dtype)
-    n_best = torch.zeros_like(o)
+    back, right, up = camera_frame(az, elevation_rad)
+    side = size * ss
+    c = pixel_centres(side, half_extent)
+    dist = 4.0 * (1.0 + half_extent)  # ray start, well outside every object
+    n_views, per_view = len(az), side * side
+    t_best = torch.full((n_views * per_view,), math.inf, dtype=dtype)
+    n_best = torch.zeros(n_views * per_view, 3, dtype=dtype)
     rho = torch.zeros_like(t_best)
     for prim in primitives:
-        if isinstance(prim, Box):
-            t, n = intersect_box(o, d, prim)
-        elif isinstance(prim, Cylinder):
-            t, n = intersect_cylinder(o, d, prim)
-        else:
+        if not isinstance(prim, Box | Cylinder):
             raise ValueError(f"unknown primitive {prim!r}; use Box or Cylinder.")
-        closer = t < t_best
-        t_best = torch.where(closer, t, t_best)
-        n_best = torch.where(closer.unsqueeze(-1), n, n_best)
-        rho = torch.where(closer, torch.full_like(rho, prim.albedo), rho)
+        # cull with the bounding sphere's square on the image plane: thin legs cover a few
+        # % of the rays, so only those are traced
+        centre, radius = _bounding_sphere(prim)
+        cen = torch.tensor(centre, dtype=torch.float64)
+        r = radius + 1e-3
+        col_ok = (c[None] - (right @ cen)[:, None]).abs() <= r
+        row_ok = (-c[None] - (up @ cen)[:, None]).abs() <= r  # row i sits at v = -c[i]
+        idx = (row_ok[:, :, None] & col_ok[:, None, :]).flatten().nonzero().squeeze(1)
+        if idx.numel() == 0:
+            continue
+        vi, i, j = idx // per_view, (idx % per_view) // side, idx % side
+        o = c[j, None] * right[vi] - c[i, None] * up[vi] + dist * back[vi]
+        hit_fn = intersect_box if isinstance(prim, Box) else intersect_cylinder
+        t, n = hit_fn(o.to(dtype), -back[vi].to(dtype), prim)
+        closer = t < t_best[idx]
+        idx, t, n = idx[closer], t[closer], n[closer]
+        t_best[idx] = t
+        n_best[idx] = n
+        rho[idx] = prim.albedo
     hit = torch.isfinite(t_best)
-    lambert = (n_best * lv).sum(-1).clamp(min=0)
+    lv = torch.tensor(light, dtype=torch.float64)
+    lv = lv / lv.norm()
+    light_obj = (lv[0] * right + lv[1] * up + lv[2] * back).to(dtype)  # fixed in camera frame
+    lambert = (n_best.view(n_views, per_view, 3) * light_obj[:, None]).sum(-1).flatten()
+    lambert = lambert.clamp(min=0)
     shade = torch.where(hit, rho * (ambient + (1 - ambient) * lambert), torch.zeros_like(rho))
-    side = size * ss
     img = shade.view(-1, 1, side, side)
     cov = hit.to(dtype).view(-1, 1, side, side)
     if ss > 1:

@@ -24,8 +24,15 @@ of at most :math:`P\Delta x` on a circular window of :math:`N+P` samples means
 wrap-around never reaches the field's own window: the result equals the linear
 (open-boundary) convolution. If the band limit keeps less than
 ``min_bandwidth_fraction`` of the grid's Nyquist band (far field,
-:math:`z \gtrsim 2N\Delta x^2/\lambda`) the planner raises: use a lens /
+:math:`|z| \gtrsim 2N\Delta x^2/(\lambda f_{min})`) the planner raises: use a lens /
 :func:`fraunhofer_lens`, a finer pitch or a bigger grid.
+
+The band limit is exact when it cuts nothing inside the grid's band
+(``plan.bandwidth_fraction == 1``, i.e. ``P >= spread_samples``). ``'auto'`` caps ``P``
+at ``N``; beyond that the cut de-localises light near the window edges (percent-level
+for sources near an edge; docs/physics.md has measurements): pass
+``padding=spread_samples(grid, z)`` when that matters. ``padding='periodic'`` treats
+the window as one period of a periodic field (exact, no padding).
 """
 
 from __future__ import annotations
@@ -306,15 +313,19 @@ def transfer_function(plan: PropagationPlan, device=None, dtype=torch.complex64)
     return build[plan.method](plan, device=device, dtype=dtype)
 
 
-def apply_transfer_function(field: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def apply_transfer_function(
+    field: torch.Tensor, kernel: torch.Tensor, phase_rad: torch.Tensor | None = None
+) -> torch.Tensor:
     """``crop(IDFT(DFT(zero_pad(field)) * kernel))`` with unscaled transforms; keeps the shape.
 
-    ``field`` ``(B, L, H, W)``, ``kernel`` ``(L, Hp, Wp)`` from :func:`transfer_function`.
+    ``field`` ``(B, L, H, W)``, ``kernel`` ``(L, Hp, Wp)`` from :func:`transfer_function`;
+    optional ``phase_rad`` (e.g. ``(H, W)`` or ``(L, H, W)``, radians): propagate
+    ``field * exp(i phase_rad)`` -- a thin phase mask right before the hop, fused.
     Runs :func:`lightgen.optics.fft.padded_fft_filter`: its backward is the same filter
     with the conjugate kernel, and it uses the FFT backend chosen with
     :func:`lightgen.optics.fft.set_fft_backend`.
     """
-    return padded_fft_filter(field, kernel)
+    return padded_fft_filter(field, kernel, phase_rad)
 
 
 def propagate(
@@ -400,9 +411,13 @@ class FreeSpace(nn.Module):
             self.kernel = k  # cache the cast (e.g. complex128 for gradcheck)
         return k
 
-    def forward(self, field: torch.Tensor) -> torch.Tensor:
+    def forward(self, field: torch.Tensor, phase_rad: torch.Tensor | None = None) -> torch.Tensor:
+        """Propagate ``field`` ``(B, L, H, W)``; with ``phase_rad`` (radians, broadcastable,
+        ending in ``(H, W)``) propagate ``field * exp(i phase_rad)`` instead, fused: the
+        mask is applied while zero-padding (a phase-mask layer followed by this hop costs
+        one pass and one stored tensor fewer than ``fs(field * mask)``)."""
         self.grid.check_field(field)
-        return apply_transfer_function(field, self._kernel_for(field))
+        return apply_transfer_function(field, self._kernel_for(field), phase_rad)
 
     def extra_repr(self) -> str:
         p = self.plan

@@ -1,0 +1,568 @@
+r"""3D multi-view generation: the view angle is injected into the optical latent space (OLS).
+
+Set-up. The chip is trained (BOGT, unsupervised) on 2D renders of procedural chairs
+(:mod:`lightgen.data.multiview`) at the *training* azimuths only; every
+``holdout_every``-th view is never shown to it. The last ``K = n_harmonics`` fibers are
+condition fibers: the fiber array's injection port drives them with
+
+.. math:: c_k(\theta) = a\, e^{i k \theta}, \qquad k = 1, \dots, K,
+
+unit-free amplitude ``a`` (``condition_amplitude``, latent units: :math:`|z|^2 = 1` is a
+fiber's fair share of the power) and view angle :math:`\theta` (azimuth). The style is
+carried by the other, coupled fibers (the encoder's output for any view of the chair).
+
+Why phasors. (1) Constant power: :math:`|c_k|^2 = a^2` whatever the angle, so the
+injected light needs only a phase shifter per fiber (no amplitude modulator), and the
+camera's brightness does not encode the angle. (2) Periodic and continuous:
+:math:`\theta` and :math:`\theta + 2\pi` are the same input, neighbouring angles are
+neighbouring inputs. (3) Linear optics + intensity detection make the angle dependence
+a finite Fourier series: the generator maps fiber amplitudes linearly to the camera
+field, :math:`E(x) = A(x) + \sum_k c_k h_k(x)` with :math:`A` the free fibers'
+contribution, so the camera image
+
+.. math:: I(x, \theta) = |A|^2 + a^2\sum_k |h_k|^2
+    + 2a\sum_k \mathrm{Re}(A^* h_k e^{ik\theta})
+    + 2a^2\sum_{j<k}\mathrm{Re}(h_j^* h_k e^{i(k-j)\theta})
+
+(times the camera's gain, plus its offset) is a trigonometric polynomial of order ``K``
+in :math:`\theta` at every pixel, for every style. ``K`` is therefore the angular
+bandwidth the chip can express with the angle alone; a test checks the order. With
+``cos``/``sin`` amplitudes instead, two fibers would give order 2 as well, but the
+injected amplitude would have to change sign (an amplitude modulator) and order ``K``
+would cost more fibers.
+
+Evaluation on unseen views. For a held-out ``(style, azimuth)``: the free fibers take
+the posterior mean of one *training* view of that chair (the nearest training azimuth;
+also reported: a fixed reference view, the first training view), the condition fibers
+take :math:`c_k(\theta_{held-out})`, the generator draws the camera image, which is
+compared with the held-out render (same antialiased downsampling as the training
+images): PSNR (dB) and SSIM, per held-out angle (mean over styles) and overall.
+Baselines: ``nearest`` = the training render of the same chair at the nearest
+training azimuth (ties -> the one at the smaller angle, i.e. turning backwards);
+``blend`` = the pixel mean of the nearest training renders on either side. The chip's
+reconstruction of the training views (own angle) bounds what it can reach.
+
+Physical honesty: everything between SLM and camera is optical (diffractive layers,
+free space, fibers). The *only* values set electronically are the injection port's
+drive of the ``K`` condition fibers (a known phase per fiber, computed from the
+requested angle) and, to take a style from a training view, the SLM showing that view;
+the coupled (free) fibers carry the encoder's light, or -- for the turntable without
+re-encoding -- the injection port replays the recorded posterior-mean values.
+Nothing digital processes the image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from lightgen._checks import require_finite, require_int_range, require_positive
+from lightgen.data.multiview import downsample, make_multiview, render_style, view_azimuths_rad
+from lightgen.metrics.image import psnr, ssim
+from lightgen.tasks.edit import write_json
+from lightgen.tasks.generate import decode, encode
+from lightgen.tasks.images import image_grid, save_png
+from lightgen.tasks.video import (
+    ffmpeg_unavailable_reason,
+    frame_change_stats,
+    render_frames,
+    write_gif,
+    write_mp4,
+)
+from lightgen.train.config import TrainConfig
+from lightgen.train.trainer import Trainer, load_trained
+
+SETUP_FILE = "multiview_setup.json"
+_CHUNK = 64  # images per encode/decode call
+_TIE_RAD = 1e-9  # azimuths closer than this count as equal (float round-off)
+
+PHYSICAL_HONESTY = (
+    "All-optical light path (SLM -> diffractive encoder -> single-mode fibers -> "
+    "diffractive generator -> camera). The view angle is injected electronically into "
+    "the last n_harmonics fibers through the injection port as phasors "
+    "condition_amplitude*exp(i*k*azimuth), k = 1..n_harmonics (phase shifters only). The "
+    "style is the light the encoder couples into the other fibers from one training view "
+    "(replayed through the injection port for the turntable). No digital processing of "
+    "images anywhere in the light path."
+)
+
+
+# ------------------------------------------------------------------ conditioning
+def view_conditions(azimuth_rad, n_harmonics: int = 4, amplitude: float = 1.0) -> torch.Tensor:
+    """Injected values ``(N, K)`` complex64: ``amplitude * exp(i k azimuth)``, ``k = 1..K``."""
+    n_harmonics = require_int_range(
+        "n_harmonics", n_harmonics, 1, fix="Use e.g. 4 condition fibers."
+    )
+    amplitude = require_positive("amplitude", amplitude, "Use e.g. 1.0 (latent units).")
+    az = torch.as_tensor(azimuth_rad, dtype=torch.float64).reshape(-1, 1)
+    if not torch.isfinite(az).all():
+        raise ValueError(f"azimuth_rad must be finite, got {az.flatten().tolist()[:8]}.")
+    k = torch.arange(1, n_harmonics + 1, dtype=torch.float64)
+    # reduce k*theta modulo 2 pi in float64 first: exact periodicity in complex64
+    phase = torch.remainder(az * k, 2 * math.pi)
+    return torch.polar(torch.full_like(phase, amplitude), phase).to(torch.complex64)
+
+
+# ------------------------------------------------------------------ views
+def split_views(
+    n_views: int, holdout_every: int = 4, holdout_offset: int = 2
+) -> tuple[list[int], list[int]]:
+    """``(train_views, heldout_views)``: view ``k`` is held out iff
+    ``k % holdout_every == holdout_offset``."""
+    n_views = require_int_range("n_views", n_views, 2, fix="Use e.g. 24 views.")
+    holdout_every = require_int_range(
+        "holdout_every", holdout_every, 2, n_views, fix="Use e.g. 4 (every 4th view held out)."
+    )
+    holdout_offset = require_int_range(
+        "holdout_offset", holdout_offset, 0, holdout_every - 1, fix="Use e.g. 2."
+    )
+    held = [k for k in range(n_views) if k % holdout_every == holdout_offset]
+    return [k for k in range(n_views) if k not in held], held
+
+
+def signed_angle_rad(to_rad, from_rad) -> torch.Tensor:
+    """Signed circular difference ``to - from`` wrapped into ``[-pi, pi)`` (float64)."""
+    d = torch.as_tensor(to_rad, dtype=torch.float64) - torch.as_tensor(
+        from_rad, dtype=torch.float64
+    )
+    return torch.remainder(d + math.pi, 2 * math.pi) - math.pi
+
+
+def nearest_training_view(azimuth_rad: float, train_azimuths_rad) -> int:
+    """Index into ``train_azimuths_rad`` of the nearest azimuth on the circle; on a tie
+    (within 1e-9 rad) the one at the smaller angle (reached by turning backwards)."""
+    train = torch.as_tensor(train_azimuths_rad, dtype=torch.float64).reshape(-1)
+    if train.numel() == 0:
+        raise ValueError("train_azimuths_rad is empty; give at least one training azimuth.")
+    d = signed_angle_rad(train, float(azimuth_rad))
+    near = d.abs() <= d.abs().min() + _TIE_RAD
+    # among the tied, the most negative signed difference: the backward neighbour
+    return int(torch.where(near, d, torch.full_like(d, math.inf)).argmin())
+
+
+def neighbour_views(azimuth_rad: float, train_azimuths_rad) -> tuple[int, int]:
+    """Indices of the nearest training azimuth strictly behind and strictly ahead."""
+    train = torch.as_tensor(train_azimuths_rad, dtype=torch.float64).reshape(-1)
+    d = signed_angle_rad(train, float(azimuth_rad))
+    inf = torch.full_like(d, math.inf)
+    back = torch.where(d < -_TIE_RAD, -d, inf).argmin()
+    ahead = torch.where(d > _TIE_RAD, d, inf).argmin()
+    return int(back), int(ahead)
+
+
+# ------------------------------------------------------------------ data
+@dataclass(frozen=True)
+class MultiviewSetup:
+    """What the data and the conditioning are (saved as ``multiview_setup.json``)."""
+
+    n_styles: int = 12
+    n_views: int = 24
+    render_size: int = 128
+    image_size: int = 32
+    holdout_every: int = 4
+    holdout_offset: int = 2
+    n_harmonics: int = 4
+    condition_amplitude: float = 2.0
+    elevation_deg: float = 20.0
+    seed: int = 0
+
+    def __post_init__(self):
+        require_int_range("n_styles", self.n_styles, 1, fix="Use e.g. 12 chairs.")
+        split_views(self.n_views, self.holdout_every, self.holdout_offset)
+        require_int_range("render_size", self.render_size, 8, fix="Use e.g. 128 px.")
+        require_int_range(
+            "image_size",
+            self.image_size,
+            11,
+            self.render_size,
+            fix="Use e.g. 32 px (>= 11 for SSIM, <= render_size).",
+        )
+        require_int_range("n_harmonics", self.n_harmonics, 1, fix="Use e.g. 4.")
+        require_positive("condition_amplitude", self.condition_amplitude, "Use e.g. 2.0.")
+        el = require_finite("elevation_deg", self.elevation_deg)
+        if not -89 <= el <= 89:
+            raise ValueError(f"elevation_deg must be in [-89, 89], got {el}. Use e.g. 20.")
+
+
+@dataclass
+class MultiviewData:
+    """Renders ``(N, 1, R, R)``, chip-size images ``(N, 1, S, S)``, style/view ``(N,)``
+    int64, azimuth ``(N,)`` float64 rad, ``train`` ``(N,)`` bool; style-major order."""
+
+    setup: MultiviewSetup
+    renders: torch.Tensor
+    images: torch.Tensor
+    style: torch.Tensor
+    view: torch.Tensor
+    azimuth_rad: torch.Tensor
+    train: torch.Tensor
+
+    def index(self, style: int, view: int) -> int:
+        return style * self.setup.n_views + view
+
+
+def make_multiview_data(setup: MultiviewSetup) -> MultiviewData:
+    """Render every chair at every view; mark the training views (see :func:`split_views`)."""
+    renders, style, az = make_multiview(
+        setup.n_styles,
+        setup.n_views,
+        setup.render_size,
+        setup.seed,
+        math.radians(setup.elevation_deg),
+    )
+    view = torch.arange(setup.n_views).repeat(setup.n_styles)
+    train_views, _ = split_views(setup.n_views, setup.holdout_every, setup.holdout_offset)
+    train = torch.isin(view, torch.tensor(train_views))
+    images = downsample(renders, setup.image_size)
+    return MultiviewData(setup, renders, images, style, view, az, train)
+
+
+def unseen_view_pairs(data: MultiviewData) -> dict[str, torch.Tensor]:
+    """Sample indices ``(M,)`` for every held-out ``(style, view)``: ``target``,
+    ``nearest`` (nearest training view, same style), ``fixed`` (the first training view),
+    ``back`` / ``ahead`` (training neighbours either side)."""
+    s = data.setup
+    train_views, held = split_views(s.n_views, s.holdout_every, s.holdout_offset)
+    az = view_azimuths_rad(s.n_views)
+    train_az = az[train_views]
+    cols: dict[str, list[int]] = {k: [] for k in ("target", "nearest", "fixed", "back", "ahead")}
+    for st in range(s.n_styles):
+        for v in held:
+            back, ahead = neighbour_views(float(az[v]), train_az)
+            cols["target"].append(data.index(st, v))
+            cols["nearest"].append(
+                data.index(st, train_views[nearest_training_view(float(az[v]), train_az)])
+            )
+            cols["fixed"].append(data.index(st, train_views[0]))
+            cols["back"].append(data.index(st, train_views[back]))
+            cols["ahead"].append(data.index(st, train_views[ahead]))
+    return {k: torch.tensor(v, dtype=torch.int64) for k, v in cols.items()}
+
+
+# ------------------------------------------------------------------ chip
+@torch.no_grad()
+def predict_views(
+    system, source_images: torch.Tensor, azimuth_rad, amplitude: float = 1.0
+) -> torch.Tensor:
+    """Camera images ``(B, C, S, S)`` in [0, 1]: free fibers from the posterior mean of
+    ``source_images`` ``(B, C, S, S)``, condition fibers driven for ``azimuth_rad`` ``(B,)``."""
+    k = int(getattr(system, "n_conditions", 0) or 0)
+    if k < 1:
+        raise ValueError(
+            "this model has condition_fibers=0; train it with run_multiview (n_harmonics >= 1)."
+        )
+    dev = next(system.parameters()).device
+    cond = view_conditions(azimuth_rad, k, amplitude).to(dev)
+    if cond.shape[0] != source_images.shape[0]:
+        raise ValueError(
+            f"{source_images.shape[0]} source images but {cond.shape[0]} azimuths; give one "
+            "azimuth per image."
+        )
+    out = []
+    for i in range(0, cond.shape[0], _CHUNK):  # bounds the memory of the optical fields
+        mu = encode(system, source_images[i : i + _CHUNK])
+        out.append(decode(system, system.with_conditions(mu, cond[i : i + _CHUNK])).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def turntable_frames(
+    system, source_images: torch.Tensor, n_frames: int = 48, amplitude: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames ``(T, B, C, S, S)`` sweeping the injected angle over ``[0, 2 pi)`` in ``T``
+    equal steps for each source image (free fibers fixed), and the angles ``(T,)``."""
+    n_frames = require_int_range("n_frames", n_frames, 2, fix="Use e.g. 48 frames.")
+    b = source_images.shape[0]
+    az = 2 * math.pi * torch.arange(n_frames, dtype=torch.float64) / n_frames
+    src = source_images.repeat(n_frames, 1, 1, 1)
+    frames = predict_views(system, src, az.repeat_interleave(b), amplitude)
+    return frames.view(n_frames, b, *frames.shape[1:]), az
+
+
+def _scores(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return psnr(pred, target, reduction="none"), ssim(pred, target, reduction="none")
+
+
+def _summary(p: torch.Tensor, s: torch.Tensor) -> dict[str, float]:
+    return {"psnr_db": float(p.mean()), "ssim": float(s.mean())}
+
+
+def score_unseen_views(data: MultiviewData, predictions: dict[str, torch.Tensor]) -> dict:
+    """PSNR/SSIM of each method's images ``(M, C, S, S)`` (in :func:`unseen_view_pairs`
+    order) against the held-out renders, per held-out view (mean over styles) and overall.
+    The baselines ``baseline_nearest`` and ``baseline_blend`` are added here."""
+    pairs = unseen_view_pairs(data)
+    x = data.images
+    target = x[pairs["target"]]
+    methods = {
+        **predictions,
+        "baseline_nearest": x[pairs["nearest"]],
+        "baseline_blend": 0.5 * (x[pairs["back"]] + x[pairs["ahead"]]),
+    }
+    views = data.view[pairs["target"]]
+    scores = {m: _scores(img.float(), target) for m, img in methods.items()}
+    per_view = []
+    for v in torch.unique(views).tolist():
+        sel = views == v
+        row = {
+            "view": v,
+            "azimuth_deg": 360.0 * v / data.setup.n_views,
+            "nearest_training_azimuth_deg": float(
+                360.0 * data.view[pairs["nearest"][sel][0]] / data.setup.n_views
+            ),
+        }
+        for m, (p, s) in scores.items():
+            row[m] = _summary(p[sel], s[sel])
+        per_view.append(row)
+    return {
+        "n_pairs": len(target),
+        "per_heldout_view": per_view,
+        "mean": {m: _summary(p, s) for m, (p, s) in scores.items()},
+    }
+
+
+@torch.no_grad()
+def evaluate_unseen_views(
+    system, data: MultiviewData, amplitude: float | None = None
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Chip predictions for every held-out view (see module doc), scored with
+    :func:`score_unseen_views`; also the chip's reconstruction of the training views.
+    Returns the report and the image sets ``(M, C, S, S)`` (target, chip, baseline)."""
+    amp = data.setup.condition_amplitude if amplitude is None else amplitude
+    pairs = unseen_view_pairs(data)
+    x, az = data.images, data.azimuth_rad
+    t = pairs["target"]
+    preds = {
+        "chip": predict_views(system, x[pairs["nearest"]], az[t], amp),
+        "chip_fixed_source": predict_views(system, x[pairs["fixed"]], az[t], amp),
+    }
+    report = score_unseen_views(data, preds)
+    tr = data.train.nonzero().squeeze(1)
+    rec = predict_views(system, x[tr], az[tr], amp)
+    report["chip_train_reconstruction"] = _summary(*_scores(rec, x[tr]))
+    m = report["mean"]
+    report["chip_beats_nearest_baseline"] = {
+        "psnr": m["chip"]["psnr_db"] > m["baseline_nearest"]["psnr_db"],
+        "ssim": m["chip"]["ssim"] > m["baseline_nearest"]["ssim"],
+    }
+    images = {
+        "target": x[t],
+        "chip": preds["chip"],
+        "baseline_nearest": x[pairs["nearest"]],
+    }
+    return report, images
+
+
+# ------------------------------------------------------------------ run
+def _find_setup(checkpoint: Path) -> Path:
+    for folder in (checkpoint, *list(checkpoint.parents)[:3]):
+        if (folder / SETUP_FILE).is_file():
+            return folder / SETUP_FILE
+    raise ValueError(
+        f"no {SETUP_FILE} found in {checkpoint} or its parents; --checkpoint must be a run "
+        "made by run_multiview / `lightgen multiview` (its run/ folder or a step folder)."
+    )
+
+
+def train_multiview(
+    run_dir: str | Path,
+    data: MultiviewData,
+    steps: int,
+    preset: str = "mnist",
+    chip: dict | None = None,
+    train_options: dict | None = None,
+    progress: bool = True,
+):
+    """Train a chip with ``n_harmonics`` condition fibers on the training views only."""
+    s = data.setup
+    overrides = {"image_size": s.image_size, **(chip or {})}
+    cfg = TrainConfig(
+        **{
+            "preset": preset,
+            "chip": overrides,
+            "dataset": "multiview-chairs",
+            "steps": steps,
+            "seed": s.seed,
+            "checkpoint_every": steps,
+            **(train_options or {}),
+            "condition_fibers": s.n_harmonics,
+        }
+    )
+    cfg.chip_config()  # validate the overrides here, with ChipConfig's message
+    tr = data.train
+    run_dir = Path(run_dir)
+    trainer = Trainer(
+        cfg,
+        run_dir,
+        data.images[tr],
+        progress=progress,
+        conditions=view_conditions(data.azimuth_rad[tr], s.n_harmonics, s.condition_amplitude),
+    )
+    write_json(run_dir / SETUP_FILE, asdict(s))
+    result = trainer.run()
+    return trainer.system.eval(), cfg, result
+
+
+def run_multiview(
+    out_dir: str | Path,
+    steps: int = 600,
+    setup: MultiviewSetup | None = None,
+    preset: str = "mnist",
+    chip: dict | None = None,
+    train_options: dict | None = None,
+    checkpoint: str | Path | None = None,
+    n_frames: int = 48,
+    n_turntable: int = 4,
+    fps: float = 12.0,
+    mp4: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Render the data, train (or load ``checkpoint``), score unseen views, write a turntable.
+
+    Writes into ``out_dir``: ``run/`` (checkpoints, logs, ``multiview_setup.json``),
+    ``multiview.json``, ``dataset.png``, ``unseen_views.png``, ``turntable.gif`` /
+    ``.mp4`` and ``turntable_strip.png``. With ``checkpoint`` the data settings come
+    from that run's ``multiview_setup.json`` (``setup`` must then be ``None``).
+    """
+    out = Path(out_dir)
+    n_frames = require_int_range("n_frames", n_frames, 48, fix="Use >= 48 frames (7.5 deg).")
+    n_turntable = require_int_range("n_turntable", n_turntable, 1, fix="Use e.g. 4 chairs.")
+    if checkpoint is not None:
+        if setup is not None:
+            raise ValueError(
+                "setup given together with checkpoint; the data settings of a trained run come "
+                f"from its {SETUP_FILE}. Pass only one of them."
+            )
+        setup = MultiviewSetup(**json.loads(_find_setup(Path(checkpoint)).read_text()))
+    setup = setup or MultiviewSetup()
+    t0 = time.perf_counter()
+    data = make_multiview_data(setup)
+    render_s = time.perf_counter() - t0
+    if checkpoint is not None:
+        system, cfg = load_trained(checkpoint)
+        if cfg.condition_fibers != setup.n_harmonics:
+            raise ValueError(
+                f"checkpoint {checkpoint} has condition_fibers={cfg.condition_fibers} but its "
+                f"setup says n_harmonics={setup.n_harmonics}; the run folder is inconsistent."
+            )
+        train_info = {"checkpoint": str(checkpoint), "trained_here": False}
+    else:
+        system, cfg, res = train_multiview(
+            out / "run", data, steps, preset, chip, train_options, progress
+        )
+        train_info = {
+            "trained_here": True,
+            "steps": res.steps,
+            "seconds": round(res.seconds, 1),
+            "final_loss": res.final_loss,
+            "checkpoint": str(res.checkpoint),
+        }
+    train_views, held = split_views(setup.n_views, setup.holdout_every, setup.holdout_offset)
+    step_deg = 360.0 / setup.n_views
+    train_info.update(
+        {
+            "n_train_images": int(data.train.sum()),
+            "train_azimuths_deg": [v * step_deg for v in train_views],
+            "heldout_azimuths_deg": [v * step_deg for v in held],
+        }
+    )
+    report, imgs = evaluate_unseen_views(system, data)
+
+    # figures: unseen views (per style: target / chip / nearest-view rows)
+    n_show = min(setup.n_styles, 6)
+    m = len(held)
+    rows = []
+    for st in range(n_show):
+        sl = slice(st * m, (st + 1) * m)
+        rows += [imgs["target"][sl], imgs["chip"][sl], imgs["baseline_nearest"][sl]]
+    up = max(1, math.ceil(96 / setup.image_size))
+    files = {
+        "unseen_views": save_png(
+            out / "unseen_views.png", image_grid(torch.cat(rows), m, upscale=up)
+        ),
+        "dataset": save_png(
+            out / "dataset.png",
+            image_grid(data.images[: n_show * setup.n_views], setup.n_views, upscale=2),
+        ),
+    }
+
+    # turntable: style from the first training view, angle swept by the injection port
+    n_tt = min(n_turntable, setup.n_styles)
+    src = data.images[[data.index(st, train_views[0]) for st in range(n_tt)]]
+    frames, frame_az = turntable_frames(system, src, n_frames, setup.condition_amplitude)
+    truth = torch.stack(
+        [
+            downsample(
+                render_style(
+                    st, frame_az, setup.render_size, setup.seed, math.radians(setup.elevation_deg)
+                ),
+                setup.image_size,
+            )
+            for st in range(n_tt)
+        ],
+        1,
+    )  # (T, B, 1, S, S)
+    c = frames.shape[2]
+    truth = truth.expand(-1, -1, c, -1, -1)
+    why = ffmpeg_unavailable_reason() if mp4 else "mp4=False"
+    if mp4 and why is not None:
+        warnings.warn(f"MP4 skipped, GIF only: {why}.", RuntimeWarning, stacklevel=2)
+    both = torch.cat([frames, truth], 1)  # top row chip, bottom row render
+    movie = render_frames(both, ncol=n_tt, upscale=up)
+    video = {"gif": str(write_gif(out / "turntable.gif", movie, fps))}
+    if why is None:
+        video["mp4"] = str(write_mp4(out / "turntable.mp4", movie, fps))
+    pick = torch.linspace(0, n_frames, 13)[:-1].round().long()
+    strip = torch.cat([torch.cat([frames[pick, b], truth[pick, b]]) for b in range(n_tt)])
+    files["turntable_strip"] = save_png(
+        out / "turntable_strip.png", image_grid(strip, len(pick), upscale=up)
+    )
+    all_train_az = view_azimuths_rad(setup.n_views)[train_views]
+    seen = torch.tensor(
+        [bool((signed_angle_rad(all_train_az, float(a)).abs() < 1e-6).any()) for a in frame_az]
+    )
+    fp = psnr(frames.flatten(0, 1), truth.flatten(0, 1), reduction="none").view(n_frames, n_tt)
+    fs = ssim(frames.flatten(0, 1), truth.flatten(0, 1), reduction="none").view(n_frames, n_tt)
+    turntable = {
+        "n_frames": n_frames,
+        "fps": fps,
+        "styles": list(range(n_tt)),
+        "source_view_azimuth_deg": train_views[0] * step_deg,
+        "vs_render_at_training_azimuths": _summary(fp[seen], fs[seen]),
+        "vs_render_at_unseen_azimuths": _summary(fp[~seen], fs[~seen]),
+        "smoothness": frame_change_stats(frames.flatten(1), loop=True),
+        "render_smoothness": frame_change_stats(truth.flatten(1), loop=True),
+        # how strongly the injected angle changes the picture, relative to the real turn
+        "angle_response_ratio": frame_change_stats(frames.flatten(1), loop=True)[
+            "mean_abs_change"
+        ]
+        / max(frame_change_stats(truth.flatten(1), loop=True)["mean_abs_change"], 1e-30),
+        "mp4_skipped_reason": why,
+        **video,
+    }
+    full = {
+        "task": "multiview",
+        "setup": asdict(setup),
+        "preset": cfg.preset,
+        "chip_overrides": cfg.chip,
+        "latent_complex_values": cfg.chip_config().latent_dim,
+        "condition_fibers": cfg.condition_fibers,
+        "render_seconds": round(render_s, 1),
+        "train": train_info,
+        **report,
+        "turntable": turntable,
+        "files": {k: str(v) for k, v in files.items()},
+        "physical_honesty": PHYSICAL_HONESTY,
+        "note": (
+            f"renders at {setup.render_size} px, box-downsampled to the chip's "
+            f"{setup.image_size} px; all scores at {setup.image_size} px"
+        ),
+    }
+    write_json(out / "multiview.json", full)
+    return full
