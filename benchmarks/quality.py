@@ -85,7 +85,7 @@ def main() -> None:
     ]
     for ds in args.datasets:
         for model in args.models:
-            out = Path("runs/results") / f"{ds}-{model}"
+            out = Path("runs/results") / f"{ds}-{args.preset}-{model}-{args.prior}"
             train = [
                 *exe,
                 "train",
@@ -97,6 +97,7 @@ def main() -> None:
                 ds,
                 "--steps",
                 str(args.steps),
+                *recipe,
                 "--out",
                 str(out),
             ]

@@ -244,6 +244,12 @@ def test_a_trained_run_can_be_re_evaluated_from_its_checkpoint(tiny_run, tmp_pat
         (lambda: MultiviewSetup(elevation_deg=95), "elevation_deg"),
         (lambda: MultiviewSetup(n_styles=0), "n_styles"),
         (lambda: run_multiview("unused", n_frames=10), "n_frames"),
+        (
+            lambda: mv.train_multiview(
+                "unused", _hand_made_data(), 1, "tiny", {}, {"model": "vae"}
+            ),
+            "model='chip'",
+        ),
     ],
 )
 def test_bad_arguments_raise_value_errors_naming_the_parameter(call, match):
@@ -266,3 +272,16 @@ def test_predicting_views_needs_condition_fibers_and_one_angle_per_image():
     system = BOGTSystem(TrainConfig(preset="tiny", condition_fibers=2)).eval()
     with pytest.raises(ValueError, match="one azimuth per image"):
         predict_views(system, x, [0.0, 1.0, 2.0])
+
+
+def test_turntable_response_is_zero_when_the_camera_ignores_the_injected_angle(
+    monkeypatch, tmp_path
+):
+    data = make_multiview_data(TINY)
+    system = BOGTSystem(TrainConfig(preset="tiny", condition_fibers=2)).eval()
+    s = TINY.image_size
+    monkeypatch.setattr(system.model, "decode", lambda z, g=0: torch.full((len(z), 1, s, s), 0.3))
+    rep = mv.write_turntable(system, data, tmp_path, n_turntable=2, mp4=False, upscale=1)
+    assert rep["angle_response_ratio"] == 0.0
+    assert rep["render_smoothness"]["mean_abs_change"] > 0  # the real chair does turn
+    assert (tmp_path / "turntable.gif").is_file() and (tmp_path / "turntable_strip.png").is_file()

@@ -45,10 +45,10 @@ reconstruction of the training views (own angle) bounds what it can reach.
 Physical honesty: everything between SLM and camera is optical (diffractive layers,
 free space, fibers). The *only* values set electronically are the injection port's
 drive of the ``K`` condition fibers (a known phase per fiber, computed from the
-requested angle) and, to take a style from a training view, the SLM showing that view;
-the coupled (free) fibers carry the encoder's light, or -- for the turntable without
-re-encoding -- the injection port replays the recorded posterior-mean values.
-Nothing digital processes the image.
+requested angle) and the SLM showing the source (training) view; the other fibers carry
+the light the encoder couples from that view (the posterior mean *is* that light; no
+sampling noise at test time), unchanged for every requested angle. Nothing digital
+processes any image. Only the all-optical chip (``model="chip"``) is accepted.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ from lightgen.tasks.video import (
     write_gif,
     write_mp4,
 )
-from lightgen.train.config import TrainConfig
+from lightgen.train.config import TrainConfig, load_train_config
 from lightgen.train.trainer import Trainer, load_trained
 
 SETUP_FILE = "multiview_setup.json"
@@ -88,8 +88,7 @@ PHYSICAL_HONESTY = (
     "the last n_harmonics fibers through the injection port as phasors "
     "condition_amplitude*exp(i*k*azimuth), k = 1..n_harmonics (phase shifters only). The "
     "style is the light the encoder couples into the other fibers from one training view "
-    "(replayed through the injection port for the turntable). No digital processing of "
-    "images anywhere in the light path."
+    "shown on the SLM. No digital processing of images anywhere in the light path."
 )
 
 
@@ -370,6 +369,81 @@ def _find_setup(checkpoint: Path) -> Path:
     )
 
 
+def write_turntable(
+    system,
+    data: MultiviewData,
+    out: Path,
+    n_frames: int = 48,
+    n_turntable: int = 4,
+    fps: float = 12.0,
+    mp4: bool = True,
+    upscale: int = 3,
+) -> dict:
+    """Sweep the injected angle over 360 deg for the first ``n_turntable`` chairs (style
+    from their first training view) beside renders at the same angles; write
+    ``turntable.gif`` / ``.mp4`` (top row chip, bottom row render) and
+    ``turntable_strip.png`` (12 angles; per chair a chip row and a render row).
+    Returns the turntable report (scores vs the renders, split by whether the frame's
+    angle is a training azimuth; smoothness; ``angle_response_ratio`` = mean frame-to-frame
+    change of the chip over that of the renders, 0 when the angle does nothing)."""
+    s = data.setup
+    n_frames = require_int_range("n_frames", n_frames, 48, fix="Use >= 48 frames (7.5 deg).")
+    n_tt = min(require_int_range("n_turntable", n_turntable, 1, fix="Use e.g. 4."), s.n_styles)
+    train_views, _ = split_views(s.n_views, s.holdout_every, s.holdout_offset)
+    src = data.images[[data.index(st, train_views[0]) for st in range(n_tt)]]
+    frames, frame_az = turntable_frames(system, src, n_frames, s.condition_amplitude)
+    el = math.radians(s.elevation_deg)
+    truth = torch.stack(
+        [
+            downsample(render_style(st, frame_az, s.render_size, s.seed, el), s.image_size)
+            for st in range(n_tt)
+        ],
+        1,
+    ).expand(-1, -1, frames.shape[2], -1, -1)  # (T, B, C, S, S)
+    why = ffmpeg_unavailable_reason() if mp4 else "mp4=False"
+    if mp4 and why is not None:
+        warnings.warn(f"MP4 skipped, GIF only: {why}.", RuntimeWarning, stacklevel=3)
+    movie = render_frames(torch.cat([frames, truth], 1), ncol=n_tt, upscale=upscale)
+    video = {"gif": str(write_gif(out / "turntable.gif", movie, fps))}
+    if why is None:
+        video["mp4"] = str(write_mp4(out / "turntable.mp4", movie, fps))
+    pick = torch.linspace(0, n_frames, 13)[:-1].round().long()
+    strip = torch.cat([torch.cat([frames[pick, b], truth[pick, b]]) for b in range(n_tt)])
+    video["strip"] = str(
+        save_png(out / "turntable_strip.png", image_grid(strip, len(pick), upscale=upscale))
+    )
+    train_az = view_azimuths_rad(s.n_views)[train_views]
+    seen = torch.tensor(
+        [bool((signed_angle_rad(train_az, float(a)).abs() < 1e-6).any()) for a in frame_az]
+    )
+    p, q = _scores(frames.flatten(0, 1), truth.flatten(0, 1))
+    p, q = p.view(n_frames, n_tt), q.view(n_frames, n_tt)
+    chip_change = frame_change_stats(frames.flatten(1), loop=True)
+    render_change = frame_change_stats(truth.flatten(1), loop=True)
+    return {
+        "n_frames": n_frames,
+        "fps": fps,
+        "styles": list(range(n_tt)),
+        "source_view_azimuth_deg": 360.0 * train_views[0] / s.n_views,
+        "vs_render_at_training_azimuths": _summary(p[seen], q[seen]),
+        "vs_render_at_unseen_azimuths": _summary(p[~seen], q[~seen]),
+        "smoothness": chip_change,
+        "render_smoothness": render_change,
+        "angle_response_ratio": chip_change["mean_abs_change"]
+        / max(render_change["mean_abs_change"], 1e-30),
+        "mp4_skipped_reason": why,
+        **video,
+    }
+
+
+def _require_chip(cfg: TrainConfig) -> None:
+    if cfg.model != "chip":
+        raise ValueError(
+            f"model={cfg.model!r}: multiview drives the fibers' injection port, which only the "
+            "all-optical chip has; use model='chip'."
+        )
+
+
 def train_multiview(
     run_dir: str | Path,
     data: MultiviewData,
@@ -382,8 +456,9 @@ def train_multiview(
     """Train a chip with ``n_harmonics`` condition fibers on the training views only."""
     s = data.setup
     overrides = {"image_size": s.image_size, **(chip or {})}
-    cfg = TrainConfig(
-        **{
+    # validated with messages that name the bad key (and ChipConfig's fit checks)
+    cfg = load_train_config(
+        {
             "preset": preset,
             "chip": overrides,
             "dataset": "multiview-chairs",
@@ -394,7 +469,7 @@ def train_multiview(
             "condition_fibers": s.n_harmonics,
         }
     )
-    cfg.chip_config()  # validate the overrides here, with ChipConfig's message
+    _require_chip(cfg)
     tr = data.train
     run_dir = Path(run_dir)
     trainer = Trainer(
@@ -431,6 +506,7 @@ def run_multiview(
     from that run's ``multiview_setup.json`` (``setup`` must then be ``None``).
     """
     out = Path(out_dir)
+    # fail before minutes of training, not after
     n_frames = require_int_range("n_frames", n_frames, 48, fix="Use >= 48 frames (7.5 deg).")
     n_turntable = require_int_range("n_turntable", n_turntable, 1, fix="Use e.g. 4 chairs.")
     if checkpoint is not None:
@@ -446,6 +522,7 @@ def run_multiview(
     render_s = time.perf_counter() - t0
     if checkpoint is not None:
         system, cfg = load_trained(checkpoint)
+        _require_chip(cfg)
         if cfg.condition_fibers != setup.n_harmonics:
             raise ValueError(
                 f"checkpoint {checkpoint} has condition_fibers={cfg.condition_fibers} but its "
@@ -492,60 +569,8 @@ def run_multiview(
         ),
     }
 
-    # turntable: style from the first training view, angle swept by the injection port
-    n_tt = min(n_turntable, setup.n_styles)
-    src = data.images[[data.index(st, train_views[0]) for st in range(n_tt)]]
-    frames, frame_az = turntable_frames(system, src, n_frames, setup.condition_amplitude)
-    truth = torch.stack(
-        [
-            downsample(
-                render_style(
-                    st, frame_az, setup.render_size, setup.seed, math.radians(setup.elevation_deg)
-                ),
-                setup.image_size,
-            )
-            for st in range(n_tt)
-        ],
-        1,
-    )  # (T, B, 1, S, S)
-    c = frames.shape[2]
-    truth = truth.expand(-1, -1, c, -1, -1)
-    why = ffmpeg_unavailable_reason() if mp4 else "mp4=False"
-    if mp4 and why is not None:
-        warnings.warn(f"MP4 skipped, GIF only: {why}.", RuntimeWarning, stacklevel=2)
-    both = torch.cat([frames, truth], 1)  # top row chip, bottom row render
-    movie = render_frames(both, ncol=n_tt, upscale=up)
-    video = {"gif": str(write_gif(out / "turntable.gif", movie, fps))}
-    if why is None:
-        video["mp4"] = str(write_mp4(out / "turntable.mp4", movie, fps))
-    pick = torch.linspace(0, n_frames, 13)[:-1].round().long()
-    strip = torch.cat([torch.cat([frames[pick, b], truth[pick, b]]) for b in range(n_tt)])
-    files["turntable_strip"] = save_png(
-        out / "turntable_strip.png", image_grid(strip, len(pick), upscale=up)
-    )
-    all_train_az = view_azimuths_rad(setup.n_views)[train_views]
-    seen = torch.tensor(
-        [bool((signed_angle_rad(all_train_az, float(a)).abs() < 1e-6).any()) for a in frame_az]
-    )
-    fp = psnr(frames.flatten(0, 1), truth.flatten(0, 1), reduction="none").view(n_frames, n_tt)
-    fs = ssim(frames.flatten(0, 1), truth.flatten(0, 1), reduction="none").view(n_frames, n_tt)
-    turntable = {
-        "n_frames": n_frames,
-        "fps": fps,
-        "styles": list(range(n_tt)),
-        "source_view_azimuth_deg": train_views[0] * step_deg,
-        "vs_render_at_training_azimuths": _summary(fp[seen], fs[seen]),
-        "vs_render_at_unseen_azimuths": _summary(fp[~seen], fs[~seen]),
-        "smoothness": frame_change_stats(frames.flatten(1), loop=True),
-        "render_smoothness": frame_change_stats(truth.flatten(1), loop=True),
-        # how strongly the injected angle changes the picture, relative to the real turn
-        "angle_response_ratio": frame_change_stats(frames.flatten(1), loop=True)[
-            "mean_abs_change"
-        ]
-        / max(frame_change_stats(truth.flatten(1), loop=True)["mean_abs_change"], 1e-30),
-        "mp4_skipped_reason": why,
-        **video,
-    }
+    turntable = write_turntable(system, data, out, n_frames, n_turntable, fps, mp4, up)
+    files["turntable_strip"] = Path(turntable.pop("strip"))
     full = {
         "task": "multiview",
         "setup": asdict(setup),
