@@ -1,8 +1,8 @@
 """The FFT path every propagator uses, with a guard against a torch scaling bug.
 
 torch 2.13.0's CPU build mis-scales the *scaled* complex64 transforms at 2048x2048
-with batch 1 and 2 threads (``ifft2`` and ``fft2(norm='forward'|'ortho')`` come back
-off by 1/2048**2; upstream pytorch issue 169670). The *unscaled* transforms were
+with batch 1 and 2 threads (``ifft2`` and ``fft2(norm='forward')`` come back off by
+1/2048**2, ``norm='ortho'`` by 1/2048; upstream pytorch issue 169670). The *unscaled* transforms were
 right at every size and batch we tried. So lightgen only ever calls unscaled
 transforms -- ``fft2(norm='backward')`` forward and ``ifft2(norm='forward')``
 inverse -- and folds the 1/(H*W) normalisation into the transfer function, which
@@ -13,7 +13,10 @@ trips and scaling at every size and batch the project uses.
 ``crop(IDFT(DFT(zero_pad(x)) * kernel))``. It is differentiable through a custom
 autograd function whose backward is the same filter with the conjugate kernel (the
 operator is linear, its adjoint is ``crop^T IDFT^H diag(conj K) DFT^H pad^T`` = the
-same chain), so autograd stores nothing but the kernel. Two interchangeable
+same chain), so autograd stores nothing but the kernel. An optional real phase mask
+``phase_rad`` is applied while zero-padding (``x * exp(i phase_rad)``, fused: one pass
+and one stored tensor fewer). On CPU the zero-padded input buffer is cached per
+thread and shape, so no call zero-fills the padding again. Two interchangeable
 backends compute it:
 
 * ``"torch"`` (default): ``torch.fft`` -- any device, any dtype torch supports;
@@ -280,9 +283,11 @@ _FFTW_CACHE_LOCK = threading.Lock()
 
 
 def clear_fftw_cache() -> None:
-    """Drop cached FFTW plans and their workspaces (frees their memory)."""
+    """Drop cached FFTW plans and their workspaces, and this thread's zero-padded input
+    buffers (the caches keep up to 6 shapes each; this frees their memory)."""
     with _FFTW_CACHE_LOCK:
         _FFTW_CACHE.clear()
+    getattr(_WORKSPACES, "buffers", {}).clear()
 
 
 def _fftw_plan(shape, padded, dtype) -> _FFTWFilterPlan:
@@ -365,7 +370,10 @@ class _PhaseThenFilter(torch.autograd.Function):
         grad_x = grad_u * modulation.conj()
         grad_phase = None
         if ctx.needs_input_grad[1]:
-            grad_phase = (grad_x * x.conj()).imag.sum_to_size(phase_shape).to(phase_dtype)
+            # Im(g conj(x)) = g.imag x.real - g.real x.imag: no conj(x) copy of the batch
+            im = grad_x.imag * x.real
+            im.addcmul_(grad_x.real, x.imag, value=-1)
+            grad_phase = im.sum_to_size(phase_shape).to(phase_dtype)
         return grad_x.sum_to_size(x.shape), grad_phase, None
 
 
