@@ -106,6 +106,9 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, auto")] = None,
+    fft_backend: Annotated[
+        str | None, typer.Option(help="torch | pyfftw (CPU, extra fast-fft)")
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="continue the run in --out")
     ] = False,
@@ -130,6 +133,7 @@ def train(
         train_limit=train_limit,
         seed=seed,
         device=device,
+        fft_backend=fft_backend,
     )
     try:
         size = cfg.chip_config().image_size

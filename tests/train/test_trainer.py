@@ -134,3 +134,22 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, images):
     a, b = _params(tmp_path / "ddp", 3), _params(tmp_path / "single", 3)
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-4), k
+
+
+def test_pyfftw_backend_gives_the_same_training_as_torch(tmp_path, images):
+    pytest.importorskip("pyfftw")
+    from lightgen.optics.fft import set_fft_backend
+
+    try:
+        Trainer(_cfg(steps=2, checkpoint_every=2), tmp_path / "t", images, progress=False).run()
+        Trainer(
+            _cfg(steps=2, checkpoint_every=2, fft_backend="pyfftw"),
+            tmp_path / "f",
+            images,
+            progress=False,
+        ).run()
+    finally:
+        set_fft_backend("torch")
+    a, b = _params(tmp_path / "t", 2), _params(tmp_path / "f", 2)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-4), k

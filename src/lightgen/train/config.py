@@ -46,6 +46,10 @@ class TrainConfig(BaseModel):
         default=None, description="fabrication-aware training: quantisation + placement jitter"
     )
     device: str = "cpu"
+    fft_backend: Literal["torch", "pyfftw"] = Field(
+        default="torch",
+        description="CPU FFT backend; pyfftw (extra fast-fft) is ~1.4x faster per step",
+    )
 
     def chip_config(self) -> ChipConfig:
         return preset(self.preset, **self.chip)

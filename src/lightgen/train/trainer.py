@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from safetensors.torch import load_file
 
 from lightgen.chip.fabrication import apply_fabrication
+from lightgen.optics.fft import set_fft_backend
 from lightgen.train.checkpoint import load_checkpoint, optimizer_from_tensors, save_checkpoint
 from lightgen.train.config import TrainConfig
 from lightgen.train.models import build_model
@@ -141,6 +142,7 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = resolve_device(cfg.device)
+        set_fft_backend(cfg.fft_backend)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         chip_cfg = cfg.chip_config()
@@ -194,7 +196,7 @@ class Trainer:
         diff = {
             k: (saved.get(k), v)
             for k, v in mine.items()
-            if k not in ("steps", "checkpoint_every", "log_every", "device") and saved.get(k) != v
+            if k not in ("steps", "checkpoint_every", "log_every", "device", "fft_backend") and saved.get(k) != v
         }
         if diff:
             raise ValueError(
