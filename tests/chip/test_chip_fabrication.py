@@ -50,6 +50,8 @@ def test_fabrication_aware_training_config_builds_quantised_jittered_layers():
     cfg = load_train_config({"fabrication": {"levels": 8, "shift_std_m": 1e-6}})
     system = BOGTSystem(cfg)
     layers = metasurface_layers(system)
-    assert layers and all(layer.quantizer is not None and layer.misalignment is not None for layer in layers)
+    assert layers and all(
+        layer.quantizer is not None and layer.misalignment is not None for layer in layers
+    )
     with pytest.raises(ValueError, match="levels"):
         load_train_config({"fabrication": {"levels": 1}})

@@ -196,7 +196,8 @@ class Trainer:
         diff = {
             k: (saved.get(k), v)
             for k, v in mine.items()
-            if k not in ("steps", "checkpoint_every", "log_every", "device", "fft_backend") and saved.get(k) != v
+            if k not in ("steps", "checkpoint_every", "log_every", "device", "fft_backend")
+            and saved.get(k) != v
         }
         if diff:
             raise ValueError(
