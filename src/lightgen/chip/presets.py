@@ -51,26 +51,6 @@ PRESETS: dict[str, dict] = {
         fiber_pitch_m=80e-6,
         fiber_mode_field_diameter_m=24e-6,
     ),
-    # the mnist chip with a 16-fiber latent space: fewer fiber modes, less speckle when
-    # sampling P(Z) (docs/results.md), at some cost in reconstruction fidelity
-    "mnist-16f": dict(
-        name="mnist-16f",
-        grid_samples=112,
-        pixel_pitch_m=8e-6,
-        image_size=28,
-        slm_pixel_samples=3,
-        camera_pixel_samples=3,
-        encoder_layers=3,
-        generator_layers=3,
-        layer_spacing_m=6e-3,
-        input_to_encoder_m=3e-3,
-        encoder_to_fiber_m=6e-3,
-        fiber_to_generator_m=6e-3,
-        generator_to_camera_m=6e-3,
-        n_fibers=16,
-        fiber_pitch_m=200e-6,
-        fiber_mode_field_diameter_m=24e-6,
-    ),
     # 512x512 colour, RGB through one physical height map per layer
     "emoji-512": dict(
         name="emoji-512",
@@ -90,6 +70,14 @@ PRESETS: dict[str, dict] = {
         fiber_pitch_m=250e-6,
         fiber_mode_field_diameter_m=40e-6,
     ),
+}
+# the mnist chip with a 16-fiber latent space: fewer fiber modes, less speckle when
+# sampling P(Z) (docs/results.md), at some cost in reconstruction fidelity
+PRESETS["mnist-16f"] = {
+    **PRESETS["mnist"],
+    "name": "mnist-16f",
+    "n_fibers": 16,
+    "fiber_pitch_m": 200e-6,
 }
 # the paper's scale: 512x512 input, 9 layers x 262,144 neurons = 2.36 M, 100-fiber OLS
 PRESETS["paper"] = {
