@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,9 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, images):
         "Trainer(cfg, sys.argv[1], imgs, progress=False).run()\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port, so parallel or repeated runs never collide
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
     subprocess.run(
         [
             sys.executable,
@@ -120,7 +124,7 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, images):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29533",
+            port,
             str(script),
             str(tmp_path / "ddp"),
         ],
