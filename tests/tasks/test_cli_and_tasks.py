@@ -1,14 +1,12 @@
 import json
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
 from lightgen.cli import app
 from lightgen.data.procedural import make_printed_digits
 from lightgen.tasks.generate import interpolate, reconstruct, sample
-from lightgen.train.config import TrainConfig
-from lightgen.train.trainer import Trainer, load_trained
+from lightgen.train.trainer import load_trained
 
 runner = CliRunner()
 
@@ -16,15 +14,6 @@ runner = CliRunner()
 def _text(res) -> str:
     """CLI output with rich's line wrapping undone."""
     return " ".join(res.output.split())
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    images = make_printed_digits(64, size=12, seed=0)[0]
-    cfg = TrainConfig(preset="tiny", steps=3, batch_size=8, checkpoint_every=3)
-    Trainer(cfg, run, images, progress=False).run()
-    return run
 
 
 def test_info_prints_the_paper_preset_neuron_count():

@@ -24,17 +24,6 @@ from lightgen.tasks.video import (
     write_gif,
     write_mp4,
 )
-from lightgen.train.config import TrainConfig
-from lightgen.train.trainer import Trainer, load_trained
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    images = make_printed_digits(64, size=12, seed=0)[0]
-    cfg = TrainConfig(preset="tiny", steps=3, batch_size=8, checkpoint_every=3)
-    Trainer(cfg, run, images, progress=False).run()
-    return load_trained(run)
 
 
 @pytest.fixture(scope="module")
