@@ -15,6 +15,16 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
 
+# options shared by several sub-commands
+CheckpointOpt = Annotated[Path, typer.Option(help="run folder or checkpoints/step-* folder")]
+DataRootOpt = Annotated[
+    str | None, typer.Option(help="folder holding the data sets (default ../shared/data)")
+]
+TrainedDatasetOpt = Annotated[
+    str | None, typer.Option(help="default: the data set it was trained on")
+]
+SeedOpt = Annotated[int, typer.Option()]
+
 
 def _fail(msg: str) -> None:
     console.print(f"[bold red]error:[/] {msg}")
@@ -157,11 +167,11 @@ def train(
 
 @app.command()
 def generate(
-    checkpoint: Annotated[Path, typer.Option(help="run folder or checkpoints/step-* folder")],
+    checkpoint: CheckpointOpt,
     out: Annotated[Path, typer.Option()] = Path("runs/generate"),
     n: Annotated[int, typer.Option(help="number of images")] = 64,
     component: Annotated[int | None, typer.Option(help="mixture component (class control)")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: SeedOpt = 0,
 ) -> None:
     """Sample Z from the prior, drive the fibers, read the camera; write a PNG grid."""
     from lightgen.tasks.generate import sample
@@ -179,16 +189,14 @@ def generate(
 
 @app.command(name="eval")
 def eval_(
-    checkpoint: Annotated[Path, typer.Option(help="run folder or checkpoints/step-* folder")],
-    dataset: Annotated[
-        str | None, typer.Option(help="default: the data set it was trained on")
-    ] = None,
-    data_root: Annotated[str | None, typer.Option()] = None,
+    checkpoint: CheckpointOpt,
+    dataset: TrainedDatasetOpt = None,
+    data_root: DataRootOpt = None,
     n: Annotated[int, typer.Option(help="generated and real images compared")] = 1000,
     out: Annotated[
         Path | None, typer.Option(help="JSON file (default: <checkpoint>/eval-<dataset>.json)")
     ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: SeedOpt = 0,
     fab_levels: Annotated[
         int | None, typer.Option(help="evaluate as fabricated: etch levels")
     ] = None,
@@ -316,7 +324,7 @@ def _float_list(text: str, option: str) -> list[float]:
 
 @app.command(name="denoise")
 def denoise_cmd(
-    checkpoint: Annotated[Path, typer.Option(help="run folder or checkpoints/step-* folder")],
+    checkpoint: CheckpointOpt,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/denoise"),
     sigmas: Annotated[
         str, typer.Option(help="noise std relative to full scale, comma list")
@@ -325,8 +333,8 @@ def denoise_cmd(
     dataset: Annotated[
         str | None, typer.Option(help="default: MNIST test split if found, else printed-digits")
     ] = None,
-    data_root: Annotated[str | None, typer.Option()] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = 0,
 ) -> None:
     """Noisy digits in, camera images out: PBMP and PSNR before/after the fiber bottleneck."""
     from lightgen.tasks.denoise import run_denoise
@@ -371,7 +379,7 @@ def denoise_cmd(
 
 @app.command(name="edit")
 def edit_cmd(
-    checkpoint: Annotated[Path, typer.Option(help="run folder or checkpoints/step-* folder")],
+    checkpoint: CheckpointOpt,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/edit"),
     region: Annotated[
         str,
@@ -389,11 +397,9 @@ def edit_cmd(
         int, typer.Option(help="held-out images: half to find fibers, half to score")
     ] = 64,
     n_random: Annotated[int, typer.Option(help="random-fiber baseline draws")] = 5,
-    dataset: Annotated[
-        str | None, typer.Option(help="default: the data set it was trained on")
-    ] = None,
-    data_root: Annotated[str | None, typer.Option()] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    dataset: TrainedDatasetOpt = None,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = 0,
 ) -> None:
     """Find fibers that control one image region (no labels) and edit them through the ports."""
     from lightgen.tasks.edit import parse_region, run_edit
@@ -429,7 +435,7 @@ def edit_cmd(
 
 @app.command(name="video")
 def video_cmd(
-    checkpoint: Annotated[Path, typer.Option(help="run folder or checkpoints/step-* folder")],
+    checkpoint: CheckpointOpt,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/video"),
     n_frames: Annotated[int, typer.Option(help="frames per video")] = 48,
     keyframes: Annotated[int, typer.Option(help="encoded images the interpolation visits")] = 4,
@@ -447,11 +453,9 @@ def video_cmd(
     mp4: Annotated[
         bool, typer.Option("--mp4/--no-mp4", help="also write MP4 (needs ffmpeg)")
     ] = True,
-    dataset: Annotated[
-        str | None, typer.Option(help="default: the data set it was trained on")
-    ] = None,
-    data_root: Annotated[str | None, typer.Option()] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    dataset: TrainedDatasetOpt = None,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = 0,
 ) -> None:
     """Latent-walk videos (GIF + MP4): interpolation between images and a port-edit ramp."""
     from lightgen.tasks.video import run_video
@@ -541,7 +545,7 @@ def multiview(
     turntable_styles: Annotated[int, typer.Option(help="chairs shown in the turntable")] = 4,
     fps: Annotated[float, typer.Option()] = 12.0,
     mp4: Annotated[bool, typer.Option("--mp4/--no-mp4", help="also write turntable.mp4")] = True,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: SeedOpt = 0,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, auto")] = None,
 ) -> None:
     """3D multi-view: train on chair renders with the view angle injected into condition fibers,
@@ -603,7 +607,7 @@ def demo(
         str, typer.Option(help="built-in procedural data: printed-digits or shapes")
     ] = "printed-digits",
     steps: Annotated[int, typer.Option()] = 400,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: SeedOpt = 0,
 ) -> None:
     """The main job: train a small chip on built-in data, write samples, reconstructions, OLS plots, report."""
     from lightgen.tasks.demo import run_demo
