@@ -79,6 +79,23 @@ PRESETS["mnist-16f"] = {
     "n_fibers": 16,
     "fiber_pitch_m": 200e-6,
 }
+# colour emoji at 64 and 128 px (RGB as three wavelengths through one height map per layer)
+PRESETS["emoji-64"] = {
+    **PRESETS["mnist-16f"],
+    "name": "emoji-64",
+    "wavelengths_m": RGB_WAVELENGTHS_M,
+    "image_channels": 3,
+    "grid_samples": 160,
+    "image_size": 64,
+    "slm_pixel_samples": 2,
+    "camera_pixel_samples": 2,
+}
+PRESETS["emoji-128"] = {
+    **PRESETS["emoji-64"],
+    "name": "emoji-128",
+    "grid_samples": 288,
+    "image_size": 128,
+}
 # the paper's scale: 512x512 input, 9 layers x 262,144 neurons = 2.36 M, 100-fiber OLS
 PRESETS["paper"] = {
     **PRESETS["emoji-512"],

@@ -77,6 +77,7 @@ DATASET_NAMES: tuple[str, ...] = (
     "mnist",
     "fashion-mnist",
     "emoji",
+    "emoji-black",
     "folder",
     "shapes",
     "printed-digits",
@@ -203,7 +204,9 @@ def folder_split(labels: list[int], split: str) -> list[int]:
     return order
 
 
-def _load_folder_dataset(folder: Path, split: str, size, limit, channels):
+def _load_folder_dataset(
+    folder: Path, split: str, size, limit, channels, background=(255, 255, 255)
+):
     class_names, items = list_image_folder(folder)
     order = folder_split([lab for _, lab in items], split)
     if not order:
@@ -214,7 +217,7 @@ def _load_folder_dataset(folder: Path, split: str, size, limit, channels):
     if limit is not None:
         order = order[:limit]
     grey = channels == 1
-    arrays = [load_image(items[i][0], size, grey) for i in order]
+    arrays = [load_image(items[i][0], size, grey, background) for i in order]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise DataFileError(
@@ -313,7 +316,12 @@ def load_dataset(
             folder = Path(root).expanduser()
         else:
             folder = _dataset_dir(root, _EMOJI_FOLDER, "animal")
-        images, labels, class_names = _load_folder_dataset(folder, split, size, limit, channels)
+        # emoji-black: the same artwork composited onto black (dark background, light object),
+        # which suits an intensity-detecting camera; emoji: onto white as the artwork is drawn
+        background = (0, 0, 0) if key == "emoji-black" else (255, 255, 255)
+        images, labels, class_names = _load_folder_dataset(
+            folder, split, size, limit, channels, background
+        )
     if limit is not None and limit < images.shape[0]:
         # clone: a slice would keep the whole file's tensor alive
         images, labels = images[:limit].clone(), labels[:limit].clone()

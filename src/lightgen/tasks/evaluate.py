@@ -10,6 +10,7 @@ chip, the optical efficiencies (fiber coupling, generator diffraction efficiency
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -20,6 +21,14 @@ from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr, ssim
 from lightgen.optics.grid import intensity, power
 from lightgen.tasks.generate import reconstruct, sample
+
+
+def classifier_epochs(n_train: int, batch_size: int = 128) -> int:
+    """3 epochs, as the metrics module's default; small data sets (< 2,000 images, e.g. the
+    273 emoji) get enough epochs for >= 300 optimiser steps."""
+    if n_train >= 2000:
+        return 3
+    return max(3, math.ceil(300 / math.ceil(n_train / batch_size)))
 
 
 def _batched(fn, n: int, batch: int = 256):
@@ -84,7 +93,9 @@ def _evaluate(system, cfg, dataset, n, seed, data_root, progress) -> dict:
     train = load_dataset(name, root=data_root, split="train", size=size, seed=seed)
     test = load_dataset(name, root=data_root, split="test", size=size, seed=seed)
     n = min(n, test.images.shape[0])
-    clf, clf_acc = load_or_train_classifier(name, train, progress=progress)
+    clf, clf_acc = load_or_train_classifier(
+        name, train, epochs=classifier_epochs(len(train)), progress=progress
+    )
     real = test.images[:n]
     t0 = time.perf_counter()
     fake = _batched(lambda i, b: sample(system, b, seed=seed + 1 + i)[0].cpu(), n)
@@ -101,6 +112,10 @@ def _evaluate(system, cfg, dataset, n, seed, data_root, progress) -> dict:
         **scores,
         "classifier_accuracy_on_real_test": float(clf_acc),
         "classifier_accuracy_metric": "held-out accuracy of the feature network",
+        "classifier_accuracy_on_test_split": (predict(clf, test.images[:n]) == test.labels[:n])
+        .float()
+        .mean()
+        .item(),
         "reconstruction_psnr_db": psnr(rec, real).item(),
         "reconstruction_ssim": ssim(rec, real).item(),
         "simulated_seconds_per_generated_image": gen_s,
@@ -108,6 +123,7 @@ def _evaluate(system, cfg, dataset, n, seed, data_root, progress) -> dict:
     k = getattr(system.prior, "n_components", 1)
     if k > 1:
         purity, classes = [], set()
+        components = []
         for comp in range(k):
             imgs, _ = sample(system, 64, seed=seed + 1000 + comp, component=comp)
             imgs = imgs.mean(1, keepdim=True) if imgs.shape[1] != real.shape[1] else imgs
@@ -115,8 +131,12 @@ def _evaluate(system, cfg, dataset, n, seed, data_root, progress) -> dict:
             top = pred.mode().values.item()
             classes.add(top)
             purity.append((pred == top).float().mean().item())
+            components.append(
+                {"component": comp, "class": test.class_names[top], "purity": purity[-1]}
+            )
         out["component_purity_mean"] = sum(purity) / k
         out["classes_covered_by_components"] = len(classes)
+        out["components"] = components
     with torch.no_grad():
         out.update(optical_efficiencies(system, real[:64].to(next(system.parameters()).device)))
     return out
