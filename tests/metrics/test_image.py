@@ -113,3 +113,16 @@ def test_class_accuracy_is_the_fraction_classified_as_labelled():
 def test_bad_inputs_raise_naming_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_ssim_in_chunks_equals_ssim_of_each_image_alone():
+    import torch
+
+    from lightgen.metrics.image import ssim
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(9, 3, 16, 16, generator=g)
+    b = (a + 0.1 * torch.rand(9, 3, 16, 16, generator=g)).clamp(0, 1)
+    batched = ssim(a, b, reduction="none")
+    alone = torch.stack([ssim(a[i : i + 1], b[i : i + 1]) for i in range(9)])
+    assert batched.shape == (9,) and torch.allclose(batched, alone, atol=1e-6)
