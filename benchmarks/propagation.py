@@ -14,7 +14,11 @@ Workloads (batch 8, complex64, lambda 532 nm, pitch 8 um, 5 cm per hop, planner 
 
 Per workload and size, one line::
 
-    W2 N=512 ms=... bound_ms=... best_bound_ms=... ratio=... err=... backend=torch ...
+    W2 N=512 ms=... bound_ms=... best_bound_ms=... ratio=... err=... backend=default:pyfftw ...
+
+Three variants per workload: ``default:<backend>`` (what a user gets: the ``auto`` FFT
+backend, pyfftw on CPU when installed), ``torch`` (``torch.fft`` forced) and, for W2,
+``<backend>-unfused`` (mask multiplied separately instead of fused into the padding).
 
 * ``bound_ms``: the same number of bare ``torch.fft`` calls the workload performs (W1: 2,
   W2: 5 layers x (2 forward + 2 backward) = 20) on the planner's padded grid;
@@ -249,24 +253,32 @@ def fmt(x: float) -> str:
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
-def bench_size(n: int, rounds: int, threads: int, want_err: bool, padding="auto") -> None:
+def resolved_backend(padded: tuple[int, int]) -> str:
+    """What the default backend runs on this padded grid (see lightgen.optics.fft)."""
+    x = torch.empty(1, dtype=torch.complex64)
+    return "pyfftw" if lfft._use_fftw(x, padded) else "torch"
+
+
+def bench_size(
+    n: int, rounds: int, threads: int, want_err: bool, padding="auto", tol=None
+) -> None:
     grid = Grid((n, n), PITCH_M, (WAVELENGTH_M,))
-    fs = FreeSpace(grid, DISTANCE_M, padding=padding)
+    kw = {} if tol is None else {"tail_tolerance": tol}
+    fs = FreeSpace(grid, DISTANCE_M, padding=padding, **kw)
     padded = fs.plan.padded_shape
     field, masks = make_inputs(n)
     results = []
     for name, count in (("W1", 2), ("W2", 4 * LAYERS)):
         ours = w1_fn(fs, field) if name == "W1" else w2_fn(fs, field, masks)
-        fns = {"ours": ours}
+        fns = {"ours": ours}  # the default backend ("auto": pyfftw on CPU when installed)
+
+        def ours_torch(ours=ours):
+            with lfft.fft_backend("torch"):
+                return ours()
+
+        fns["ours_torch"] = ours_torch
         if name == "W2":
             fns["ours_generic"] = w2_fn(fs, field, masks, fused=False)
-        if lfft.pyfftw_available():
-
-            def ours_fftw(ours=ours):
-                with lfft.fft_backend("pyfftw", threads=threads):
-                    return ours()
-
-            fns["ours_fftw"] = ours_fftw
         fns.update(fft_bound_fns(padded, count, threads))
         med = interleaved_medians(fns, rounds)
         results.append((name, fns, med, dict(MINIMA)))
@@ -278,7 +290,7 @@ def bench_size(n: int, rounds: int, threads: int, want_err: bool, padding="auto"
         err, extra = {}, ""
         if want_err:
             ref = reference_intensity(field, None if name == "W1" else masks, n, padding)
-            for key in ("ours", "ours_fftw", "ours_generic"):
+            for key in ("ours", "ours_torch", "ours_generic"):
                 if key in fns:
                     out = fns[key]()[:1].detach()
                     err[key] = rel_l2(intensity(out) if name == "W1" else out, ref)
@@ -288,7 +300,12 @@ def bench_size(n: int, rounds: int, threads: int, want_err: bool, padding="auto"
                 with torch.no_grad():
                     extra = f" err_white={rel_l2(intensity(fs(white[:1])), ref):.1e}"
             del ref
-        variants = (("torch", "ours"), ("pyfftw", "ours_fftw"), ("torch-unfused", "ours_generic"))
+        default = resolved_backend(padded)
+        variants = (
+            (f"default:{default}", "ours"),
+            ("torch", "ours_torch"),
+            (f"{default}-unfused", "ours_generic"),
+        )
         for backend, key in variants:
             if key not in med:
                 continue
@@ -354,6 +371,11 @@ def main() -> None:
     parser.add_argument(
         "--padding", default="auto", help="planner padding: 'auto' (default) or samples per axis"
     )
+    parser.add_argument(
+        "--tail-tolerance",
+        type=float,
+        help="planner tail_tolerance for padding 'auto' (default: the library's, 2e-3)",
+    )
     parser.add_argument("--threads", type=int, help="torch/FFTW/scipy threads (default: torch's)")
     args = parser.parse_args()
 
@@ -371,7 +393,7 @@ def main() -> None:
     for n in sizes:
         rounds = args.rounds or (5 if args.quick else (9 if n <= 512 else 5))
         padding = args.padding if args.padding == "auto" else int(args.padding)
-        bench_size(n, rounds, threads, not args.no_err, padding)
+        bench_size(n, rounds, threads, not args.no_err, padding, args.tail_tolerance)
     if args.peers:
         bench_peers(args.rounds or (5 if args.quick else 7), threads)
     print(f"# total {time.perf_counter() - start:.0f} s, {cpu_pressure()}", flush=True)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import numpy as np
@@ -23,7 +24,8 @@ from lightgen.optics.fft import (
 from lightgen.optics.grid import Grid, intensity, power
 from lightgen.optics.propagation import FreeSpace
 
-needs_pyfftw = pytest.mark.skipif(not lfft.pyfftw_available(), reason="pyfftw not installed")
+_PYFFTW = lfft.pyfftw_available()
+needs_pyfftw = pytest.mark.skipif(not _PYFFTW, reason="pyfftw not installed")
 BACKENDS = ["torch", pytest.param("pyfftw", marks=needs_pyfftw)]
 SMALL = (64, 128, 256, 480, 512, 720)
 # batch 1 and 2 only (memory and time); 1260 is what the planner pads 1024 to at 5 cm
@@ -269,9 +271,10 @@ def test_backend_context_manager_restores_the_previous_choice_even_on_error():
     ],
 )
 def test_bad_backend_settings_raise(kwargs, message):
+    before = lfft.get_fft_backend()
     with pytest.raises(ValueError, match=message):
         lfft.set_fft_backend(**kwargs)
-    assert lfft.get_fft_backend() == "torch"
+    assert lfft.get_fft_backend() == before
 
 
 @pytest.mark.parametrize(
@@ -313,3 +316,58 @@ def test_bad_phase_mask_raises(phase, message):
     kernel = torch.ones(1, 12, 12, dtype=torch.complex64)
     with pytest.raises(ValueError, match=message):
         padded_fft_filter(x, kernel, phase_rad=phase)
+
+
+# --------------------------------------------------------------------------- auto + wisdom
+
+
+def test_default_backend_is_auto_unless_the_environment_says_otherwise():
+    expected = os.environ.get("LIGHTGEN_FFT_BACKEND", "auto")
+    assert lfft.get_fft_backend() == expected
+
+
+def test_a_bad_environment_choice_names_the_variable_and_the_choices(monkeypatch):
+    monkeypatch.setenv("LIGHTGEN_FFT_BACKEND", "cufft")
+    with pytest.raises(ValueError, match=r"LIGHTGEN_FFT_BACKEND='cufft'.*auto"):
+        lfft._env_choice("LIGHTGEN_FFT_BACKEND", "auto", lfft.FFT_BACKENDS)
+
+
+@pytest.mark.parametrize(("padded", "uses_fftw"), [((96, 96), False), ((384, 384), True)])
+def test_auto_backend_uses_fftw_only_for_large_cpu_grids(monkeypatch, padded, uses_fftw):
+    calls = []
+    real_plan = lfft._fftw_plan
+
+    def spy(*args):
+        calls.append(args)
+        return real_plan(*args)
+
+    monkeypatch.setattr(lfft, "_fftw_plan", spy)
+    monkeypatch.setattr(lfft, "pyfftw_available", lambda: True)
+    x = torch.randn(1, 1, 16, 16, dtype=torch.complex128)
+    kernel = torch.randn(1, *padded, dtype=torch.complex128)
+    with lfft.fft_backend("auto"):
+        if uses_fftw and not _PYFFTW:
+            pytest.skip("pyfftw not installed")
+        out = padded_fft_filter(x, kernel)
+    assert bool(calls) == uses_fftw
+    assert _rel(out, torch.from_numpy(_numpy_filter(x, kernel))) < 1e-12
+
+
+@needs_pyfftw
+def test_measured_plans_are_saved_as_wisdom_and_a_broken_file_is_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path))
+    monkeypatch.setitem(lfft._WISDOM, "loaded", False)
+    monkeypatch.setitem(lfft._WISDOM, "saved", None)
+    lfft.wisdom_path().write_bytes(b"not wisdom")  # a corrupt file must not break planning
+    lfft.clear_fftw_cache()
+    x = torch.randn(1, 1, 20, 20, dtype=torch.complex64)
+    kernel = torch.randn(1, 36, 36, dtype=torch.complex64)
+    with lfft.fft_backend("pyfftw", planner_effort="FFTW_MEASURE"):
+        out = padded_fft_filter(x, kernel)
+    lfft.clear_fftw_cache()
+    assert _rel(out, torch.from_numpy(_numpy_filter(x, kernel))) < 1e-5
+    from safetensors.numpy import load_file
+
+    blobs = load_file(str(lfft.wisdom_path()))  # replaced atomically by real wisdom
+    assert sorted(blobs) == ["w0", "w1", "w2"]
+    assert blobs["w1"].size > 0  # single-precision wisdom: the complex64 plans

@@ -25,6 +25,7 @@ from lightgen.optics.propagation import (
     apply_transfer_function,
     asm_transfer_function,
     fraunhofer_lens,
+    guard_samples,
     plan_propagation,
     propagate,
     spread_samples,
@@ -542,3 +543,45 @@ def test_bad_lens_arguments_raise():
         fraunhofer_lens(field, grid, -0.1)
     with pytest.raises(ValueError, match="padded_size=8"):
         fraunhofer_lens(field, grid, 0.1, padded_size=8)
+
+
+# --------------------------------------------------------------------------- guard band
+
+
+@pytest.mark.parametrize("tail_tolerance", [2e-3, 2e-4, 5e-5])
+def test_auto_padding_keeps_the_wrapped_energy_of_a_white_field_below_the_tail_tolerance(
+    tail_tolerance,
+):
+    # A white field excites the whole band, so every kernel tap beyond the padding
+    # wraps back into the window: the wrapped energy is bounded by the tail energy the
+    # guard leaves outside. Reference: the same field alone in an 8x larger window.
+    n, z = 128, 2.5e-3
+    grid = Grid((n, n), 8e-6, (532e-9,))
+    gen = torch.Generator().manual_seed(0)
+    u = torch.randn(4, 1, n, n, generator=gen, dtype=torch.complex128)
+    big = Grid((8 * n, 8 * n), 8e-6, (532e-9,))
+    u_big = torch.zeros(4, 1, 8 * n, 8 * n, dtype=torch.complex128)
+    u_big[..., :n, :n] = u
+    ref = FreeSpace(big, z, tail_tolerance=1e-6)(u_big)[..., :n, :n]
+    out = FreeSpace(grid, z, tail_tolerance=tail_tolerance)(u)
+    wrapped = (out - ref).abs().square().sum() / ref.abs().square().sum()
+    assert wrapped <= tail_tolerance
+    # without the guard (padding = the geometric spread only) the same bound fails
+    bare = FreeSpace(grid, z, padding=spread_samples(grid, z))(u)
+    assert (bare - ref).abs().square().sum() / ref.abs().square().sum() > 5e-5
+
+
+def test_guard_grows_as_the_tolerance_shrinks_and_vanishes_at_zero_distance():
+    grid = Grid((512, 512), 8e-6, (532e-9,))
+    guards = [guard_samples(grid, 5e-2, tol) for tol in (1e-2, 1e-3, 1e-4, 1e-5)]
+    assert guards == sorted(guards) and guards[0] < guards[-1]
+    assert guard_samples(grid, 0.0) == 0
+    # N = 512, 8 um, 5 cm: spread 208 + guard -> the 756^2 grid of docs/performance.md
+    assert plan_propagation(grid, 5e-2).padded_shape == (756, 756)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-3, 1.0, float("nan")])
+def test_bad_tail_tolerance_names_the_value(bad):
+    grid = Grid((64, 64), 8e-6, (532e-9,))
+    with pytest.raises(ValueError, match="tail_tolerance"):
+        plan_propagation(grid, 1e-2, tail_tolerance=bad)

@@ -19,17 +19,27 @@ and one stored tensor fewer). On CPU the zero-padded input buffer is cached per
 thread and shape, so no call zero-fills the padding again. Two interchangeable
 backends compute it:
 
-* ``"torch"`` (default): ``torch.fft`` -- any device, any dtype torch supports;
-* ``"pyfftw"`` (opt-in, CPU only): planned in-place FFTW transforms on a cached,
-  aligned workspace, and *pruned* -- the row transforms skip the all-zero padding
-  rows on the way in and the cropped-away rows on the way out. Tensors on other
-  devices, or a missing pyfftw, fall back to ``"torch"`` silently.
+* ``"torch"``: ``torch.fft`` -- any device, any dtype torch supports;
+* ``"pyfftw"`` (CPU only): planned in-place FFTW transforms on a cached, aligned
+  workspace, and *pruned* -- the row transforms skip the all-zero padding rows on the
+  way in and the cropped-away rows on the way out. Tensors on other devices, or a
+  missing pyfftw, fall back to ``"torch"`` silently.
+* ``"auto"`` (the default): ``"pyfftw"`` for CPU transforms of at least
+  :data:`AUTO_FFTW_MIN_SAMPLES` padded samples per image when pyfftw is installed
+  (``lightgen[fast-fft]``, part of ``[all]``), ``"torch"`` otherwise. Small grids stay on
+  torch because FFTW_MEASURE planning (~0.1-4 s per new shape) would not pay back.
 
-Select with :func:`set_fft_backend` or the :func:`fft_backend` context manager.
+FFTW_MEASURE plans are remembered across processes as FFTW *wisdom* in
+``$LIGHTGEN_CACHE`` (default ``~/.cache/lightgen``), so a shape is measured once per
+machine. Select with :func:`set_fft_backend`, the :func:`fft_backend` context manager, or
+the environment variables ``LIGHTGEN_FFT_BACKEND`` (``auto``/``torch``/``pyfftw``) and
+``LIGHTGEN_FFTW_EFFORT`` (e.g. ``FFTW_ESTIMATE``) read at import.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -38,7 +48,9 @@ from contextlib import contextmanager
 import torch
 
 _FAST_RADICES = (2, 3, 5, 7)
-FFT_BACKENDS: tuple[str, ...] = ("torch", "pyfftw")
+FFT_BACKENDS: tuple[str, ...] = ("auto", "torch", "pyfftw")
+AUTO_FFTW_MIN_SAMPLES = 384 * 384
+"""``"auto"`` uses FFTW for padded grids of at least this many samples (Hp * Wp)."""
 FFTW_EFFORTS: tuple[str, ...] = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 
 
@@ -89,7 +101,18 @@ def next_fast_size(n: int, multiple_of: int = 1) -> int:
 
 # --------------------------------------------------------------------------- backends
 
-_state = {"backend": "torch", "threads": None, "effort": "FFTW_MEASURE"}
+def _env_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default)
+    if value not in allowed:
+        raise ValueError(f"${name}={value!r} is not one of {allowed}; unset it or pick one.")
+    return value
+
+
+_state = {
+    "backend": _env_choice("LIGHTGEN_FFT_BACKEND", "auto", FFT_BACKENDS),
+    "threads": None,
+    "effort": _env_choice("LIGHTGEN_FFTW_EFFORT", "FFTW_MEASURE", FFTW_EFFORTS),
+}
 
 
 def pyfftw_available() -> bool:
@@ -102,20 +125,23 @@ def pyfftw_available() -> bool:
 
 
 def get_fft_backend() -> str:
-    """The backend :func:`padded_fft_filter` uses for CPU tensors (``"torch"`` or ``"pyfftw"``)."""
+    """The chosen backend of :func:`padded_fft_filter`: ``"auto"``, ``"torch"`` or ``"pyfftw"``."""
     return _state["backend"]
 
 
 def set_fft_backend(
-    name: str, threads: int | None = None, planner_effort: str = "FFTW_MEASURE"
+    name: str, threads: int | None = None, planner_effort: str | None = None
 ) -> None:
     """Choose the FFT backend of :func:`padded_fft_filter` (process-wide).
 
     Args:
-        name: ``"torch"`` or ``"pyfftw"``.
+        name: ``"auto"`` (pyfftw for large CPU grids when installed, else torch),
+            ``"torch"`` or ``"pyfftw"``.
         threads: FFTW threads; ``None`` follows ``torch.get_num_threads()`` at call time.
-        planner_effort: FFTW planner flag; ``FFTW_MEASURE`` plans in ~0.1-1 s per new
-            shape and runs fastest in steady state, ``FFTW_ESTIMATE`` plans instantly.
+        planner_effort: FFTW planner flag; ``FFTW_MEASURE`` (the default) plans in
+            ~0.1-4 s per new shape -- once per machine, thanks to the wisdom cache -- and
+            runs fastest in steady state, ``FFTW_ESTIMATE`` plans instantly and runs up to
+            ~2x slower; ``None`` keeps the current choice.
     """
     if name not in FFT_BACKENDS:
         raise ValueError(f"name={name!r} is not an FFT backend; choose one of {FFT_BACKENDS}.")
@@ -128,6 +154,8 @@ def set_fft_backend(
         isinstance(threads, bool) or int(threads) != threads or threads < 1
     ):
         raise ValueError(f"threads={threads!r} must be a positive integer or None.")
+    if planner_effort is None:
+        planner_effort = _state["effort"]
     if planner_effort not in FFTW_EFFORTS:
         raise ValueError(
             f"planner_effort={planner_effort!r} is unknown; choose one of {FFTW_EFFORTS}."
@@ -137,7 +165,7 @@ def set_fft_backend(
 
 @contextmanager
 def fft_backend(
-    name: str, threads: int | None = None, planner_effort: str = "FFTW_MEASURE"
+    name: str, threads: int | None = None, planner_effort: str | None = None
 ) -> Iterator[None]:
     """Context manager form of :func:`set_fft_backend`; restores the previous choice."""
     saved = dict(_state)
@@ -282,6 +310,55 @@ _FFTW_CACHE_SIZE = 6
 _FFTW_CACHE_LOCK = threading.Lock()
 
 
+_WISDOM = {"loaded": False, "saved": None}
+
+
+def wisdom_path():
+    """Where FFTW wisdom is kept: ``$LIGHTGEN_CACHE`` or ``~/.cache/lightgen``, one file per
+    CPU model (wisdom measured on one machine is meaningless on another)."""
+    from pathlib import Path
+
+    root = Path(os.environ.get("LIGHTGEN_CACHE", Path.home() / ".cache" / "lightgen"))
+    cpu = f"{platform.machine()}-{os.cpu_count()}cpu"
+    return root / f"fftw-wisdom-{cpu}.bin"
+
+
+def _load_wisdom() -> None:
+    """Import saved wisdom once per process; an unreadable file is ignored (re-measured)."""
+    if _WISDOM["loaded"]:
+        return
+    _WISDOM["loaded"] = True
+    import pyfftw
+    import safetensors.numpy as stn
+
+    try:
+        blobs = stn.load_file(str(wisdom_path()))
+        pyfftw.import_wisdom(tuple(blobs[f"w{i}"].tobytes() for i in range(3)))
+    except Exception:  # missing, truncated or foreign file: plan afresh, overwrite later
+        pass
+
+
+def _save_wisdom() -> None:
+    """Write the process's wisdom atomically when it grew (plans are the slow part)."""
+    import numpy as np
+    import pyfftw
+    import safetensors.numpy as stn
+
+    wisdom = pyfftw.export_wisdom()
+    if wisdom == _WISDOM["saved"]:
+        return
+    path = wisdom_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        blobs = {f"w{i}": np.frombuffer(b, dtype=np.uint8).copy() for i, b in enumerate(wisdom)}
+        stn.save_file(blobs, str(tmp))
+        os.replace(tmp, path)
+        _WISDOM["saved"] = wisdom
+    except OSError:  # read-only home, full disk: the plans still work, just not remembered
+        pass
+
+
 def clear_fftw_cache() -> None:
     """Drop cached FFTW plans and their workspaces, and this thread's zero-padded input
     buffers (the caches keep up to 6 shapes each; this frees their memory)."""
@@ -296,7 +373,12 @@ def _fftw_plan(shape, padded, dtype) -> _FFTWFilterPlan:
     with _FFTW_CACHE_LOCK:
         plan = _FFTW_CACHE.get(key)
         if plan is None:
+            measured = _state["effort"] != "FFTW_ESTIMATE"
+            if measured:
+                _load_wisdom()
             plan = _FFTWFilterPlan(shape, padded, dtype, threads, _state["effort"])
+            if measured:
+                _save_wisdom()
             _FFTW_CACHE[key] = plan
             while len(_FFTW_CACHE) > _FFTW_CACHE_SIZE:
                 _FFTW_CACHE.popitem(last=False)
@@ -305,13 +387,15 @@ def _fftw_plan(shape, padded, dtype) -> _FFTWFilterPlan:
     return plan
 
 
-def _use_fftw(x: torch.Tensor) -> bool:
-    return (
-        _state["backend"] == "pyfftw"
-        and x.device.type == "cpu"
-        and x.dtype in (torch.complex64, torch.complex128)
-        and pyfftw_available()
-    )
+def _use_fftw(x: torch.Tensor, padded: tuple[int, int]) -> bool:
+    backend = _state["backend"]
+    if backend == "torch" or x.device.type != "cpu":
+        return False
+    if x.dtype not in (torch.complex64, torch.complex128):
+        return False
+    if backend == "auto" and padded[0] * padded[1] < AUTO_FFTW_MIN_SAMPLES:
+        return False
+    return pyfftw_available()
 
 
 def _filter(
@@ -322,7 +406,7 @@ def _filter(
     if modulation is not None:
         lead.append(modulation.shape[:-2])
     shape = torch.broadcast_shapes(*lead) + tuple(x.shape[-2:])
-    if _use_fftw(x):
+    if _use_fftw(x, tuple(kernel.shape[-2:])):
         return _fftw_plan(shape, kernel.shape[-2:], x.dtype)(x, kernel, modulation)
     return _filter_torch(x, kernel, modulation, shape)
 

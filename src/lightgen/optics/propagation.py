@@ -11,8 +11,11 @@ Two layers (see docs/physics.md):
 Sampling rule (checked by :func:`plan_propagation`). Light on a grid of pitch
 :math:`\Delta x` travels at most at :math:`\sin\theta_{max}=\min(1, \lambda/2\Delta x)`,
 so over a distance :math:`z` it spreads by :math:`s = |z|\tan\theta_{max}`. The planner
-zero-pads each axis by :math:`P \ge \min(\lceil s/\Delta x\rceil, N)` samples (the
-padded size is the next multiple of 4 whose factors are 2, 3, 5, 7: fast FFTs), and
+zero-pads each axis by :math:`P \ge \min(\lceil s/\Delta x\rceil + g, N)` samples (the
+padded size is the next multiple of 4 whose factors are 2, 3, 5, 7: fast FFTs), where
+the guard :math:`g` (:func:`guard_samples`) holds the Fresnel ringing of the discrete
+impulse response beyond :math:`s` until all but ``tail_tolerance`` (default 0.2 %) of
+its energy is inside, and
 band-limits the angular spectrum so that no plane wave is displaced by more than the
 padding: keep :math:`(u, v)` only if
 :math:`|z|\,\lambda|u| / \sqrt{1-\lambda^2(u^2+v^2)} \le P_x\Delta x` (and the same for
@@ -37,6 +40,7 @@ the window as one period of a periodic field (exact, no padding).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -84,6 +88,68 @@ class PropagationPlan:
         )
 
 
+DEFAULT_TAIL_TOLERANCE = 2e-3
+"""Energy fraction of the impulse response that ``padding='auto'`` may leave outside."""
+
+
+@functools.lru_cache(maxsize=256)
+def _kernel_tail_fractions(
+    wavelength_m: float, pitch_m: float, distance_m: float, spread: int
+) -> tuple[torch.Tensor, int]:
+    """Tail energy of the 1-D discrete ASM impulse response beyond ``spread + m`` samples.
+
+    Returns ``(tail, spread)`` with ``tail[m]`` = fraction of the kernel's energy at
+    ``|x| > spread + m`` samples, for ``m = 0 .. len(tail) - 1``, from the unbounded-window
+    kernel ``h = IDFT[exp(i 2 pi z sqrt(1/lambda^2 - f^2))]`` over the grid's Nyquist band
+    (computed on a window of >= 8 x the spread, in float64).
+    """
+    size = 1 << max(12, math.ceil(math.log2(8 * (spread + 512))))
+    size = min(size, 1 << 20)
+    f = torch.fft.fftfreq(size, d=pitch_m, dtype=torch.float64)
+    kz = 2 * math.pi * torch.sqrt((1 / wavelength_m**2 - f**2).clamp_min(0))
+    h = torch.fft.ifft(torch.polar(torch.ones_like(kz), kz * distance_m))
+    energy = h.abs().square()
+    energy = energy / energy.sum()
+    x = torch.fft.fftfreq(size, d=1 / size, dtype=torch.float64).abs()
+    reach = size // 2 - 1
+    # tail[m] = sum of energy where |x| > spread + m
+    hist = torch.zeros(reach + 2, dtype=torch.float64)
+    hist.index_add_(0, x.long().clamp_max(reach + 1), energy)
+    tail_from = hist.flip(0).cumsum(0).flip(0)  # tail_from[k] = energy at |x| >= k
+    start = min(spread + 1, reach + 1)
+    return tail_from[start:].clone(), spread
+
+
+def guard_samples(
+    grid: Grid, distance_m: float, tail_tolerance: float = DEFAULT_TAIL_TOLERANCE
+) -> int:
+    """Extra zero-padding beyond the geometric spread so the impulse response fits.
+
+    The discrete ASM impulse response is a chirp filling ``|x| <= spread`` with Fresnel
+    ringing outside that decays only as ~1/x (the hard edge of the sampled band at
+    Nyquist). Whatever lies beyond the padding wraps around. The guard is the smallest
+    ``m`` for which the 2-D kernel keeps all but ``tail_tolerance`` of its energy inside
+    ``|x|, |y| <= spread + m`` (per axis ``tail_tolerance / 2``: the kernel is separable
+    to within the paraxial approximation), for the worst wavelength.
+    """
+    require_positive("tail_tolerance", tail_tolerance, "e.g. 2e-3 (0.2 % of the energy).")
+    if tail_tolerance >= 1:
+        raise ValueError(f"tail_tolerance={tail_tolerance!r} must be < 1, e.g. 2e-3.")
+    if distance_m == 0:
+        return 0
+    spread = spread_samples(grid, distance_m)
+    if spread >= 1 << 20:
+        return 0
+    guard = 0
+    for lam in grid.wavelengths_m:
+        tail, _ = _kernel_tail_fractions(
+            float(lam), float(grid.pixel_pitch_m), abs(float(distance_m)), spread
+        )
+        below = torch.nonzero(tail <= tail_tolerance / 2)
+        guard = max(guard, int(below[0]) if len(below) else len(tail))
+    return guard
+
+
 def spread_samples(grid: Grid, distance_m: float) -> int:
     """Lateral spread ``|z| tan(theta_max) / pitch`` in samples (longest wavelength)."""
     sin_t = min(1.0, max(grid.wavelengths_m) / (2 * grid.pixel_pitch_m))
@@ -98,6 +164,7 @@ def plan_propagation(
     method: Method = "asm",
     padding: Padding = "auto",
     min_bandwidth_fraction: float = 0.25,
+    tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
 ) -> PropagationPlan:
     """Choose zero padding and check that the sampling can represent the propagation.
 
@@ -111,6 +178,9 @@ def plan_propagation(
             field's harmonics; not for ``rs``), or zero-padding samples ``P`` / ``(Py, Px)``.
         min_bandwidth_fraction: ``asm`` raises when the band limit keeps less than this
             fraction of the grid's Nyquist band.
+        tail_tolerance: for ``padding='auto'``, the energy fraction of the impulse
+            response allowed outside the padding (:func:`guard_samples`); smaller is more
+            accurate and pads more (1e-5 roughly triples the guard of the default).
 
     Rules (raise ``ValueError`` naming the fix when broken):
       * ``asm``: see module docstring; band limit keeps >= ``min_bandwidth_fraction``.
@@ -153,7 +223,7 @@ def plan_propagation(
             raise ValueError(
                 f"padding={padding!r} is unknown; pass 'auto', 'periodic' or a sample count."
             )
-        p = spread_samples(grid, z)
+        p = spread_samples(grid, z) + guard_samples(grid, z, tail_tolerance)
         padded = (next_fast_size(h + min(p, h), 4), next_fast_size(w + min(p, w), 4))
     else:
         fix = "Pass zero-padding samples per axis as an int >= 0 or (ph, pw), or 'auto'."
@@ -335,14 +405,18 @@ def propagate(
     method: Method = "asm",
     padding: Padding = "auto",
     min_bandwidth_fraction: float = 0.25,
+    tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
 ) -> torch.Tensor:
     """Propagate a ``(B, L, H, W)`` complex field by ``distance_m`` metres (functional form).
 
     Builds the transfer function every call; use :class:`FreeSpace` in loops. See
-    :func:`plan_propagation` for ``method``, ``padding`` and ``min_bandwidth_fraction``.
+    :func:`plan_propagation` for ``method``, ``padding``, ``min_bandwidth_fraction`` and
+    ``tail_tolerance``.
     """
     grid.check_field(field)
-    plan = plan_propagation(grid, distance_m, method, padding, min_bandwidth_fraction)
+    plan = plan_propagation(
+        grid, distance_m, method, padding, min_bandwidth_fraction, tail_tolerance
+    )
     return apply_transfer_function(field, transfer_function(plan, field.device, field.dtype))
 
 
@@ -394,10 +468,13 @@ class FreeSpace(nn.Module):
         method: Method = "asm",
         padding: Padding = "auto",
         min_bandwidth_fraction: float = 0.25,
+        tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
     ) -> None:
         super().__init__()
         self.grid = grid
-        self.plan = plan_propagation(grid, distance_m, method, padding, min_bandwidth_fraction)
+        self.plan = plan_propagation(
+            grid, distance_m, method, padding, min_bandwidth_fraction, tail_tolerance
+        )
         self.register_buffer("kernel", transfer_function(self.plan), persistent=False)
 
     @property
