@@ -131,3 +131,28 @@ def test_hardware_paper_design_matches_the_chip_paper_preset():
     ours, theirs = chip_design(preset("paper")), ChipDesign.preset("paper")
     assert ours.neurons() == theirs.neurons()
     assert ours.n_fibers == theirs.n_fibers and ours.wavelengths_m == theirs.wavelengths_m
+
+
+def test_propagation_tail_tolerance_reaches_every_free_space_of_the_chip():
+    from lightgen.optics.propagation import FreeSpace, guard_samples, spread_samples
+
+    loose = LightGenChip(preset("tiny", propagation_tail_tolerance=0.5))
+    tight = LightGenChip(preset("tiny", propagation_tail_tolerance=1e-4))
+    for chip, tol in ((loose, 0.5), (tight, 1e-4)):
+        spaces = [m for m in chip.modules() if isinstance(m, FreeSpace)]
+        assert spaces
+        for fs in spaces:
+            n = fs.grid.shape[0]
+            wanted = min(
+                spread_samples(fs.grid, fs.distance_m) + guard_samples(fs.grid, fs.distance_m, tol),
+                n,
+            )
+            assert fs.plan.padding[0] >= wanted
+    assert sum(m.plan.padded_shape[0] for m in tight.modules() if isinstance(m, FreeSpace)) > sum(
+        m.plan.padded_shape[0] for m in loose.modules() if isinstance(m, FreeSpace)
+    )
+
+
+def test_bad_propagation_tail_tolerance_is_named():
+    with pytest.raises(ValueError, match="propagation_tail_tolerance"):
+        preset("tiny", propagation_tail_tolerance=0.0)

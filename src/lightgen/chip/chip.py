@@ -74,6 +74,7 @@ class PhotonicEncoder(nn.Module):
             config.amplitude_layers,
             config.quantization_levels,
             activation_checkpointing,
+            config.propagation_tail_tolerance,
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -102,6 +103,7 @@ class PhotonicGenerator(nn.Module):
             config.amplitude_layers,
             config.quantization_levels,
             activation_checkpointing,
+            config.propagation_tail_tolerance,
         )
         c = config.n_wavelengths
         self.camera_log_gain = nn.Parameter(torch.zeros(c))

@@ -59,6 +59,15 @@ class ChipConfig(BaseModel):
     generator_power_w: float = Field(
         default=1e-3, gt=0, description="total power injected into the fibers, watts"
     )
+    propagation_tail_tolerance: float = Field(
+        default=2e-3,
+        gt=0,
+        lt=1,
+        description=(
+            "energy fraction of each free-space impulse response the zero padding may leave "
+            "outside (wraps around); larger = smaller FFTs, faster and less accurate"
+        ),
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> ChipConfig:

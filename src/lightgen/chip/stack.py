@@ -8,7 +8,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lightgen.optics.elements import MetasurfaceLayer
 from lightgen.optics.grid import Grid
-from lightgen.optics.propagation import FreeSpace
+from lightgen.optics.propagation import DEFAULT_TAIL_TOLERANCE, FreeSpace
 
 
 class DiffractiveStack(nn.Module):
@@ -24,6 +24,8 @@ class DiffractiveStack(nn.Module):
         first_distance_m, spacing_m, last_distance_m: free-space gaps in metres.
         activation_checkpointing: recompute each layer's fields in the backward pass
             instead of storing them (for large grids; trades ~1.3x time for memory).
+        tail_tolerance: the padding planner's guard-band tolerance
+            (:func:`lightgen.optics.propagation.guard_samples`).
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class DiffractiveStack(nn.Module):
         amplitude: bool = False,
         quantization_levels: int | None = None,
         activation_checkpointing: bool = False,
+        tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
     ) -> None:
         super().__init__()
         self.grid = grid
@@ -44,7 +47,7 @@ class DiffractiveStack(nn.Module):
 
         def free(d: float) -> FreeSpace:
             if d not in cache:
-                cache[d] = FreeSpace(grid, d)
+                cache[d] = FreeSpace(grid, d, tail_tolerance=tail_tolerance)
             return cache[d]
 
         self.layers = nn.ModuleList(

@@ -180,7 +180,8 @@ def plan_propagation(
             fraction of the grid's Nyquist band.
         tail_tolerance: for ``padding='auto'``, the energy fraction of the impulse
             response allowed outside the padding (:func:`guard_samples`); smaller is more
-            accurate and pads more (1e-5 roughly triples the guard of the default).
+            accurate and pads more (at 532 nm, 8 um, 5 cm: guard 33 samples at 2e-3, 228 at
+            1e-4, 705 at 1e-5). The total padding stays <= N per axis.
 
     Rules (raise ``ValueError`` naming the fix when broken):
       * ``asm``: see module docstring; band limit keeps >= ``min_bandwidth_fraction``.
