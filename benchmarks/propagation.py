@@ -259,9 +259,7 @@ def resolved_backend(padded: tuple[int, int]) -> str:
     return "pyfftw" if lfft._use_fftw(x, padded) else "torch"
 
 
-def bench_size(
-    n: int, rounds: int, threads: int, want_err: bool, padding="auto", tol=None
-) -> None:
+def bench_size(n: int, rounds: int, threads: int, want_err: bool, padding="auto", tol=None) -> None:
     grid = Grid((n, n), PITCH_M, (WAVELENGTH_M,))
     kw = {} if tol is None else {"tail_tolerance": tol}
     fs = FreeSpace(grid, DISTANCE_M, padding=padding, **kw)

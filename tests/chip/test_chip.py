@@ -156,3 +156,7 @@ def test_propagation_tail_tolerance_reaches_every_free_space_of_the_chip():
 def test_bad_propagation_tail_tolerance_is_named():
     with pytest.raises(ValueError, match="propagation_tail_tolerance"):
         preset("tiny", propagation_tail_tolerance=0.0)
+
+
+def test_a_preset_can_be_renamed_through_the_overrides():
+    assert preset("tiny", name="my-tiny").name == "my-tiny"

@@ -105,8 +105,8 @@ PRESETS["paper"] = {
 }
 
 
-def preset(name: str, **overrides) -> ChipConfig:
-    """The named design, optionally with fields overridden (validated)."""
+def preset(name: str, /, **overrides) -> ChipConfig:
+    """The named design, optionally with fields overridden (validated; ``name`` included)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
     return ChipConfig(**{**PRESETS[name], **overrides})

@@ -101,6 +101,7 @@ def next_fast_size(n: int, multiple_of: int = 1) -> int:
 
 # --------------------------------------------------------------------------- backends
 
+
 def _env_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = os.environ.get(name, default)
     if value not in allowed:
