@@ -371,3 +371,43 @@ def test_measured_plans_are_saved_as_wisdom_and_a_broken_file_is_ignored(monkeyp
     blobs = load_file(str(lfft.wisdom_path()))  # replaced atomically by real wisdom
     assert sorted(blobs) == ["w0", "w1", "w2"]
     assert blobs["w1"].size > 0  # single-precision wisdom: the complex64 plans
+
+
+# --------------------------------------------------------------------------- output pool
+
+
+def test_pooled_outputs_reuse_memory_only_once_nothing_references_it(monkeypatch):
+    monkeypatch.setattr(lfft, "_POOL", [])
+    shape = (2, 1, 1024, 1024)  # 16 MB of complex64: above POOL_MIN_BYTES
+    a = lfft.pooled_empty(shape, torch.complex64)
+    a.fill_(1)
+    b = lfft.pooled_empty(shape, torch.complex64)  # a is alive: new memory
+    assert a.data_ptr() != b.data_ptr()
+    view = a[0]
+    ptr = a.data_ptr()
+    del a
+    c = lfft.pooled_empty(shape, torch.complex64)  # a's view still holds it
+    assert c.data_ptr() != ptr
+    del view
+    d = lfft.pooled_empty(shape, torch.complex64)  # now it is free again
+    assert d.data_ptr() == ptr and d.shape == shape and d.is_contiguous()
+    assert d.grad_fn is None and not d.requires_grad
+
+
+def test_pooled_output_saved_by_autograd_is_not_reused_before_backward(monkeypatch):
+    monkeypatch.setattr(lfft, "_POOL", [])
+    shape = (2, 1, 1024, 1024)
+    out = lfft.pooled_empty(shape, torch.complex64).fill_(2)
+    w = torch.ones((), requires_grad=True)
+    loss = (w * out).abs().sum()  # the product's backward needs out: autograd saves it
+    ptr = out.data_ptr()
+    del out
+    assert lfft.pooled_empty(shape, torch.complex64).data_ptr() != ptr
+    loss.backward()
+    assert w.grad.item() == pytest.approx(2 * shape[0] * 1024 * 1024)
+
+
+def test_small_outputs_bypass_the_pool(monkeypatch):
+    monkeypatch.setattr(lfft, "_POOL", [])
+    lfft.pooled_empty((4, 4), torch.complex64)
+    assert lfft._POOL == []

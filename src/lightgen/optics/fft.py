@@ -303,7 +303,59 @@ class _FFTWFilterPlan:
             ws.mul_(kernel)
             self.cols_inv.execute()
             self.rows_inv.execute()
-            return ws[..., :h, :w].clone()
+            out = pooled_empty((*ws.shape[:-2], h, w), ws.dtype)
+            out.copy_(ws[..., :h, :w])
+            return out
+
+
+# --------------------------------------------------------------------------- output pool
+#
+# A fresh 67 MB tensor (1024^2 x 8 x complex64) costs ~30 ms of page faults on every call:
+# glibc serves allocations above 32 MB with mmap and returns them to the OS on free, and
+# torch has no CPU caching allocator. So large CPU outputs reuse freed memory from a small
+# pool: a storage is free again when nothing but the pool references it (its use count,
+# which autograd's saved tensors and every view also hold). Each caller gets a new tensor
+# object on the pooled storage (``set_``), not a view, so autograd and version counters
+# behave as for any fresh tensor.
+
+_POOL: list[torch.UntypedStorage] = []
+_POOL_LOCK = threading.Lock()
+POOL_MIN_BYTES = 8 << 20
+"""Outputs smaller than this are allocated normally (malloc reuses small blocks itself)."""
+
+
+def _pool_limit_bytes() -> int:
+    return int(float(os.environ.get("LIGHTGEN_FFT_POOL_MB", "2048")) * (1 << 20))
+
+
+def pooled_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised contiguous CPU tensor, on recycled memory when the pool has some.
+
+    The pool holds at most ``$LIGHTGEN_FFT_POOL_MB`` (default 2048) MB;
+    :func:`clear_fftw_cache` empties it.
+    """
+    numel = 1
+    for d in shape:
+        numel *= d
+    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    if nbytes < POOL_MIN_BYTES:
+        return torch.empty(shape, dtype=dtype)
+    with _POOL_LOCK:
+        storage = None
+        for s in _POOL:
+            if s.nbytes() == nbytes and torch._C._storage_Use_Count(s._cdata) == 1:
+                storage = s
+                break
+        if storage is None:
+            storage = torch.UntypedStorage(nbytes)
+            if sum(s.nbytes() for s in _POOL) + nbytes <= _pool_limit_bytes():
+                _POOL.append(storage)
+        stride = []
+        acc = 1
+        for d in reversed(shape):
+            stride.append(acc)
+            acc *= d
+        return torch.empty(0, dtype=dtype).set_(storage, 0, shape, tuple(reversed(stride)))
 
 
 _FFTW_CACHE: OrderedDict[tuple, _FFTWFilterPlan] = OrderedDict()
@@ -361,10 +413,13 @@ def _save_wisdom() -> None:
 
 
 def clear_fftw_cache() -> None:
-    """Drop cached FFTW plans and their workspaces, and this thread's zero-padded input
-    buffers (the caches keep up to 6 shapes each; this frees their memory)."""
+    """Drop cached FFTW plans and their workspaces, the output pool, and this thread's
+    zero-padded input buffers (the caches keep up to 6 shapes each; this frees their
+    memory)."""
     with _FFTW_CACHE_LOCK:
         _FFTW_CACHE.clear()
+    with _POOL_LOCK:
+        _POOL.clear()
     getattr(_WORKSPACES, "buffers", {}).clear()
 
 
@@ -451,8 +506,8 @@ class _PhaseThenFilter(torch.autograd.Function):
     def backward(ctx, grad):
         x, modulation, kernel = ctx.saved_tensors
         phase_shape, phase_dtype = ctx.phase_meta
-        grad_u = _filter(grad, kernel.conj())
-        grad_x = grad_u * modulation.conj()
+        grad_x = _filter(grad, kernel.conj())  # a fresh tensor: scale it in place
+        grad_x.mul_(modulation.conj())
         grad_phase = None
         if ctx.needs_input_grad[1]:
             # Im(g conj(x)) = g.imag x.real - g.real x.imag: no conj(x) copy of the batch
