@@ -117,13 +117,32 @@ def train(
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, auto")] = None,
     fft_backend: Annotated[
-        str | None, typer.Option(help="torch | pyfftw (CPU, extra fast-fft)")
+        str | None, typer.Option(help="auto (default) | torch | pyfftw (CPU, extra fast-fft)")
+    ] = None,
+    condition_on: Annotated[
+        str | None,
+        typer.Option(
+            help="none (default, unsupervised) | labels: class-conditional -- labels drive "
+            "one injection fiber per class (one-hot), still no target images"
+        ),
+    ] = None,
+    condition_amplitude: Annotated[
+        float | None, typer.Option(help="latent amplitude of the 'on' class fiber (default 2)")
+    ] = None,
+    condition_all_wavelengths: Annotated[
+        bool | None,
+        typer.Option(
+            "--condition-all-wavelengths/--condition-last-dims",
+            help="class fibers carry their code at every wavelength (colour) / only the last "
+            "latent dims (last wavelength)",
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="continue the run in --out")
     ] = False,
 ) -> None:
-    """Train a chip (or a baseline) with BOGT: no labels, no targets."""
+    """Train a chip (or a baseline) with BOGT: no labels, no targets (with --condition-on
+    labels, the labels drive injection fibers as conditions; still no target images)."""
     from lightgen.data.registry import load_dataset
     from lightgen.train.trainer import Trainer
 
@@ -144,6 +163,9 @@ def train(
         seed=seed,
         device=device,
         fft_backend=fft_backend,
+        condition_on=condition_on,
+        condition_amplitude=condition_amplitude,
+        condition_all_wavelengths=condition_all_wavelengths,
     )
     try:
         size = cfg.chip_config().image_size
@@ -155,7 +177,11 @@ def train(
             limit=cfg.train_limit,
             seed=cfg.seed,
         )
-        trainer = Trainer(cfg, out, ds.images, resume=resume)
+        labels = None
+        if cfg.condition_on == "labels":
+            cfg = cfg.with_label_conditions(ds.n_classes)
+            labels = ds.labels
+        trainer = Trainer(cfg, out, ds.images, resume=resume, labels=labels)
         res = trainer.run()
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         _fail(str(e))
@@ -209,8 +235,20 @@ def eval_(
     fab_distance_std_m: Annotated[
         float, typer.Option(help="as fabricated: axial placement std (m)")
     ] = 0.0,
+    n_per_class: Annotated[
+        int, typer.Option(help="mixture prior + labels: images generated per class")
+    ] = 64,
+    classifier_size: Annotated[
+        int | None,
+        typer.Option(help="run the SmallCNN at this size (default: the chip's; e.g. 64 at 512 px)"),
+    ] = None,
+    class_grid: Annotated[
+        Path | None,
+        typer.Option(help="per-class sample grid PNG (default: next to the JSON, -per-class.png)"),
+    ] = None,
 ) -> None:
-    """FID/KID/precision/recall, reconstruction PSNR/SSIM, optical efficiencies; prints and writes JSON."""
+    """FID/KID/precision/recall, reconstruction PSNR/SSIM, optical efficiencies, per-class
+    generation accuracy (mixture prior); prints and writes JSON."""
     from lightgen.chip.fabrication import FabricationModel
     from lightgen.tasks.evaluate import evaluate
     from lightgen.tasks.images import atomic_write
@@ -226,7 +264,24 @@ def eval_(
                 distance_std_m=fab_distance_std_m,
             )
         system, cfg = load_trained(checkpoint)
-        res = evaluate(system, cfg, dataset, n, seed, data_root, fabrication=fab)
+        tag = "" if fab is None else "-fabricated"
+        grid = class_grid or (
+            (out.parent / f"{out.stem}-per-class.png")
+            if out is not None
+            else Path(checkpoint) / f"eval-{dataset or cfg.dataset}{tag}-per-class.png"
+        )
+        res = evaluate(
+            system,
+            cfg,
+            dataset,
+            n,
+            seed,
+            data_root,
+            fabrication=fab,
+            n_per_class=n_per_class,
+            classifier_size=classifier_size,
+            class_grid_path=grid,
+        )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     t = Table(title=f"eval of {checkpoint}")
@@ -235,7 +290,6 @@ def eval_(
     for k, v in res.items():
         t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(t)
-    tag = "" if fab is None else "-fabricated"
     dest = out or (Path(checkpoint) / f"eval-{res['dataset']}{tag}.json")
     atomic_write(dest, lambda p: p.write_text(json.dumps(res, indent=1)))
     console.print(f"wrote {dest}")
@@ -537,6 +591,13 @@ def multiview(
         float, typer.Option(help="injected amplitude per condition fiber (latent units)")
     ] = 2.0,
     elevation_deg: Annotated[float, typer.Option(help="camera elevation above the floor")] = 20.0,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="bogt: reconstruct the input view; cross-view: encode one training view, "
+            "inject another view's angle, reconstruct that view (same chair)"
+        ),
+    ] = "bogt",
     batch_size: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option()] = None,
     beta: Annotated[float | None, typer.Option(help="weight of the KL term")] = None,
@@ -567,6 +628,7 @@ def multiview(
                 condition_amplitude=condition_amplitude,
                 elevation_deg=elevation_deg,
                 seed=seed,
+                objective=objective,
             )
         report = run_multiview(
             out,
@@ -597,6 +659,108 @@ def multiview(
         f"of the real turn; {tt['gif']}"
     )
     console.print(f"wrote {out / 'multiview.json'}")
+
+
+def _style_table(title: str, rows: dict[str, dict], extra: str | None = None) -> Table:
+    t = Table(title=title)
+    t.add_column("method")
+    if extra:
+        t.add_column(extra, justify="right")
+    for col in ("PSNR dB", "SSIM", "content loss", "style loss"):
+        t.add_column(col, justify="right")
+    for name, m in rows.items():
+        first = [f"{m[extra.replace(' ', '_')]:.3f}"] if extra else []
+        t.add_row(
+            name,
+            *first,
+            f"{m['psnr_db']:.2f}",
+            f"{m['ssim']:.3f}",
+            f"{m['content_loss']:.4g}",
+            f"{m['style_loss']:.4g}",
+        )
+    return t
+
+
+@app.command(name="style")
+def style_cmd(
+    checkpoint: Annotated[
+        Path, typer.Option(help="chip trained on a styled set, e.g. --dataset emoji-black+mosaic")
+    ],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/style"),
+    style: Annotated[
+        str | None, typer.Option(help="mosaic | painterly (default: the checkpoint's)")
+    ] = None,
+    n: Annotated[int, typer.Option(help="held-out plain images fed to the chip")] = 64,
+    control_checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="optional chip trained on the plain data (shows chip blur alone)"),
+    ] = None,
+    data_root: DataRootOpt = None,
+) -> None:
+    """Texture style transfer: plain images through a chip trained on styled images only."""
+    from lightgen.tasks.style import run_style_transfer
+    from lightgen.train.trainer import load_trained
+
+    try:
+        system, cfg = load_trained(checkpoint)
+        control = None if control_checkpoint is None else load_trained(control_checkpoint)
+        rep = run_style_transfer(system, cfg, out, style, n, data_root=data_root, control=control)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    rows = {"chip (transfer)": rep["transfer"], "input (no transfer)": rep["baseline"]}
+    rows["chip on styled target"] = rep["styled_input"]
+    if "control" in rep:
+        rows["control chip (plain-trained)"] = rep["control"]
+    console.print(
+        _style_table(f"{rep['style']} transfer, {rep['n']} held-out {rep['content']}", rows)
+    )
+    console.print(f"wrote {out / 'style.json'} and {rep['files']['grid']}")
+
+
+@app.command(name="style-digits")
+def style_digits_cmd(
+    global_checkpoint: Annotated[
+        Path, typer.Option(help="28 x 28 chip trained on printed-digits (large aperture)")
+    ],
+    patch_checkpoint: Annotated[
+        Path, typer.Option(help="p x p chip trained on printed-digits+patches<p> (e.g. 7)")
+    ],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/style-digits"),
+    n: Annotated[int, typer.Option(help="handwritten test digits (MNIST t10k)")] = 256,
+    classify: Annotated[
+        bool,
+        typer.Option(
+            "--classify/--no-classify", help="class accuracy by the MNIST SmallCNN (if MNIST found)"
+        ),
+    ] = True,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Handwriting -> print: one large-aperture chip versus a 7 x 7 chip applied patch by patch."""
+    from lightgen.tasks.style import mnist_classifier, run_digit_transfer
+    from lightgen.train.trainer import load_trained
+
+    try:
+        global_chip, patch_chip = load_trained(global_checkpoint), load_trained(patch_checkpoint)
+        clf = mnist_classifier(data_root) if classify else None
+        rep = run_digit_transfer(
+            global_chip, patch_chip, out, n, seed, data_root=data_root, classifier=clf
+        )
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    console.print(
+        _style_table(
+            f"{rep['n']} {rep['content']} digits -> printed (targets: the label's glyph)",
+            rep["methods"],
+            extra="seam ratio",
+        )
+    )
+    if rep["target_class_accuracy"] is not None:
+        acc = ", ".join(f"{k} {m['class_accuracy']:.1%}" for k, m in rep["methods"].items())
+        console.print(
+            f"MNIST-classifier accuracy: {acc}; printed targets {rep['target_class_accuracy']:.1%}"
+        )
+    console.print(f"wrote {out / 'digits.json'} and {rep['files']['grid']}")
 
 
 @app.command()

@@ -21,3 +21,39 @@ def tiny_run(tmp_path_factory):
 def tiny(tiny_run):
     """``(system, cfg)`` of :func:`tiny_run`, loaded afresh for each test module."""
     return load_trained(tiny_run)
+
+
+def _run_with_trainer_spy(out, setup, n_turntable: int, **kwargs):
+    """``run_multiview`` on a tiny setup (2 steps); returns ``(report, seen)`` where
+    ``seen`` holds the images and keyword tensors (conditions, targets) and config that
+    the Trainer was built with."""
+    from lightgen.tasks import multiview as mv
+
+    seen = {}
+    real = mv.Trainer
+
+    def spy(cfg, run_dir, images, **kw):
+        seen.update(images=images.clone(), cfg=cfg)
+        seen.update({k: v.clone() for k, v in kw.items() if k != "progress" and v is not None})
+        return real(cfg, run_dir, images, **kw)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(mv, "Trainer", spy)
+        report = mv.run_multiview(
+            out,
+            steps=2,
+            setup=setup,
+            preset="tiny",
+            train_options={"batch_size": 8},
+            n_turntable=n_turntable,
+            progress=False,
+            **kwargs,
+        )
+    return report, seen
+
+
+@pytest.fixture(scope="session")
+def run_with_trainer_spy():
+    """``run_with_trainer_spy(out, setup, n_turntable, **kw) -> (report, seen)``: the
+    multi-view task on a tiny setup (2 steps), recording what the Trainer was built with."""
+    return _run_with_trainer_spy

@@ -158,26 +158,9 @@ def test_chip_prediction_uses_the_nearest_view_latent_and_the_held_out_angle(mon
 
 # ------------------------------------------------------------------ a whole (tiny) run
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, run_with_trainer_spy):
     out = tmp_path_factory.mktemp("mv")
-    seen = {}
-    real = mv.Trainer
-
-    def spy(cfg, run_dir, images, **kw):
-        seen.update(images=images.clone(), conditions=kw["conditions"].clone(), cfg=cfg)
-        return real(cfg, run_dir, images, **kw)
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(mv, "Trainer", spy)
-        report = run_multiview(
-            out,
-            steps=2,
-            setup=TINY,
-            preset="tiny",
-            train_options={"batch_size": 8},
-            n_turntable=2,
-            progress=False,
-        )
+    report, seen = run_with_trainer_spy(out, TINY, n_turntable=2)
     return out, report, seen
 
 

@@ -24,6 +24,15 @@ Split rules (fixed, independent of ``seed``, so scores stay comparable between r
   test 2,000 from ``[seed, 1]`` (never the same images); ``limit`` sets the count.
 * ``split="all"`` returns train and test together.
 
+Derived sets: ``<name>+<transform>`` loads ``<name>`` as above, then
+
+* ``+mosaic`` / ``+painterly``: applies that procedural style
+  (:func:`lightgen.data.styles.apply_style`, defaults scaled to the final size), e.g.
+  ``emoji-black+mosaic`` -- targets for style transfer;
+* ``+patches<p>``: cuts every image (at its native size; ``size`` must be ``p`` or
+  ``None``) into non-overlapping ``p x p`` patches, labels kept, e.g.
+  ``printed-digits+patches7`` -- training data of a patch-by-patch chip.
+
 ``limit`` keeps the first ``limit`` images of the split (file order for IDX sets, whose
 files are already shuffled). ``size`` resizes (antialiased) to ``size x size``;
 ``channels`` converts grey (1) <-> RGB (3) with BT.601 luma weights.
@@ -248,6 +257,36 @@ def _set_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     raise ValueError(f"cannot convert {c} channels to channels={channels}; use 1 or 3.")
 
 
+def _load_derived(key, root, split, size, limit, seed, channels) -> ImageDataset:
+    """``<base>+<transform>`` (see the module doc)."""
+    from lightgen.data.styles import STYLE_NAMES, apply_style, cut_patches
+
+    base, transform = key.split("+", 1)
+    if transform in STYLE_NAMES:
+        ds = load_dataset(base, root, split, size, limit, seed, channels)
+        images = apply_style(transform, ds.images).clamp_(0.0, 1.0)
+        return ImageDataset(images.contiguous(), ds.labels, ds.class_names, key, split)
+    digits = transform.removeprefix("patches")
+    if not (transform.startswith("patches") and digits.isdigit() and int(digits) >= 2):
+        raise ValueError(
+            f"name={key!r}: transform {transform!r} is unknown. Use '+mosaic', '+painterly' or "
+            "'+patches<p>' (e.g. 'printed-digits+patches7')."
+        )
+    p = int(digits)
+    if size is not None and size != p:
+        raise ValueError(
+            f"size={size} but {key!r} yields {p} x {p} patches; pass size={p} or None "
+            f"(or a chip with image_size={p})."
+        )
+    # limit counts patches; every image gives at least one, so `limit` images suffice
+    ds = load_dataset(base, root, split, None, limit, seed, channels)
+    patches = cut_patches(ds.images, p)
+    labels = ds.labels.repeat_interleave(patches.shape[0] // ds.images.shape[0])
+    if limit is not None:
+        patches, labels = patches[:limit], labels[:limit]
+    return ImageDataset(patches.contiguous(), labels.clone(), ds.class_names, key, split)
+
+
 def load_dataset(
     name: str,
     root: str | Path | None = None,
@@ -260,7 +299,8 @@ def load_dataset(
     """Load data set ``name`` (see the module doc for names and split rules).
 
     Args:
-        name: one of :data:`DATASET_NAMES` (case-insensitive; ``_`` = ``-``).
+        name: one of :data:`DATASET_NAMES` (case-insensitive; ``_`` = ``-``), optionally
+            with a ``+mosaic`` / ``+painterly`` / ``+patches<p>`` suffix (module doc).
         root: data root holding ``mnist/`` etc., or the data set's own folder
             (default :func:`default_data_root`; unused by procedural sets).
         split: ``"train"``, ``"test"`` or ``"all"``.
@@ -277,6 +317,8 @@ def load_dataset(
         ``size=64/128/256`` unless you need full resolution.
     """
     key = str(name).lower().replace("_", "-")
+    if "+" in key and key.split("+", 1)[0] in DATASET_NAMES:
+        return _load_derived(key, root, split, size, limit, seed, channels)
     if key not in DATASET_NAMES:
         raise ValueError(f"name={name!r} is not a lightgen data set. Use one of {DATASET_NAMES}.")
     if split not in SPLITS:

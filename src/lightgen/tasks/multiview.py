@@ -31,6 +31,25 @@ bandwidth the chip can express with the angle alone; a test checks the order. Wi
 injected amplitude would have to change sign (an amplitude modulator) and order ``K``
 would cost more fibers.
 
+Training objectives (``MultiviewSetup.objective``). ``"bogt"`` (default): plain BOGT, the
+encoder sees training view ``(s, theta)``, the condition fibers get :math:`c(\theta)` and
+the camera must reproduce that same view. The encoder then already sees the view, so the
+coupled (style) fibers can carry it and the injected angle is nearly ignored.
+``"cross-view"``: the training examples are all ordered pairs ``(A, B)`` of *training*
+views of the same chair ``s``; the encoder sees view ``A``, the condition fibers get
+:math:`c(\theta_B)`, and the camera is scored against view ``B``:
+
+.. math:: \mathcal{L} = \frac{\lVert G(\mu(x_{s,A}) + \sigma\epsilon,\, c(\theta_B))
+    - x_{s,B} \rVert^2}{2\sigma_x^2} + \beta\, \mathrm{KL}(Q(z|x_{s,A}) \Vert P(z)),
+
+KL on the free (style) fibers only. Since the target depends on the chair and
+:math:`\theta_B` only, the best the style fibers can do is carry the chair's identity
+and leave the view to the angle fibers. It is still trained on 2D projections only and
+uses no label beyond the known render angle (a condition, as in BOGT), but it is no
+longer reconstruction of the input: it is supervised by *another* view of the same
+object (the chair index pairs the views). ``n_styles * n_train_views**2`` pairs
+(3888 for the defaults), held in memory as two image tensors.
+
 Evaluation on unseen views. For a held-out ``(style, azimuth)``: the free fibers take
 the posterior mean of one *training* view of that chair (the nearest training azimuth;
 also reported: a fixed reference view, the first training view), the condition fibers
@@ -79,6 +98,7 @@ from lightgen.train.config import TrainConfig, load_train_config
 from lightgen.train.trainer import Trainer, load_trained
 
 SETUP_FILE = "multiview_setup.json"
+OBJECTIVES = ("bogt", "cross-view")
 _CHUNK = 64  # images per encode/decode call
 _TIE_RAD = 1e-9  # azimuths closer than this count as equal (float round-off)
 
@@ -170,6 +190,7 @@ class MultiviewSetup:
     condition_amplitude: float = 2.0
     elevation_deg: float = 20.0
     seed: int = 0
+    objective: str = "bogt"  # "bogt" | "cross-view" (see the module doc)
 
     def __post_init__(self):
         require_int_range("n_styles", self.n_styles, 1, fix="Use e.g. 12 chairs.")
@@ -187,6 +208,12 @@ class MultiviewSetup:
         el = require_finite("elevation_deg", self.elevation_deg)
         if not -89 <= el <= 89:
             raise ValueError(f"elevation_deg must be in [-89, 89], got {el}. Use e.g. 20.")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {OBJECTIVES}, got {self.objective!r}. Use 'bogt' "
+                "(reconstruct the input view) or 'cross-view' (encode one view, reconstruct "
+                "another view of the same chair at the injected angle)."
+            )
 
 
 @dataclass
@@ -222,6 +249,22 @@ def make_multiview_data(setup: MultiviewSetup) -> MultiviewData:
     return MultiviewData(setup, renders, images, style, view, az, train)
 
 
+def cross_view_pairs(data: MultiviewData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample indices ``(source, target)``, each ``(n_styles * T**2,)`` int64 with ``T`` the
+    number of training views: every ordered pair of training views of the same chair
+    (source == target included), style-major, then source view, then target view.
+    Held-out views never appear."""
+    s = data.setup
+    train_views, _ = split_views(s.n_views, s.holdout_every, s.holdout_offset)
+    src, tgt = [], []
+    for st in range(s.n_styles):
+        for a in train_views:
+            for b in train_views:
+                src.append(data.index(st, a))
+                tgt.append(data.index(st, b))
+    return torch.tensor(src, dtype=torch.int64), torch.tensor(tgt, dtype=torch.int64)
+
+
 def unseen_view_pairs(data: MultiviewData) -> dict[str, torch.Tensor]:
     """Sample indices ``(M,)`` for every held-out ``(style, view)``: ``target``,
     ``nearest`` (nearest training view, same style), ``fixed`` (the first training view),
@@ -242,6 +285,47 @@ def unseen_view_pairs(data: MultiviewData) -> dict[str, torch.Tensor]:
             cols["back"].append(data.index(st, train_views[back]))
             cols["ahead"].append(data.index(st, train_views[ahead]))
     return {k: torch.tensor(v, dtype=torch.int64) for k, v in cols.items()}
+
+
+def fourier_fit_views(data: MultiviewData, n_harmonics: int) -> torch.Tensor:
+    r"""Digital reference ``(M, C, S, S)`` in :func:`unseen_view_pairs` order: per chair and
+    pixel, the least-squares trigonometric polynomial of order ``K = n_harmonics`` in the
+    azimuth, :math:`a_0 + \sum_{k \le K} a_k \cos k\theta + b_k \sin k\theta`, fitted to
+    the training views and evaluated at the held-out ones (clipped to [0, 1]).
+
+    The chip's camera image is an order-``K`` polynomial in the injected angle too (module
+    doc), but its coefficients are tied: at pixel ``x`` the style enters only through one
+    complex field value, :math:`I = |A_s(x) + \sum_k c_k(\theta) h_k(x)|^2`, whereas this
+    fit has ``2K + 1`` free coefficients per pixel and chair. It shows what the angular
+    bandwidth ``K`` alone would allow; it is not a chip method."""
+    k = require_int_range("n_harmonics", n_harmonics, 1, fix="Use e.g. 4.")
+    s = data.setup
+    train_views, held = split_views(s.n_views, s.holdout_every, s.holdout_offset)
+    az = view_azimuths_rad(s.n_views).double()
+    harm = torch.arange(1, k + 1, dtype=torch.float64)
+    basis = torch.cat(
+        [
+            torch.ones(len(az), 1, dtype=torch.float64),
+            torch.cos(az[:, None] * harm),
+            torch.sin(az[:, None] * harm),
+        ],
+        1,
+    )  # (V, 2K+1)
+    x = data.images.double().reshape(s.n_styles, s.n_views, -1)
+    # min-norm least squares (rank-deficient when 2K + 1 > number of training views)
+    coef = torch.linalg.pinv(basis[train_views]) @ x[:, train_views]  # (styles, 2K+1, pixels)
+    fit = (basis[held] @ coef).clamp(0, 1)
+    return fit.reshape(-1, *data.images.shape[1:]).to(data.images.dtype)
+
+
+def chair_mean_views(data: MultiviewData) -> torch.Tensor:
+    """Digital reference ``(M, C, S, S)`` in :func:`unseen_view_pairs` order: the pixel
+    mean of all training views of the target's chair, whatever the requested angle."""
+    s = data.setup
+    train_views, held = split_views(s.n_views, s.holdout_every, s.holdout_offset)
+    x = data.images.reshape(s.n_styles, s.n_views, *data.images.shape[1:])
+    mean = x[:, train_views].mean(1, keepdim=True)
+    return mean.expand(-1, len(held), *mean.shape[2:]).reshape(-1, *data.images.shape[1:])
 
 
 # ------------------------------------------------------------------ chip
@@ -340,6 +424,10 @@ def evaluate_unseen_views(
     preds = {
         "chip": predict_views(system, x[pairs["nearest"]], az[t], amp),
         "chip_fixed_source": predict_views(system, x[pairs["fixed"]], az[t], amp),
+        # same angular bandwidth as the chip, free coefficients per pixel: a reference only
+        "reference_fourier_fit": fourier_fit_views(data, system.n_conditions),
+        # a view-agnostic picture of the right chair: what ignoring the angle can reach
+        "reference_chair_mean": chair_mean_views(data),
     }
     report = score_unseen_views(data, preds)
     tr = data.train.nonzero().squeeze(1)
@@ -384,7 +472,8 @@ def write_turntable(
     ``turntable.gif`` / ``.mp4`` (top row chip, bottom row render) and
     ``turntable_strip.png`` (12 angles; per chair a chip row and a render row).
     Returns the turntable report (scores vs the renders, split by whether the frame's
-    angle is a training azimuth; smoothness; ``angle_response_ratio`` = mean frame-to-frame
+    angle is a training azimuth, beside the same scores for the source view shown unchanged
+    at every angle (at training azimuths other than the source's own); smoothness; ``angle_response_ratio`` = mean frame-to-frame
     change of the chip over that of the renders, 0 when the angle does nothing)."""
     s = data.setup
     n_frames = require_int_range("n_frames", n_frames, 48, fix="Use >= 48 frames (7.5 deg).")
@@ -418,6 +507,10 @@ def write_turntable(
     )
     p, q = _scores(frames.flatten(0, 1), truth.flatten(0, 1))
     p, q = p.view(n_frames, n_tt), q.view(n_frames, n_tt)
+    # reference: the source view shown unchanged at every angle (a camera that ignores it)
+    sp, sq = _scores(src.expand_as(truth).flatten(0, 1), truth.flatten(0, 1))
+    sp, sq = sp.view(n_frames, n_tt), sq.view(n_frames, n_tt)
+    other = seen & (signed_angle_rad(frame_az, train_az[0]).abs() > 1e-6)
     chip_change = frame_change_stats(frames.flatten(1), loop=True)
     render_change = frame_change_stats(truth.flatten(1), loop=True)
     return {
@@ -427,6 +520,9 @@ def write_turntable(
         "source_view_azimuth_deg": 360.0 * train_views[0] / s.n_views,
         "vs_render_at_training_azimuths": _summary(p[seen], q[seen]),
         "vs_render_at_unseen_azimuths": _summary(p[~seen], q[~seen]),
+        # the source's own angle is left out here: there the static picture is exact (inf dB)
+        "static_source_vs_render_at_other_training_azimuths": _summary(sp[other], sq[other]),
+        "static_source_vs_render_at_unseen_azimuths": _summary(sp[~seen], sq[~seen]),
         "smoothness": chip_change,
         "render_smoothness": render_change,
         "angle_response_ratio": chip_change["mean_abs_change"]
@@ -453,7 +549,8 @@ def train_multiview(
     train_options: dict | None = None,
     progress: bool = True,
 ):
-    """Train a chip with ``n_harmonics`` condition fibers on the training views only."""
+    """Train a chip with ``n_harmonics`` condition fibers on the training views only,
+    with the objective of ``data.setup.objective`` (see the module doc)."""
     s = data.setup
     overrides = {"image_size": s.image_size, **(chip or {})}
     # validated with messages that name the bad key (and ChipConfig's fit checks)
@@ -470,14 +567,21 @@ def train_multiview(
         }
     )
     _require_chip(cfg)
-    tr = data.train
+    if s.objective == "cross-view":
+        src, tgt = cross_view_pairs(data)
+        extra = {"targets": data.images[tgt]}
+    else:  # BOGT: every training view is its own target
+        src = tgt = data.train.nonzero().squeeze(1)
+        extra = {}
     run_dir = Path(run_dir)
     trainer = Trainer(
         cfg,
         run_dir,
-        data.images[tr],
+        data.images[src],
         progress=progress,
-        conditions=view_conditions(data.azimuth_rad[tr], s.n_harmonics, s.condition_amplitude),
+        # the angle of the view the camera must draw
+        conditions=view_conditions(data.azimuth_rad[tgt], s.n_harmonics, s.condition_amplitude),
+        **extra,
     )
     write_json(run_dir / SETUP_FILE, asdict(s))
     result = trainer.run()
@@ -503,7 +607,8 @@ def run_multiview(
     Writes into ``out_dir``: ``run/`` (checkpoints, logs, ``multiview_setup.json``),
     ``multiview.json``, ``dataset.png``, ``unseen_views.png``, ``turntable.gif`` /
     ``.mp4`` and ``turntable_strip.png``. With ``checkpoint`` the data settings come
-    from that run's ``multiview_setup.json`` (``setup`` must then be ``None``).
+    from that run's ``multiview_setup.json`` (``setup`` must then be ``None``). The
+    training objective is ``setup.objective`` (``"bogt"`` or ``"cross-view"``).
     """
     out = Path(out_dir)
     # fail before minutes of training, not after
@@ -544,7 +649,12 @@ def run_multiview(
     step_deg = 360.0 / setup.n_views
     train_info.update(
         {
+            "objective": setup.objective,
             "n_train_images": int(data.train.sum()),
+            # (encoder input, camera target) examples the trainer draws batches from
+            "n_train_examples": len(cross_view_pairs(data)[0])
+            if setup.objective == "cross-view"
+            else int(data.train.sum()),
             "train_azimuths_deg": [v * step_deg for v in train_views],
             "heldout_azimuths_deg": [v * step_deg for v in held],
         }

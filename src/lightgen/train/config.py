@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lightgen.chip.config import ChipConfig
 from lightgen.chip.fabrication import FabricationModel
@@ -42,6 +42,27 @@ class TrainConfig(BaseModel):
         ge=0,
         description="last k latent dims driven by the injection port with given values",
     )
+    condition_on: Literal["none", "labels"] = Field(
+        default="none",
+        description=(
+            "labels: class-conditional training -- the data set's labels drive the condition "
+            "fibers as a one-hot code (a conditional VAE; still no paired target images)"
+        ),
+    )
+    condition_amplitude: float = Field(
+        default=2.0,
+        gt=0,
+        le=100,
+        description="latent amplitude injected into the 'on' fiber of a one-hot class code",
+    )
+    condition_all_wavelengths: bool = Field(
+        default=False,
+        description=(
+            "True: each condition fiber carries its value at every wavelength (k x n_wavelengths "
+            "latent dims); False: the last k latent dims, i.e. the last k fibers of the last "
+            "wavelength only"
+        ),
+    )
     fabrication: FabricationModel | None = Field(
         default=None, description="fabrication-aware training: quantisation + placement jitter"
     )
@@ -53,6 +74,37 @@ class TrainConfig(BaseModel):
 
     def chip_config(self) -> ChipConfig:
         return preset(self.preset, **self.chip)
+
+    @model_validator(mode="after")
+    def _all_wavelengths_needs_conditions(self) -> TrainConfig:
+        if (
+            self.condition_all_wavelengths
+            and self.condition_on == "none"
+            and self.condition_fibers == 0
+        ):
+            raise ValueError(
+                "condition_all_wavelengths=True needs condition fibers; set condition_on='labels' "
+                "or condition_fibers > 0 (or drop condition_all_wavelengths)."
+            )
+        return self
+
+    def with_label_conditions(self, n_classes: int) -> TrainConfig:
+        """This config with ``condition_fibers = n_classes`` when ``condition_on='labels'``
+        (unchanged otherwise); a non-zero ``condition_fibers`` must already equal it."""
+        if self.condition_on != "labels":
+            return self
+        if n_classes < 2:
+            raise ValueError(
+                f"condition_on='labels' needs a labelled data set with >= 2 classes; "
+                f"{self.dataset!r} has {n_classes}. Use condition_on='none'."
+            )
+        if self.condition_fibers not in (0, n_classes):
+            raise ValueError(
+                f"condition_on='labels' drives one fiber per class: condition_fibers must be "
+                f"{n_classes} (the classes of {self.dataset!r}) or 0 (set automatically), "
+                f"got {self.condition_fibers}."
+            )
+        return self.model_copy(update={"condition_fibers": n_classes})
 
 
 def load_train_config(data: dict) -> TrainConfig:

@@ -4,6 +4,11 @@ Reproducibility: the data order of step ``s`` and the posterior noise come from
 generators seeded by ``seed`` whose states are saved in every checkpoint, so
 ``--resume`` continues exactly as if never interrupted.
 
+Targets: by default the reconstruction target of each image is the image itself (BOGT).
+An optional ``targets`` tensor aligned with the images makes image ``i`` the encoder's
+input and ``targets[i]`` the camera's target (e.g. the multi-view task's cross-view
+objective: encode one view, reconstruct another); the data order is the same either way.
+
 Data parallel: under ``torchrun`` (``WORLD_SIZE > 1``) each rank takes a
 disjoint slice of every global batch and gradients are averaged by
 DistributedDataParallel (gloo on CPU, nccl on CUDA). Rank 0 alone writes.
@@ -44,12 +49,66 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def label_conditions(labels: torch.Tensor, n_classes: int, amplitude: float) -> torch.Tensor:
+    """One-hot class codes for the injection port: ``(N, n_classes)`` complex64.
+
+    Fiber ``c`` of image ``i`` carries latent amplitude ``amplitude`` (|z|^2 = amplitude^2
+    times a fiber's fair share of the generator power) when ``labels[i] == c`` and is dark
+    otherwise; the phase is 0 (a fixed reference the generator learns to interfere with).
+    """
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D class indices, got shape {tuple(labels.shape)}.")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(
+            f"labels must lie in [0, {n_classes - 1}] for n_classes={n_classes}, got range "
+            f"[{int(labels.min())}, {int(labels.max())}]; pass the data set's class count."
+        )
+    if not amplitude > 0:
+        raise ValueError(f"amplitude must be > 0 (the 'on' fiber's value), got {amplitude}.")
+    onehot = torch.nn.functional.one_hot(labels.long(), n_classes).to(torch.float32)
+    return torch.complex(onehot * amplitude, torch.zeros_like(onehot))
+
+
+def condition_latent_index(
+    latent_dim: int, n_conditions: int, n_wavelengths: int, all_wavelengths: bool
+) -> torch.Tensor:
+    """Latent indices driven by the injection port, in the order of the conditions.
+
+    The chip's latent is ``(n_wavelengths, n_fibers)`` flattened wavelength-major
+    (index ``l * n_fibers + m``). ``all_wavelengths=False``: the last ``n_conditions``
+    indices, i.e. the last fibers of the *last* wavelength only. ``True``: the last
+    ``n_conditions`` fibers at every wavelength, ``(n_wavelengths * n_conditions,)``
+    indices, wavelength-major (condition j of wavelength l at position ``l * k + j``).
+    Since each camera colour channel is the intensity of one wavelength through linear
+    optics, only the second layout lets a condition reach every colour channel.
+    """
+    if not all_wavelengths or n_wavelengths == 1:
+        return torch.arange(latent_dim - n_conditions, latent_dim)
+    n_fibers = latent_dim // n_wavelengths
+    if n_conditions >= n_fibers:
+        raise ValueError(
+            f"{n_conditions} condition fibers at every wavelength leave no free fiber "
+            f"(n_fibers={n_fibers}); use fewer condition fibers or more fibers."
+        )
+    return torch.cat(
+        [
+            torch.arange(wl * n_fibers + n_fibers - n_conditions, (wl + 1) * n_fibers)
+            for wl in range(n_wavelengths)
+        ]
+    )
+
+
 class BOGTSystem(torch.nn.Module):
     """Model + prior as one module (one state dict, one optimizer).
 
-    With ``condition_fibers = k > 0`` the last ``k`` latent dimensions are driven by the
-    injection port with given complex values (e.g. a view angle) instead of the coupled
-    light: they carry no KL term and the prior covers the other dimensions only.
+    With ``condition_fibers = k > 0`` k fibers are driven by the injection port with given
+    complex values (e.g. a view angle, or a one-hot class code with ``condition_on='labels'``)
+    instead of the coupled light: by default the last ``k`` latent dimensions (the last k
+    fibers of the last wavelength); with ``condition_all_wavelengths`` the last k fibers at
+    every wavelength, each carrying its condition value at all wavelengths
+    (:func:`condition_latent_index`). Those dimensions carry no KL term and the prior covers
+    the others (``free_index``) only.
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -61,12 +120,26 @@ class BOGTSystem(torch.nn.Module):
         if cfg.fabrication is not None:
             apply_fabrication(self.model, cfg.fabrication, cfg.seed)
         self.n_conditions = cfg.condition_fibers
-        if self.n_conditions >= self.model.latent_dim:
+        d = self.model.latent_dim
+        if self.n_conditions >= d:
             raise ValueError(
                 f"condition_fibers={cfg.condition_fibers} leaves no free latent dimension "
-                f"(latent_dim={self.model.latent_dim}); use fewer condition fibers."
+                f"(latent_dim={d}); use fewer condition fibers."
             )
-        self.free_dim = self.model.latent_dim - self.n_conditions
+        self.n_wavelengths = chip_cfg.n_wavelengths
+        # conditions broadcast over wavelengths: (B, k) -> (B, L * k) via repeat
+        self.condition_repeat = 1
+        if self.n_conditions and cfg.condition_all_wavelengths:
+            self.condition_repeat = chip_cfg.n_wavelengths
+        cond = condition_latent_index(
+            d, self.n_conditions, chip_cfg.n_wavelengths, cfg.condition_all_wavelengths
+        )
+        cond = cond if self.n_conditions else cond[:0]
+        keep = torch.ones(d, dtype=torch.bool)
+        keep[cond] = False
+        self.condition_index = cond
+        self.free_index = keep.nonzero().squeeze(1)
+        self.free_dim = int(self.free_index.numel())
         self.prior = make_prior(
             cfg.prior, self.free_dim, cfg.n_components, self.model.complex_latent, cfg.seed
         )
@@ -85,14 +158,38 @@ class BOGTSystem(torch.nn.Module):
                 f"this model injects {self.n_conditions} condition value(s) per image; "
                 f"pass conditions of shape ({z_free.shape[0]}, {self.n_conditions}), got {got}."
             )
-        return torch.cat([z_free[:, : self.free_dim], conditions.to(z_free)], dim=1)
+        d = self.model.latent_dim
+        free = z_free if z_free.shape[1] == self.free_dim else self.free_part(z_free)
+        if free.shape[1] != self.free_dim:
+            raise ValueError(
+                f"latent has {z_free.shape[1]} dims; pass the {self.free_dim} free dims or the "
+                f"full {d}."
+            )
+        cond = conditions.to(free).repeat(1, self.condition_repeat)
+        if self.condition_repeat == 1 and self.free_dim == d - self.n_conditions:
+            # default layout: free dims first, conditions last (as before)
+            return torch.cat([free, cond], dim=1)
+        z = free.new_zeros(free.shape[0], d)
+        z[:, self.free_index.to(free.device)] = free
+        z[:, self.condition_index.to(free.device)] = cond
+        return z
+
+    def free_part(self, z: torch.Tensor) -> torch.Tensor:
+        """The prior's dimensions ``(B, free_dim)`` of full latents ``(B, latent_dim)``."""
+        if self.n_conditions == 0:
+            return z
+        return z[:, self.free_index.to(z.device)]
+
+    def condition_part(self, z: torch.Tensor) -> torch.Tensor:
+        """The injected values ``(B, k)`` of full latents (first wavelength's copy)."""
+        return z[:, self.condition_index.to(z.device)][:, : self.n_conditions]
 
     def routing(self, z: torch.Tensor) -> int | torch.Tensor:
         gens = getattr(getattr(self.model, "chip", None), "generators", None)
         if gens is None or len(gens) == 1:
             return 0
         # optical switch: each latent goes to the generator of its most likely prior component
-        return self.prior.responsibilities(z[:, : self.free_dim].detach()).argmax(1) % len(gens)
+        return self.prior.responsibilities(self.free_part(z).detach()).argmax(1) % len(gens)
 
     def forward(
         self,
@@ -101,13 +198,16 @@ class BOGTSystem(torch.nn.Module):
         beta: float,
         sigma_x: float,
         conditions: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
     ):
+        """BOGT terms and camera images for encoder inputs ``images`` ``(B, C, H, W)``;
+        the camera is scored against ``targets`` (same shape; default: ``images``)."""
         mu, log_var = self.model.posterior(images)
         z = self.with_conditions(mu + torch.exp(0.5 * log_var) * noise, conditions)
         recon = self.model.decode(z, self.routing(z))
-        f = self.free_dim
-        kl = self.prior.kl(mu[:, :f], log_var[:, :f])
-        return bogt_loss(images, recon, kl, beta, sigma_x), recon
+        kl = self.prior.kl(self.free_part(mu), self.free_part(log_var))
+        target = images if targets is None else targets
+        return bogt_loss(target, recon, kl, beta, sigma_x), recon
 
 
 @dataclass
@@ -136,7 +236,35 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         conditions: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
     ):
+        """``labels`` ``(N,)``: with ``cfg.condition_on='labels'`` the trainer injects their
+        one-hot codes (:func:`label_conditions`, ``cfg.condition_amplitude``) into the
+        ``cfg.condition_fibers`` condition fibers (set it with
+        :meth:`TrainConfig.with_label_conditions`); pass either ``labels`` or ``conditions``."""
+        if cfg.condition_on == "labels":
+            if conditions is not None or labels is None:
+                raise ValueError(
+                    "condition_on='labels' builds the conditions from the data set's labels: "
+                    "pass labels=dataset.labels (and no conditions)."
+                )
+            if cfg.condition_fibers < 2:
+                raise ValueError(
+                    f"condition_on='labels' needs condition_fibers = the number of classes, got "
+                    f"{cfg.condition_fibers}; call cfg.with_label_conditions(dataset.n_classes)."
+                )
+            if labels.shape != (images.shape[0],):
+                raise ValueError(
+                    f"labels have shape {tuple(labels.shape)}; pass one label per training "
+                    f"image, shape ({images.shape[0]},)."
+                )
+            conditions = label_conditions(labels, cfg.condition_fibers, cfg.condition_amplitude)
+        elif labels is not None:
+            raise ValueError(
+                "labels given but condition_on='none'; training is unsupervised. Set "
+                "condition_on='labels' to use them as injected conditions."
+            )
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -165,6 +293,12 @@ class Trainer:
                 f"({images.shape[0]}, {cfg.condition_fibers}) (one complex value per image and fiber)."
             )
         self.conditions = conditions
+        if targets is not None and tuple(targets.shape) != tuple(images.shape):
+            raise ValueError(
+                f"targets have shape {tuple(targets.shape)} but the images {tuple(images.shape)}; "
+                "give one reconstruction target per training image (or targets=None for BOGT)."
+            )
+        self.targets = None if targets is None else targets.float()
         self.progress = progress and self.rank == 0
         torch.manual_seed(cfg.seed)
         self.system = BOGTSystem(cfg).to(self.device)
@@ -239,8 +373,9 @@ class Trainer:
         x = self.images[idx].to(self.device)
         noise = noise.to(self.device)
         cond = None if self.conditions is None else self.conditions[idx].to(self.device)
+        y = None if self.targets is None else self.targets[idx].to(self.device)
         module = self.ddp or self.system
-        terms, _ = module(x, noise, cfg.beta, cfg.sigma_x, cond)
+        terms, _ = module(x, noise, cfg.beta, cfg.sigma_x, cond, y)
         if not torch.isfinite(terms.loss):
             raise FloatingPointError(
                 f"loss became {terms.loss.item()} at step {self.step} (recon {terms.recon.item():.4g}, "

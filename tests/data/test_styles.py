@@ -1,0 +1,149 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightgen.data.registry import load_dataset
+from lightgen.data.styles import (
+    apply_style,
+    cut_patches,
+    kuwahara,
+    mosaic,
+    painterly,
+    style_defaults,
+    tile_patches,
+)
+
+
+def _rand(shape, seed=0, dtype=torch.float32):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def test_mosaic_tiles_are_constant_and_equal_the_cell_mean_including_clipped_edge_cells():
+    x = _rand((2, 3, 10, 10))
+    y = mosaic(x, cell_px=4, grout_px=1, grout_value=0.1)
+    for r0 in (0, 4, 8):
+        for c0 in (0, 4, 8):
+            cell = x[..., r0 : r0 + 4, c0 : c0 + 4]  # the edge cells are 2 px wide
+            mean = cell.mean((2, 3))
+            r1, c1 = min(r0 + 3, 10), min(c0 + 3, 10)  # grout: each cell's last row/column
+            tile = y[..., r0:r1, c0:c1]
+            torch.testing.assert_close(tile, mean[..., None, None].expand_as(tile))
+
+
+def test_mosaic_grout_lines_sit_on_each_cells_last_rows_and_columns():
+    y = mosaic(torch.ones(1, 1, 9, 9), cell_px=3, grout_px=1, grout_value=0.25)
+    grout = torch.zeros(9, 9, dtype=torch.bool)
+    grout[2::3, :] = True
+    grout[:, 2::3] = True
+    assert torch.all(y[0, 0][grout] == 0.25) and torch.all(y[0, 0][~grout] == 1.0)
+
+
+def test_mosaic_without_grout_conserves_the_total_intensity_of_whole_cells():
+    x = _rand((3, 1, 12, 12), seed=1)
+    y = mosaic(x, cell_px=4, grout_px=0)
+    torch.testing.assert_close(y.sum((2, 3)), x.sum((2, 3)))
+
+
+@settings(max_examples=10, deadline=None)
+@given(c=st.floats(0, 1), channels=st.sampled_from([1, 3]))
+def test_painterly_leaves_a_constant_image_constant(c, channels):
+    x = torch.full((2, channels, 16, 16), c)
+    torch.testing.assert_close(painterly(x, 2, 2, levels=None), x, atol=1e-6, rtol=0)
+
+
+def test_painterly_with_levels_keeps_a_constant_that_lies_on_a_level():
+    x = torch.full((1, 3, 16, 16), 0.6)  # 3/5 is a level of 6
+    torch.testing.assert_close(painterly(x, levels=6), x, atol=1e-6, rtol=0)
+
+
+def test_painterly_keeps_a_sharp_step_edge_sharp():
+    # Kuwahara picks the uniform corner window; the brush runs along the edge
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 8:] = 0.8
+    torch.testing.assert_close(painterly(x, 2, 3, levels=None), x, atol=1e-5, rtol=0)
+
+
+def test_kuwahara_takes_the_mean_of_the_least_variance_corner_window():
+    # the pixel (2, 2) of a 5x5 image: only the bottom-right 2x2 window is uniform
+    x = _rand((1, 1, 5, 5), seed=3)
+    x[..., 2:4, 2:4] = 0.5
+    assert kuwahara(x, 1)[0, 0, 2, 2].item() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_painterly_output_is_on_the_level_grid_in_range_and_keeps_dtype():
+    x = _rand((2, 3, 20, 20), seed=2, dtype=torch.float64)
+    y = painterly(x, radius_px=2, stroke_px=2, levels=5)
+    assert y.shape == x.shape and y.dtype == torch.float64
+    assert y.min() >= 0 and y.max() <= 1
+    torch.testing.assert_close(y * 4, (y * 4).round())
+    assert torch.equal(y, painterly(x, radius_px=2, stroke_px=2, levels=5))  # deterministic
+
+
+def test_painterly_changes_a_textured_image():
+    x = _rand((1, 3, 32, 32), seed=4)
+    assert (painterly(x, levels=None) - x).abs().mean() > 0.05
+
+
+def test_style_defaults_scale_with_image_size():
+    assert style_defaults("mosaic", 64)["cell_px"] == 4
+    assert style_defaults("painterly", 64)["radius_px"] == 3
+    assert style_defaults("painterly", 12)["radius_px"] == 1
+    x = _rand((1, 1, 16, 16))
+    torch.testing.assert_close(apply_style("mosaic", x), mosaic(x, cell_px=3))
+
+
+@pytest.mark.parametrize(
+    "call, word",
+    [
+        (lambda x: mosaic(x, cell_px=1), "cell_px"),
+        (lambda x: mosaic(x, cell_px=4, grout_px=4), "grout_px"),
+        (lambda x: mosaic(x, grout_value=2.0), "grout_value"),
+        (lambda x: painterly(x, radius_px=0), "radius_px"),
+        (lambda x: painterly(x, stroke_px=-1), "stroke_px"),
+        (lambda x: painterly(x, levels=1), "levels"),
+        (lambda x: mosaic(x[0]), "4-D"),
+        (lambda x: mosaic(x[:, :2]), "channels"),
+        (lambda x: mosaic((x * 255).byte()), "dtype"),
+        (lambda x: painterly(x * float("nan")), "NaN"),
+        (lambda x: apply_style("cubism", x), "cubism"),
+        (lambda x: cut_patches(x, 5), "divide"),
+    ],
+)
+def test_bad_style_arguments_name_the_parameter(call, word):
+    with pytest.raises(ValueError, match=word):
+        call(_rand((1, 3, 12, 12)))
+
+
+def test_patches_are_row_major_and_tile_back_exactly():
+    x = _rand((2, 1, 28, 28), seed=5)
+    p = cut_patches(x, 7)
+    assert p.shape == (32, 1, 7, 7)
+    assert torch.equal(p[1], x[0, :, 0:7, 7:14]) and torch.equal(p[4], x[0, :, 7:14, 0:7])
+    assert torch.equal(p[16], x[1, :, 0:7, 0:7])
+    assert torch.equal(tile_patches(p, 4, 4), x)
+    with pytest.raises(ValueError, match="rows"):
+        tile_patches(p[:5], 4, 4)
+
+
+def test_registry_styled_set_is_the_styled_base_set():
+    base = load_dataset("shapes", split="test", size=16, limit=4)
+    styled = load_dataset("shapes+painterly", split="test", size=16, limit=4)
+    assert styled.name == "shapes+painterly" and torch.equal(styled.labels, base.labels)
+    torch.testing.assert_close(styled.images, apply_style("painterly", base.images))
+
+
+def test_registry_patch_set_cuts_native_images_and_keeps_labels():
+    base = load_dataset("printed-digits", limit=20)  # procedural draws depend on the count
+    ds = load_dataset("printed-digits+patches7", size=7, limit=20)
+    assert ds.images.shape == (20, 1, 7, 7)
+    torch.testing.assert_close(ds.images[:16], cut_patches(base.images, 7)[:16])
+    assert torch.all(ds.labels[:16] == base.labels[0])
+
+
+@pytest.mark.parametrize(
+    "name, size, word", [("printed-digits+patches7", 12, "size=12"), ("shapes+blur", None, "blur")]
+)
+def test_registry_refuses_bad_derived_sets(name, size, word):
+    with pytest.raises(ValueError, match=word):
+        load_dataset(name, size=size, limit=2)
