@@ -62,6 +62,13 @@ def test_resume_with_another_config_is_refused(tmp_path, images):
         Trainer(_cfg(steps=4, beta=3.0), tmp_path, images, resume=True, progress=False)
 
 
+def test_resume_accepts_tuple_valued_chip_overrides_saved_as_json_lists(tmp_path, images):
+    chip = {"wavelengths_m": (532e-9,)}  # a tuple from Python; JSON stores a list
+    Trainer(_cfg(steps=2, chip=chip), tmp_path, images, progress=False).run()
+    Trainer(_cfg(steps=3, chip=chip), tmp_path, images, resume=True, progress=False).run()
+    assert (tmp_path / "checkpoints" / "step-000003").is_dir()
+
+
 def test_truncated_checkpoint_gives_a_clear_error(tmp_path, images):
     Trainer(_cfg(steps=2), tmp_path, images, progress=False).run()
     f = tmp_path / "checkpoints" / "step-000002" / "model.safetensors"

@@ -326,7 +326,7 @@ class Trainer:
     def _resume(self) -> None:
         meta, tensors, ckdir = load_checkpoint(self.run_dir)
         saved = meta["config"]
-        mine = self.cfg.model_dump()
+        mine = self.cfg.model_dump(mode="json")  # as saved: tuples become lists
         diff = {
             k: (saved.get(k), v)
             for k, v in mine.items()
