@@ -126,15 +126,11 @@ class BOGTSystem(torch.nn.Module):
                 f"condition_fibers={cfg.condition_fibers} leaves no free latent dimension "
                 f"(latent_dim={d}); use fewer condition fibers."
             )
-        self.n_wavelengths = chip_cfg.n_wavelengths
-        # conditions broadcast over wavelengths: (B, k) -> (B, L * k) via repeat
-        self.condition_repeat = 1
-        if self.n_conditions and cfg.condition_all_wavelengths:
-            self.condition_repeat = chip_cfg.n_wavelengths
         cond = condition_latent_index(
             d, self.n_conditions, chip_cfg.n_wavelengths, cfg.condition_all_wavelengths
         )
-        cond = cond if self.n_conditions else cond[:0]
+        # conditions broadcast over wavelengths: (B, k) -> (B, L * k) via repeat
+        self.condition_repeat = cond.numel() // max(self.n_conditions, 1)
         keep = torch.ones(d, dtype=torch.bool)
         keep[cond] = False
         self.condition_index = cond
@@ -166,13 +162,9 @@ class BOGTSystem(torch.nn.Module):
                 f"full {d}."
             )
         cond = conditions.to(free).repeat(1, self.condition_repeat)
-        if self.condition_repeat == 1 and self.free_dim == d - self.n_conditions:
-            # default layout: free dims first, conditions last (as before)
-            return torch.cat([free, cond], dim=1)
         z = free.new_zeros(free.shape[0], d)
-        z[:, self.free_index.to(free.device)] = free
-        z[:, self.condition_index.to(free.device)] = cond
-        return z
+        z = z.index_copy(1, self.free_index.to(free.device), free)
+        return z.index_copy(1, self.condition_index.to(free.device), cond)
 
     def free_part(self, z: torch.Tensor) -> torch.Tensor:
         """The prior's dimensions ``(B, free_dim)`` of full latents ``(B, latent_dim)``."""
