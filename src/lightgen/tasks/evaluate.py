@@ -142,7 +142,7 @@ def most_responsible_component(system, images: torch.Tensor, batch_size: int = 3
     """Index ``(N,)`` of the prior component with the largest responsibility for each image's
     posterior mean ``mu = E[z | x]`` (encoder only; no classifier, no labels)."""
     mu = _batched(lambda i, b: encode(system, images[i : i + b]).cpu(), images.shape[0], batch_size)
-    z = mu[:, : getattr(system, "free_dim", mu.shape[1])]
+    z = system.free_part(mu) if hasattr(system, "free_part") else mu
     dev = next(system.prior.parameters(), torch.empty(0)).device
     return system.prior.responsibilities(z.to(dev)).argmax(1).cpu()
 
@@ -296,12 +296,13 @@ def class_conditional_scores(
                 n_per_class,
                 batch_size,
             )
-            pred = predict(clf, for_classifier(imgs, clf))
+            small = for_classifier(imgs, clf)
+            pred = predict(clf, small)
             row["accuracy_generated"] = float((pred == c).float().mean())
             row["predicted_counts_generated"] = torch.bincount(pred, minlength=n_classes).tolist()
             if counts[c].sum() > 0 and comp is not None:
                 row["encoder_agreement"] = float(counts[c, comp] / counts[c].sum())
-            fakes.append(for_classifier(imgs, clf))
+            fakes.append(small)
             grid_rows.append(imgs[:grid_columns])
         else:
             grid_rows.append(None)
@@ -538,7 +539,8 @@ def _evaluate(
                 64,
                 16 if big else 64,
             )
-            pred = predict(clf, for_classifier(imgs, clf))
+            small = for_classifier(imgs, clf)
+            pred = predict(clf, small)
             top = pred.mode().values.item()
             classes.add(top)
             purity.append((pred == top).float().mean().item())
