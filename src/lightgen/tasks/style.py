@@ -286,8 +286,11 @@ def mnist_classifier(data_root: str | None = None, progress: bool = False):
 
 
 # ------------------------------------------------------------------ runs
-def _upscale(size: int) -> int:
-    return max(1, math.ceil(96 / size))
+def _save_rows(path: Path, rows: list[torch.Tensor], n_show: int) -> Path:
+    """PNG of the first ``n_show`` images of each row, one row per tensor, tiles >= 96 px."""
+    k = min(n_show, rows[0].shape[0])
+    upscale = max(1, math.ceil(96 / rows[0].shape[-1]))
+    return save_png(path, image_grid(torch.cat([r[:k] for r in rows]), k, upscale=upscale))
 
 
 @torch.no_grad()
@@ -354,10 +357,8 @@ def run_style_transfer(
         ctrl = _reconstruct(control[0], plain)
         report_rows["control"] = image_scores(net, ctrl, plain, target)
         rows.append(ctrl)
-    k = min(n_show, plain.shape[0])
-    grid = image_grid(torch.cat([r[:k] for r in rows]), k, upscale=_upscale(s))
     out_dir = Path(out_dir)
-    png = save_png(out_dir / "style.png", grid)
+    png = _save_rows(out_dir / "style.png", rows, n_show)
     report = {
         "task": "style",
         "style": style,
@@ -470,11 +471,9 @@ def run_digit_transfer(
         for k, v in outs.items():
             methods[k]["class_accuracy"] = float((predict(classifier, v) == labels).float().mean())
         target_acc = float((predict(classifier, target) == labels).float().mean())
-    k = min(n_show, x.shape[0])
     rows = [outs["input"], outs["global"], outs["patchwise"], target]
-    grid = image_grid(torch.cat([r[:k] for r in rows]), k, upscale=_upscale(DIGIT_SIZE))
     out_dir = Path(out_dir)
-    png = save_png(out_dir / "digits.png", grid)
+    png = _save_rows(out_dir / "digits.png", rows, n_show)
     report = {
         "task": "style-digits",
         "content": source,
