@@ -38,6 +38,7 @@ the environment variables ``LIGHTGEN_FFT_BACKEND`` (``auto``/``torch``/``pyfftw`
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import threading
@@ -334,10 +335,7 @@ def pooled_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     The pool holds at most ``$LIGHTGEN_FFT_POOL_MB`` (default 2048) MB;
     :func:`clear_fftw_cache` empties it.
     """
-    numel = 1
-    for d in shape:
-        numel *= d
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < POOL_MIN_BYTES:
         return torch.empty(shape, dtype=dtype)
     with _POOL_LOCK:
@@ -350,12 +348,7 @@ def pooled_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
             storage = torch.UntypedStorage(nbytes)
             if sum(s.nbytes() for s in _POOL) + nbytes <= _pool_limit_bytes():
                 _POOL.append(storage)
-        stride = []
-        acc = 1
-        for d in reversed(shape):
-            stride.append(acc)
-            acc *= d
-        return torch.empty(0, dtype=dtype).set_(storage, 0, shape, tuple(reversed(stride)))
+        return torch.empty(0, dtype=dtype).set_(storage, 0, shape)  # contiguous strides
 
 
 _FFTW_CACHE: OrderedDict[tuple, _FFTWFilterPlan] = OrderedDict()

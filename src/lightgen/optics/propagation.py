@@ -93,31 +93,28 @@ DEFAULT_TAIL_TOLERANCE = 2e-3
 
 
 @functools.lru_cache(maxsize=256)
-def _kernel_tail_fractions(
-    wavelength_m: float, pitch_m: float, distance_m: float, spread: int
-) -> tuple[torch.Tensor, int]:
-    """Tail energy of the 1-D discrete ASM impulse response beyond ``spread + m`` samples.
+def _guard_for(
+    wavelength_m: float, pitch_m: float, distance_m: float, spread: int, tail_tolerance: float
+) -> int:
+    """Smallest ``m`` whose 1-D tail energy beyond ``spread + m`` samples is at most
+    ``tail_tolerance / 2``.
 
-    Returns ``(tail, spread)`` with ``tail[m]`` = fraction of the kernel's energy at
-    ``|x| > spread + m`` samples, for ``m = 0 .. len(tail) - 1``, from the unbounded-window
-    kernel ``h = IDFT[exp(i 2 pi z sqrt(1/lambda^2 - f^2))]`` over the grid's Nyquist band
-    (computed on a window of >= 8 x the spread, in float64).
+    The tail comes from the unbounded-window kernel
+    ``h = IDFT[exp(i 2 pi z sqrt(1/lambda^2 - f^2))]`` over the grid's Nyquist band,
+    computed in float64 on a window of >= 8 x the spread (at most 2^20 samples; if the
+    tolerance is not reached inside it, the whole half-window is returned).
     """
-    size = 1 << max(12, math.ceil(math.log2(8 * (spread + 512))))
-    size = min(size, 1 << 20)
+    size = min(1 << max(12, math.ceil(math.log2(8 * (spread + 512)))), 1 << 20)
     f = torch.fft.fftfreq(size, d=pitch_m, dtype=torch.float64)
     kz = 2 * math.pi * torch.sqrt((1 / wavelength_m**2 - f**2).clamp_min(0))
     h = torch.fft.ifft(torch.polar(torch.ones_like(kz), kz * distance_m))
     energy = h.abs().square()
-    energy = energy / energy.sum()
-    x = torch.fft.fftfreq(size, d=1 / size, dtype=torch.float64).abs()
-    reach = size // 2 - 1
-    # tail[m] = sum of energy where |x| > spread + m
-    hist = torch.zeros(reach + 2, dtype=torch.float64)
-    hist.index_add_(0, x.long().clamp_max(reach + 1), energy)
-    tail_from = hist.flip(0).cumsum(0).flip(0)  # tail_from[k] = energy at |x| >= k
-    start = min(spread + 1, reach + 1)
-    return tail_from[start:].clone(), spread
+    x = torch.fft.fftfreq(size, d=1 / size, dtype=torch.float64).abs().long()
+    per_offset = torch.bincount(x, weights=energy / energy.sum())  # energy at |x| = j
+    beyond = per_offset.flip(0).cumsum(0).flip(0)[1:]  # beyond[j] = energy at |x| > j
+    tail = beyond[min(spread, len(beyond) - 1) :]  # tail[m]: energy beyond spread + m
+    below = torch.nonzero(tail <= tail_tolerance / 2)
+    return int(below[0]) if len(below) else len(tail)
 
 
 def guard_samples(
@@ -140,14 +137,11 @@ def guard_samples(
     spread = spread_samples(grid, distance_m)
     if spread >= 1 << 20:
         return 0
-    guard = 0
-    for lam in grid.wavelengths_m:
-        tail, _ = _kernel_tail_fractions(
-            float(lam), float(grid.pixel_pitch_m), abs(float(distance_m)), spread
-        )
-        below = torch.nonzero(tail <= tail_tolerance / 2)
-        guard = max(guard, int(below[0]) if len(below) else len(tail))
-    return guard
+    pitch, z = float(grid.pixel_pitch_m), abs(float(distance_m))
+    return max(
+        _guard_for(float(lam), pitch, z, spread, float(tail_tolerance))
+        for lam in grid.wavelengths_m
+    )
 
 
 def spread_samples(grid: Grid, distance_m: float) -> int:
