@@ -473,7 +473,8 @@ def write_turntable(
     ``turntable_strip.png`` (12 angles; per chair a chip row and a render row).
     Returns the turntable report (scores vs the renders, split by whether the frame's
     angle is a training azimuth, beside the same scores for the source view shown unchanged
-    at every angle (at training azimuths other than the source's own); smoothness; ``angle_response_ratio`` = mean frame-to-frame
+    at every angle (at training azimuths other than the source's own); smoothness;
+    ``angle_response_ratio`` = mean frame-to-frame
     change of the chip over that of the renders, 0 when the angle does nothing)."""
     s = data.setup
     n_frames = require_int_range("n_frames", n_frames, 48, fix="Use >= 48 frames (7.5 deg).")
