@@ -153,6 +153,19 @@ def test_propagation_tail_tolerance_reaches_every_free_space_of_the_chip():
     )
 
 
+def test_propagation_padding_linear_reaches_every_free_space_and_runs():
+    from lightgen.optics.propagation import FreeSpace
+
+    chip = LightGenChip(preset("tiny", propagation_padding="linear"))
+    spaces = [m for m in chip.modules() if isinstance(m, FreeSpace)]
+    assert spaces and all(fs.plan.linear for fs in spaces)
+    assert all(fs.plan.padded_shape[0] >= 2 * fs.grid.shape[0] - 1 for fs in spaces)
+    out = chip(torch.rand(2, 1, 12, 12))
+    assert torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="propagation_padding"):
+        preset("tiny", propagation_padding="exact")
+
+
 def test_bad_propagation_tail_tolerance_is_named():
     with pytest.raises(ValueError, match="propagation_tail_tolerance"):
         preset("tiny", propagation_tail_tolerance=0.0)

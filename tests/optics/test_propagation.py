@@ -58,11 +58,16 @@ GAUSS_ZR = rayleigh_range(GAUSS_W0, 532e-9)
 # The Fresnel transfer function solves the paraxial equation the formulas solve: ~1e-12.
 GAUSS_CASES = [("asm", 0.5, 1e-4), ("asm", 1.0, 1e-4), ("asm", 2.0, 1e-4)]
 GAUSS_CASES += [("fresnel", 0.5, 1e-9), ("fresnel", 1.0, 1e-9)]
+# padding='linear': the windowed impulse response of the same angular spectrum
+GAUSS_CASES += [("asm-linear", 0.5, 1e-4), ("asm-linear", 2.0, 1e-4)]
 
 
 @cache
 def _gaussian_at(method: str, z_over_zr: float) -> torch.Tensor:
-    return propagate(gaussian(GAUSS_GRID, GAUSS_W0), GAUSS_GRID, z_over_zr * GAUSS_ZR, method)
+    method, _, linear = method.partition("-")
+    padding = "linear" if linear else "auto"
+    field = gaussian(GAUSS_GRID, GAUSS_W0)
+    return propagate(field, GAUSS_GRID, z_over_zr * GAUSS_ZR, method, padding=padding)
 
 
 @pytest.mark.parametrize(("method", "z_over_zr", "rtol"), GAUSS_CASES)
@@ -93,7 +98,9 @@ def test_gaussian_beam_on_axis_amplitude_and_gouy_phase_follow_rayleigh_formulas
 # ----------------------------------------------------------------- square aperture
 
 
-@pytest.mark.parametrize(("method", "padding"), [("asm", "auto"), ("fresnel", 768)])
+@pytest.mark.parametrize(
+    ("method", "padding"), [("asm", "auto"), ("asm", "linear"), ("fresnel", 768)]
+)
 def test_square_aperture_line_cut_matches_fresnel_integrals(method, padding):
     # Fresnel number a^2/(lambda z) = 2.5; half-width a on pixel edges (49.5 pitches).
     lam, dx, n = 500e-9, 2e-6, 256
@@ -585,3 +592,72 @@ def test_bad_tail_tolerance_names_the_value(bad):
     grid = Grid((64, 64), 8e-6, (532e-9,))
     with pytest.raises(ValueError, match="tail_tolerance"):
         plan_propagation(grid, 1e-2, tail_tolerance=bad)
+
+
+# ----------------------------------------------------------- padding='linear' (windowed kernel)
+
+
+def test_linear_padding_matches_the_closed_form_rs_kernel_where_auto_cuts_the_band():
+    # 5 mm on RS_GRID spreads 315 samples > N = 128: 'auto' must band-limit (41 % of
+    # Nyquist) and loses this 4.2 um spot's edge light; the windowed kernel needs only a
+    # 2N-1 grid and keeps the whole band, so it matches the RS closed-form impulse response
+    field = gaussian(RS_GRID, 4.2e-6, -100e-6, -100e-6)
+    rs = propagate(field, RS_GRID, 5e-3, "rs")
+    plan = plan_propagation(RS_GRID, 5e-3, padding="linear")
+    assert plan.padded_shape == (256, 256) and plan.bandwidth_fraction == (1.0,)
+    linear = propagate(field, RS_GRID, 5e-3, padding="linear")
+    assert ((linear - rs).norm() / rs.norm()).item() < 5e-5
+    auto = propagate(field, RS_GRID, 5e-3)
+    assert ((auto - rs).norm() / rs.norm()).item() > 1e-3
+
+
+def _white_case(n: int = 96, z: float = 2.5e-2):
+    grid = Grid((n, n), 8e-6, (532e-9,))
+    gen = torch.Generator().manual_seed(1)
+    phase = 2 * math.pi * torch.rand(2, 1, n, n, dtype=torch.float64, generator=gen)
+    return grid, torch.polar(torch.ones_like(phase), phase), z
+
+
+def test_linear_padding_carries_a_white_field_like_an_open_window_where_auto_wraps_its_tail():
+    # a per-sample random phase (flat spectrum to Nyquist) excites the kernel's slowly
+    # decaying Fresnel tail. Reference: the field alone in a 16x window, zero-padded 16x
+    # more (the periodic copies are 31 N away; band limit cuts nothing)
+    grid, u, z = _white_case()
+    n = grid.shape[0]
+    big = Grid((16 * n, 16 * n), 8e-6, (532e-9,))
+    u_big = torch.zeros(2, 1, 16 * n, 16 * n, dtype=C128)
+    u_big[..., :n, :n] = u
+    ref = FreeSpace(big, z, padding=16 * n)(u_big)[..., :n, :n]
+    linear = FreeSpace(grid, z, padding="linear")(u)
+    err_linear = ((linear - ref).norm() / ref.norm()).item()
+    err_auto = ((FreeSpace(grid, z)(u) - ref).norm() / ref.norm()).item()
+    assert err_linear < 5e-4
+    assert err_auto > 20 * err_linear  # the wrapped tail the guard tolerates (2e-3 energy)
+
+
+@settings(max_examples=4, deadline=None)
+@given(beam_cases)
+def test_linear_padding_conserves_power_and_composes_for_a_beam_inside_the_window(c):
+    grid, field, z = _beam_case(c)
+    one = propagate(field, grid, z, padding="linear")
+    assert power(one, grid).item() == pytest.approx(power(field, grid).item(), rel=1e-9)
+    back = propagate(one, grid, -z, padding="linear")
+    assert ((back - field).norm() / field.norm()).item() < 1e-9
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_linear_padding_gradient_matches_finite_differences(backend):
+    grid = Grid((8, 8), 4e-6, (0.5e-6,))
+    fs = FreeSpace(grid, 1e-4, padding="linear")
+    field = torch.randn(1, 1, 8, 8, dtype=C128, requires_grad=True)
+    phase = torch.rand(8, 8, dtype=torch.float64, requires_grad=True)
+    with lfft.fft_backend(backend, planner_effort="FFTW_ESTIMATE"):
+        assert torch.autograd.gradcheck(lambda f, p: intensity(fs(f, phase_rad=p)), (field, phase))
+
+
+def test_linear_padding_is_only_for_asm_and_refuses_a_fine_lattice_that_would_not_fit():
+    grid = Grid((64, 64), 8e-6, (532e-9,))
+    with pytest.raises(ValueError, match=r"padding='linear' with method='fresnel'"):
+        plan_propagation(grid, 1e-3, "fresnel", padding="linear")
+    with pytest.raises(ValueError, match=r"padding='linear' for distance_m=5.*fine lattice"):
+        plan_propagation(grid, 5.0, padding="linear")

@@ -75,6 +75,7 @@ class PhotonicEncoder(nn.Module):
             config.quantization_levels,
             activation_checkpointing,
             config.propagation_tail_tolerance,
+            config.propagation_padding,
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -104,6 +105,7 @@ class PhotonicGenerator(nn.Module):
             config.quantization_levels,
             activation_checkpointing,
             config.propagation_tail_tolerance,
+            config.propagation_padding,
         )
         c = config.n_wavelengths
         self.camera_log_gain = nn.Parameter(torch.zeros(c))

@@ -68,6 +68,15 @@ class ChipConfig(BaseModel):
             "outside (wraps around); larger = smaller FFTs, faster and less accurate"
         ),
     )
+    propagation_padding: Literal["auto", "linear"] = Field(
+        default="auto",
+        description=(
+            "free-space planner: 'auto' pads by the geometric spread plus a guard "
+            "(propagation_tail_tolerance); 'linear' uses the windowed impulse response on a "
+            "2N-1 grid -- exact open-boundary propagation of any field, ~1.6x the FFT time "
+            "(docs/physics.md)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> ChipConfig:

@@ -26,6 +26,8 @@ class DiffractiveStack(nn.Module):
             instead of storing them (for large grids; trades ~1.3x time for memory).
         tail_tolerance: the padding planner's guard-band tolerance
             (:func:`lightgen.optics.propagation.guard_samples`).
+        padding: the planner's padding, ``"auto"`` or ``"linear"`` (exact open-boundary
+            propagation, :func:`lightgen.optics.propagation.asm_windowed_kernel`).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class DiffractiveStack(nn.Module):
         quantization_levels: int | None = None,
         activation_checkpointing: bool = False,
         tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
+        padding: str = "auto",
     ) -> None:
         super().__init__()
         self.grid = grid
@@ -47,7 +50,7 @@ class DiffractiveStack(nn.Module):
 
         def free(d: float) -> FreeSpace:
             if d not in cache:
-                cache[d] = FreeSpace(grid, d, tail_tolerance=tail_tolerance)
+                cache[d] = FreeSpace(grid, d, padding=padding, tail_tolerance=tail_tolerance)
             return cache[d]
 
         self.layers = nn.ModuleList(

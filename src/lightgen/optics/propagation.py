@@ -53,7 +53,7 @@ from lightgen.optics.fft import fft2_unscaled, next_fast_size, padded_fft_filter
 from lightgen.optics.grid import Grid
 
 Method = Literal["asm", "fresnel", "rs"]
-Padding = Literal["auto", "periodic"] | int | tuple[int, int]
+Padding = Literal["auto", "linear", "periodic"] | int | tuple[int, int]
 METHODS: tuple[str, ...] = ("asm", "fresnel", "rs")
 
 
@@ -71,6 +71,10 @@ class PropagationPlan:
             ``u_lim / u_nyquist`` (1.0 when nothing is cut).
         periodic: the window is one period of a periodic field (``padding='periodic'``):
             no padding, no band limit, and the circular convolution is the exact answer.
+        linear: ``padding='linear'`` (``asm`` only): the kernel is the windowed impulse
+            response (:func:`asm_windowed_kernel`) on a ``>= 2N-1`` grid -- the exact
+            open-boundary convolution of the window, cropped to the window, over the full
+            Nyquist band (no band limit, no wrapped tail).
     """
 
     method: str
@@ -79,6 +83,7 @@ class PropagationPlan:
     padded_shape: tuple[int, int]
     bandwidth_fraction: tuple[float, ...]
     periodic: bool = False
+    linear: bool = False
 
     @property
     def padding(self) -> tuple[int, int]:
@@ -169,7 +174,10 @@ def plan_propagation(
         padding: ``"auto"`` (geometry-based, see the module docstring), ``"periodic"``
             (the window is one period of a periodic field: no padding, no band limit,
             no sampling limit -- the DFT samples the transfer function exactly at the
-            field's harmonics; not for ``rs``), or zero-padding samples ``P`` / ``(Py, Px)``.
+            field's harmonics; not for ``rs``), ``"linear"`` (``asm`` only: exact
+            open-boundary convolution over the full Nyquist band on a ``>= 2N-1`` grid,
+            kernel from :func:`asm_windowed_kernel`; accuracy first, see the module
+            docstring), or zero-padding samples ``P`` / ``(Py, Px)``.
         min_bandwidth_fraction: ``asm`` raises when the band limit keeps less than this
             fraction of the grid's Nyquist band.
         tail_tolerance: for ``padding='auto'``, the energy fraction of the impulse
@@ -213,10 +221,23 @@ def plan_propagation(
     elif padding == "periodic":
         # the DFT samples the transfer function exactly at the field's own harmonics
         return PropagationPlan(method, grid, z, (h, w), (1.0,) * grid.n_wavelengths, True)
+    elif padding == "linear":
+        if method != "asm":
+            raise ValueError(
+                f"padding='linear' with method={method!r}: the windowed impulse response is "
+                "built from the angular spectrum; use method='asm' ('rs' always pads to 2N-1)."
+            )
+        padded = (next_fast_size(2 * h - 1, 4), next_fast_size(2 * w - 1, 4))
+        fine = _fine_lattice(grid, z)  # raises when the impulse response is too wide
+        del fine
+        return PropagationPlan(
+            method, grid, z, padded, (1.0,) * grid.n_wavelengths, periodic=False, linear=True
+        )
     elif isinstance(padding, str):
         if padding != "auto":
             raise ValueError(
-                f"padding={padding!r} is unknown; pass 'auto', 'periodic' or a sample count."
+                f"padding={padding!r} is unknown; pass 'auto', 'linear', 'periodic' or a "
+                "sample count."
             )
         p = spread_samples(grid, z) + guard_samples(grid, z, tail_tolerance)
         padded = (next_fast_size(h + min(p, h), 4), next_fast_size(w + min(p, w), 4))
@@ -324,6 +345,96 @@ def asm_transfer_function(
     return torch.stack(out).to(dtype)
 
 
+MAX_FINE_LATTICE = 1 << 14
+"""Largest fine lattice (samples per axis) :func:`asm_windowed_kernel` may use."""
+
+FINE_LATTICE_MARGIN = 4096
+"""Samples beyond the geometric cone that the fine lattice keeps clear of aliasing."""
+
+
+def _fine_lattice(grid: Grid, distance_m: float) -> tuple[int, int]:
+    """Fine-lattice size ``(Qy, Qx)`` for :func:`asm_windowed_kernel`.
+
+    The inverse DFT on ``Q`` samples returns the unbounded-window impulse response
+    periodised with period ``Q``, so offsets ``|d| <= N-1`` pick up what lies beyond
+    ``Q - N``. Rule: ``Q >= 8N`` and ``Q >= 2(N + s) + FINE_LATTICE_MARGIN`` (``s`` the
+    geometric spread, :func:`spread_samples`): the aliased part is the Fresnel tail more
+    than ``max(7N, s + 4096)`` samples out (per hop ~3e-4 relative L2 on a white field
+    at 532 nm / 8 um / 5 cm, N = 128; docs/physics.md).
+    """
+    spread = spread_samples(grid, distance_m) if distance_m else 0
+    out = []
+    for n in grid.shape:
+        q = next_fast_size(
+            max(8 * n, 2 * (n + min(spread, MAX_FINE_LATTICE)) + FINE_LATTICE_MARGIN), 4
+        )
+        if q > MAX_FINE_LATTICE:
+            raise ValueError(
+                f"padding='linear' for distance_m={distance_m:g} on a {n}-sample axis would "
+                f"need a {q}-sample fine lattice (> {MAX_FINE_LATTICE}): the impulse response "
+                "spreads too far or the window is too big. Use padding='auto', a lens and "
+                "fraunhofer_lens(), or a coarser pitch."
+            )
+        out.append(q)
+    return out[0], out[1]
+
+
+def asm_windowed_kernel(
+    plan: PropagationPlan, device=None, dtype=torch.complex64, block_rows: int = 256
+) -> torch.Tensor:
+    r"""DFT of the windowed impulse response of the angular spectrum, ``(L, Hp, Wp)``.
+
+    The angular spectrum over the grid's whole Nyquist band,
+    :math:`H(u,v)=\exp(i2\pi z\sqrt{\lambda^{-2}-u^2-v^2})` (evanescent waves decay for
+    ``z > 0``, are dropped for ``z < 0``), has the discrete impulse response
+    :math:`h[d_y,d_x]=\int\!\!\int_{\text{band}}H\,e^{i2\pi(u d_x+v d_y)\Delta x}\,du\,dv\,\Delta x^2`
+    -- a chirp over the geometric cone with a slowly (~1/d) decaying Fresnel tail. An
+    output pixel of the ``N``-sample window only ever sees offsets ``|d| <= N-1``, so
+    :math:`h` cut to those offsets and circularly convolved on ``P >= 2N-1`` samples
+    *is* the open-boundary convolution, cropped to the window -- exactly, whatever the
+    field's spectrum (a white per-sample phase mask included), with no band limit
+    (``padding='auto'`` instead periodises the whole kernel on a smaller grid and
+    band-limits it, so its tail wraps). :math:`h` is evaluated as the inverse DFT of
+    ``H`` on a fine lattice (:func:`_fine_lattice`), in float64, one block of rows at a
+    time (memory ``Qy x (2N-1)``, not ``Qy x Qx``); the result carries the ``1/(Hp Wp)``
+    normalisation of the unscaled transforms. Same idea as the Rayleigh-Sommerfeld
+    direct integration (:func:`rs_impulse_response`), with the kernel taken from the
+    band-limited angular spectrum instead of its closed form, so it stays correct at
+    short distances where the sampled RS kernel aliases.
+    """
+    if not plan.linear:
+        raise ValueError("asm_windowed_kernel needs a plan made with padding='linear'.")
+    grid, z = plan.grid, plan.distance_m
+    (h, w), (hp, wp) = grid.shape, plan.padded_shape
+    qy, qx = _fine_lattice(grid, z)
+    dx = grid.pixel_pitch_m
+    fy_all = _frequencies(qy, dx, device)
+    fx = _frequencies(qx, dx, device)[None, :]
+    # signed offsets kept: rows/cols 0..N-1 and -(N-1)..-1, placed at their circular index
+    keep_x = torch.cat([torch.arange(w), torch.arange(qx - w + 1, qx)]).to(device)
+    keep_y = torch.cat([torch.arange(h), torch.arange(qy - h + 1, qy)]).to(device)
+    put_x = torch.cat([torch.arange(w), torch.arange(wp - w + 1, wp)]).to(device)
+    put_y = torch.cat([torch.arange(h), torch.arange(hp - h + 1, hp)]).to(device)
+    out = []
+    for lam in grid.wavelengths_m:
+        rows = torch.empty(qy, len(keep_x), dtype=torch.complex128, device=device)
+        for start in range(0, qy, block_rows):
+            fy = fy_all[start : start + block_rows, None]
+            arg = 1.0 / lam**2 - fx**2 - fy**2
+            prop = arg > 0
+            root = torch.sqrt(arg.abs())
+            amp = torch.where(prop, torch.ones_like(root), torch.exp(-2 * math.pi * abs(z) * root))
+            if z < 0:
+                amp = torch.where(prop, amp, torch.zeros_like(amp))
+            spectrum = torch.polar(amp, torch.where(prop, 2 * math.pi * z * root, 0.0))
+            rows[start : start + block_rows] = torch.fft.ifft(spectrum, dim=-1)[:, keep_x]
+        impulse = torch.fft.ifft(rows, dim=0)[keep_y]  # (2N-1, 2N-1), float64 accuracy
+        padded = torch.zeros(hp, wp, dtype=torch.complex128, device=device)
+        padded[put_y[:, None], put_x[None, :]] = impulse
+        out.append(fft2_unscaled(padded) / (hp * wp))
+    return torch.stack(out).to(dtype)
+
+
 def fresnel_transfer_function(
     plan: PropagationPlan, device=None, dtype=torch.complex64
 ) -> torch.Tensor:
@@ -370,6 +481,8 @@ def rs_impulse_response(plan: PropagationPlan, device=None, dtype=torch.complex6
 
 def transfer_function(plan: PropagationPlan, device=None, dtype=torch.complex64) -> torch.Tensor:
     """The frequency-domain kernel of ``plan`` (normalisation folded in), ``(L, Hp, Wp)``."""
+    if plan.linear:
+        return asm_windowed_kernel(plan, device=device, dtype=dtype)
     build = {
         "asm": asm_transfer_function,
         "fresnel": fresnel_transfer_function,
