@@ -294,10 +294,12 @@ def test_asm_has_no_wraparound_for_a_corner_source_half_of_whose_light_leaves_th
 
 
 def test_asm_padded_to_the_full_spread_matches_rs_when_light_reaches_the_band_edge():
-    # at 5 mm the spread (315 samples) exceeds N: 'auto' caps the padding at N and cuts the
+    # at 5 mm the spread (315 samples) exceeds N: a periodised kernel padded by N cuts the
     # band at 41 % of Nyquist, where this 4.2 um spot still has light; the plan says so
+    # ('auto' plans the windowed kernel here instead: same 2N grid, no cut)
     field = gaussian(RS_GRID, 4.2e-6, -100e-6, -100e-6)
-    assert plan_propagation(RS_GRID, 5e-3).bandwidth_fraction[0] < 0.5
+    assert plan_propagation(RS_GRID, 5e-3, padding=128).bandwidth_fraction[0] < 0.5
+    assert plan_propagation(RS_GRID, 5e-3).linear
     full = propagate(field, RS_GRID, 5e-3, padding=spread_samples(RS_GRID, 5e-3))
     rs = propagate(field, RS_GRID, 5e-3, "rs")
     assert ((full - rs).norm() / rs.norm()).item() < 5e-5
@@ -597,18 +599,20 @@ def test_bad_tail_tolerance_names_the_value(bad):
 # ----------------------------------------------------------- padding='linear' (windowed kernel)
 
 
-def test_linear_padding_matches_the_closed_form_rs_kernel_where_auto_cuts_the_band():
-    # 5 mm on RS_GRID spreads 315 samples > N = 128: 'auto' must band-limit (41 % of
-    # Nyquist) and loses this 4.2 um spot's edge light; the windowed kernel needs only a
-    # 2N-1 grid and keeps the whole band, so it matches the RS closed-form impulse response
+def test_linear_padding_matches_the_closed_form_rs_kernel_where_a_periodised_one_cuts_the_band():
+    # 5 mm on RS_GRID spreads 315 samples > N = 128: a periodised kernel padded by N must
+    # band-limit (41 % of Nyquist) and loses this 4.2 um spot's edge light; the windowed
+    # kernel needs only a 2N-1 grid and keeps the whole band, so it matches the RS
+    # closed-form impulse response (and 'auto' picks it: same grid size)
     field = gaussian(RS_GRID, 4.2e-6, -100e-6, -100e-6)
     rs = propagate(field, RS_GRID, 5e-3, "rs")
     plan = plan_propagation(RS_GRID, 5e-3, padding="linear")
     assert plan.padded_shape == (256, 256) and plan.bandwidth_fraction == (1.0,)
     linear = propagate(field, RS_GRID, 5e-3, padding="linear")
     assert ((linear - rs).norm() / rs.norm()).item() < 5e-5
-    auto = propagate(field, RS_GRID, 5e-3)
-    assert ((auto - rs).norm() / rs.norm()).item() > 1e-3
+    periodised = propagate(field, RS_GRID, 5e-3, padding=128)
+    assert ((periodised - rs).norm() / rs.norm()).item() > 1e-3
+    assert torch.equal(propagate(field, RS_GRID, 5e-3), linear)
 
 
 def _white_case(n: int = 96, z: float = 2.5e-2):
@@ -618,7 +622,7 @@ def _white_case(n: int = 96, z: float = 2.5e-2):
     return grid, torch.polar(torch.ones_like(phase), phase), z
 
 
-def test_linear_padding_carries_a_white_field_like_an_open_window_where_auto_wraps_its_tail():
+def test_linear_padding_carries_a_white_field_like_an_open_window_where_periodised_wraps():
     # a per-sample random phase (flat spectrum to Nyquist) excites the kernel's slowly
     # decaying Fresnel tail. Reference: the field alone in a 16x window, zero-padded 16x
     # more (the periodic copies are 31 N away; band limit cuts nothing)
@@ -630,9 +634,11 @@ def test_linear_padding_carries_a_white_field_like_an_open_window_where_auto_wra
     ref = FreeSpace(big, z, padding=16 * n)(u_big)[..., :n, :n]
     linear = FreeSpace(grid, z, padding="linear")(u)
     err_linear = ((linear - ref).norm() / ref.norm()).item()
-    err_auto = ((FreeSpace(grid, z)(u) - ref).norm() / ref.norm()).item()
+    # the periodised kernel on the same 2N grid: cone (104 samples) and tail wrap
+    err_periodised = ((FreeSpace(grid, z, padding=n)(u) - ref).norm() / ref.norm()).item()
     assert err_linear < 5e-4
-    assert err_auto > 20 * err_linear  # the wrapped tail the guard tolerates (2e-3 energy)
+    assert err_periodised > 20 * err_linear
+    assert FreeSpace(grid, z).plan.linear  # what 'auto' plans here
 
 
 @settings(max_examples=4, deadline=None)

@@ -31,11 +31,19 @@ wrap-around never reaches the field's own window: the result equals the linear
 :func:`fraunhofer_lens`, a finer pitch or a bigger grid.
 
 The band limit is exact when it cuts nothing inside the grid's band
-(``plan.bandwidth_fraction == 1``, i.e. ``P >= spread_samples``). ``'auto'`` caps ``P``
-at ``N``; beyond that the cut de-localises light near the window edges (percent-level
-for sources near an edge; docs/physics.md has measurements): pass
-``padding=spread_samples(grid, z)`` when that matters. ``padding='periodic'`` treats
-the window as one period of a periodic field (exact, no padding).
+(``plan.bandwidth_fraction == 1``, i.e. ``P >= spread_samples``); a cut inside the band
+de-localises light near the window edges (percent-level for sources near an edge;
+docs/physics.md has measurements).
+
+Exact open-boundary propagation (``padding='linear'``, :func:`asm_windowed_kernel`): an
+output sample of the window only sees input offsets :math:`|d| \le N-1`, so the
+unbounded-window impulse response cut to those offsets and convolved on :math:`\ge 2N-1`
+samples is the exact answer for any field -- no band limit, no wrapped tail. ``'auto'``
+plans it whenever its grid has at most ``AUTO_LINEAR_AREA`` (1.1) times the samples of
+the periodised plan (long hops, whose spread reaches ``N``, and sizes like N = 256 at
+5 cm), so ``'auto'`` never band-limits inside the grid's band unless the impulse
+response is too wide for the fine lattice. ``padding='periodic'`` treats the window as
+one period of a periodic field (exact, no padding).
 """
 
 from __future__ import annotations
@@ -92,6 +100,9 @@ class PropagationPlan:
             self.padded_shape[1] - self.grid.shape[1],
         )
 
+
+AUTO_LINEAR_AREA = 1.1
+"""``'auto'`` plans ``'linear'`` when its 2N-1 grid is at most this much bigger (in samples)."""
 
 DEFAULT_TAIL_TOLERANCE = 2e-3
 """Energy fraction of the impulse response that ``padding='auto'`` may leave outside."""
@@ -228,8 +239,7 @@ def plan_propagation(
                 "built from the angular spectrum; use method='asm' ('rs' always pads to 2N-1)."
             )
         padded = (next_fast_size(2 * h - 1, 4), next_fast_size(2 * w - 1, 4))
-        fine = _fine_lattice(grid, z)  # raises when the impulse response is too wide
-        del fine
+        _fine_lattice(grid, z)  # raises when the impulse response is too wide
         return PropagationPlan(
             method, grid, z, padded, (1.0,) * grid.n_wavelengths, periodic=False, linear=True
         )
@@ -241,6 +251,16 @@ def plan_propagation(
             )
         p = spread_samples(grid, z) + guard_samples(grid, z, tail_tolerance)
         padded = (next_fast_size(h + min(p, h), 4), next_fast_size(w + min(p, w), 4))
+        linear = (next_fast_size(2 * h - 1, 4), next_fast_size(2 * w - 1, 4))
+        if method == "asm" and linear[0] * linear[1] <= AUTO_LINEAR_AREA * padded[0] * padded[1]:
+            try:  # the exact kernel at (about) the same FFT size: take it
+                _fine_lattice(grid, z)
+            except ValueError:
+                pass  # the impulse response is too wide for the fine lattice: periodise
+            else:
+                return PropagationPlan(
+                    method, grid, z, linear, (1.0,) * grid.n_wavelengths, linear=True
+                )
     else:
         fix = "Pass zero-padding samples per axis as an int >= 0 or (ph, pw), or 'auto'."
         pair = tuple(padding) if isinstance(padding, tuple | list) else (padding, padding)
@@ -403,36 +423,54 @@ def asm_windowed_kernel(
     short distances where the sampled RS kernel aliases.
     """
     if not plan.linear:
-        raise ValueError("asm_windowed_kernel needs a plan made with padding='linear'.")
+        raise ValueError("asm_windowed_kernel needs a linear plan (padding='linear' or 'auto').")
     grid, z = plan.grid, plan.distance_m
     (h, w), (hp, wp) = grid.shape, plan.padded_shape
     qy, qx = _fine_lattice(grid, z)
-    dx = grid.pixel_pitch_m
-    fy_all = _frequencies(qy, dx, device)
-    fx = _frequencies(qx, dx, device)[None, :]
+    kernels = [
+        _windowed_kernel(float(lam), grid.pixel_pitch_m, z, h, w, hp, wp, qy, qx, block_rows)
+        for lam in grid.wavelengths_m
+    ]
+    return torch.stack(kernels).to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=12)
+def _windowed_kernel(
+    lam: float,
+    dx: float,
+    z: float,
+    h: int,
+    w: int,
+    hp: int,
+    wp: int,
+    qy: int,
+    qx: int,
+    block_rows: int,
+) -> torch.Tensor:
+    """One wavelength of :func:`asm_windowed_kernel`, complex128 on the CPU (cached: a
+    chip rebuilt with the same geometry does not pay the fine lattice again)."""
+    fy_all = _frequencies(qy, dx, None)
+    fx = _frequencies(qx, dx, None)[None, :]
     # signed offsets kept: rows/cols 0..N-1 and -(N-1)..-1, placed at their circular index
-    keep_x = torch.cat([torch.arange(w), torch.arange(qx - w + 1, qx)]).to(device)
-    keep_y = torch.cat([torch.arange(h), torch.arange(qy - h + 1, qy)]).to(device)
-    put_x = torch.cat([torch.arange(w), torch.arange(wp - w + 1, wp)]).to(device)
-    put_y = torch.cat([torch.arange(h), torch.arange(hp - h + 1, hp)]).to(device)
-    out = []
-    for lam in grid.wavelengths_m:
-        rows = torch.empty(qy, len(keep_x), dtype=torch.complex128, device=device)
-        for start in range(0, qy, block_rows):
-            fy = fy_all[start : start + block_rows, None]
-            arg = 1.0 / lam**2 - fx**2 - fy**2
-            prop = arg > 0
-            root = torch.sqrt(arg.abs())
-            amp = torch.where(prop, torch.ones_like(root), torch.exp(-2 * math.pi * abs(z) * root))
-            if z < 0:
-                amp = torch.where(prop, amp, torch.zeros_like(amp))
-            spectrum = torch.polar(amp, torch.where(prop, 2 * math.pi * z * root, 0.0))
-            rows[start : start + block_rows] = torch.fft.ifft(spectrum, dim=-1)[:, keep_x]
-        impulse = torch.fft.ifft(rows, dim=0)[keep_y]  # (2N-1, 2N-1), float64 accuracy
-        padded = torch.zeros(hp, wp, dtype=torch.complex128, device=device)
-        padded[put_y[:, None], put_x[None, :]] = impulse
-        out.append(fft2_unscaled(padded) / (hp * wp))
-    return torch.stack(out).to(dtype)
+    keep_x = torch.cat([torch.arange(w), torch.arange(qx - w + 1, qx)])
+    keep_y = torch.cat([torch.arange(h), torch.arange(qy - h + 1, qy)])
+    put_x = torch.cat([torch.arange(w), torch.arange(wp - w + 1, wp)])
+    put_y = torch.cat([torch.arange(h), torch.arange(hp - h + 1, hp)])
+    rows = torch.empty(qy, len(keep_x), dtype=torch.complex128)
+    for start in range(0, qy, block_rows):
+        fy = fy_all[start : start + block_rows, None]
+        arg = 1.0 / lam**2 - fx**2 - fy**2
+        prop = arg > 0
+        root = torch.sqrt(arg.abs())
+        amp = torch.where(prop, torch.ones_like(root), torch.exp(-2 * math.pi * abs(z) * root))
+        if z < 0:
+            amp = torch.where(prop, amp, torch.zeros_like(amp))
+        spectrum = torch.polar(amp, torch.where(prop, 2 * math.pi * z * root, 0.0))
+        rows[start : start + block_rows] = torch.fft.ifft(spectrum, dim=-1)[:, keep_x]
+    impulse = torch.fft.ifft(rows, dim=0)[keep_y]  # (2N-1, 2N-1), float64 accuracy
+    padded = torch.zeros(hp, wp, dtype=torch.complex128)
+    padded[put_y[:, None], put_x[None, :]] = impulse
+    return fft2_unscaled(padded) / (hp * wp)
 
 
 def fresnel_transfer_function(
