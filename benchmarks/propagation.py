@@ -27,7 +27,11 @@ backend, pyfftw on CPU when installed), ``torch`` (``torch.fft`` forced) and, fo
   ``workers`` -- both measured, the faster is used (``best=`` says which);
 * ``ratio = ms / bound_ms``; ``ratio_best = ms / best_bound_ms``;
 * ``err``: relative L2 error of the output intensity (batch item 0) against a complex128
-  run on a 4N x 4N window (same pitch; the N x N mask apertures applied at every layer).
+  run on a 4N x 4N window (same pitch; the N x N mask apertures applied at every layer),
+  zero-padded to max(8.5 N, 6144) samples (:func:`reference_period`).
+
+A ``linear:<backend>`` line per workload times ``padding='linear'`` (the windowed
+impulse response on the 2N-1 grid) in the same rounds, with bounds on its own grid.
 
 Other people share the CPU: every round times each variant once, in turn, and medians
 over rounds are reported, so the ratios compare like with like.
@@ -182,20 +186,34 @@ def w2_fn(fs: FreeSpace, field: torch.Tensor, masks: list[torch.Tensor], fused: 
     return run
 
 
+REFERENCE_MIN_PERIOD = 6144
+"""Smallest FFT size of the reference (samples per axis)."""
+
+
+def reference_period(n: int) -> int:
+    """FFT size of the reference: the 4N window zero-padded to at least 8.5 N and 6144.
+
+    Its periodic copies of the impulse response then sit ``period - N`` (>= 7.5 N) away,
+    and the period never equals the ``8N`` fine lattice of ``padding='linear'``, so the
+    two do not share their (tiny) aliasing error.
+    """
+    return lfft.next_fast_size(max(17 * n // 2, REFERENCE_MIN_PERIOD), 4)
+
+
 def reference_intensity(
     field: torch.Tensor, masks: list[torch.Tensor] | None, n: int
 ) -> torch.Tensor:
-    """complex128 on a 4N window (same pitch), zero-padded by another 4N (an 8N FFT, band
-    limit cutting nothing): light leaving the N window is carried, not cut; the masks are
-    N x N apertures as in ours, so what re-enters the window comes from the open-boundary
-    kernel, and the periodic copies sit >= 7N away (their Fresnel tail is the reference's
-    own error: ~2e-4 relative L2 per hop at N = 256, docs/performance.md)."""
+    """complex128 on a 4N window (same pitch), zero-padded to :func:`reference_period`
+    (band limit cutting nothing): light leaving the N window is carried, not cut; the
+    masks are N x N apertures as in ours, so what re-enters the window comes from the
+    open-boundary kernel, and the periodic copies sit >= 7.5 N away (their Fresnel tail
+    is the reference's own error, docs/performance.md)."""
     big = Grid((4 * n, 4 * n), PITCH_M, (WAVELENGTH_M,))
     lo = 2 * n - n // 2
     window = (slice(None), slice(None), slice(lo, lo + n), slice(lo, lo + n))
     u = torch.zeros(1, 1, 4 * n, 4 * n, dtype=torch.complex128)
     u[window] = field[:1].to(torch.complex128)
-    fs = FreeSpace(big, DISTANCE_M, padding=4 * n)
+    fs = FreeSpace(big, DISTANCE_M, padding=reference_period(n) - 4 * n)
     if masks is None:
         return intensity(fs(u)[window])
     for phase_rad in masks:
@@ -260,9 +278,30 @@ def resolved_backend(padded: tuple[int, int]) -> str:
     return "pyfftw" if lfft._use_fftw(x, padded) else "torch"
 
 
+def reset_peak_rss() -> bool:
+    """Reset the kernel's resident-set high-water mark (Linux ``/proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb(since_reset: bool) -> float:
+    """Peak RSS in MB: ``VmHWM`` since the last reset, else the process's ``ru_maxrss``."""
+    if since_reset:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def bench_size(
     n: int, rounds: int, threads: int, want_err: bool, padding="auto", tol=None, linear=True
 ) -> None:
+    since_reset = reset_peak_rss()  # earlier sizes' references must not count here
     grid = Grid((n, n), PITCH_M, (WAVELENGTH_M,))
     kw = {} if tol is None else {"tail_tolerance": tol}
     fs = FreeSpace(grid, DISTANCE_M, padding=padding, **kw)
@@ -291,7 +330,7 @@ def bench_size(
         med = interleaved_medians(fns, rounds)
         results.append((name, fns, med, dict(MINIMA)))
     # peak RSS of the timed workloads, before the big complex128 references
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb(since_reset)
     for name, fns, med, mins in results:
         err, extra = {}, ""
         if want_err:
@@ -341,7 +380,8 @@ def bench_size(
                 f"scipy_ms={fmt(med[f'{pre}scipy'])}{tail}",
                 flush=True,
             )
-    print(f"peak_rss_mb={rss_mb:.0f} after timing N={n} (before the complex128 references)")
+    scope = "this size's timings" if since_reset else "the process so far"
+    print(f"peak_rss_mb={rss_mb:.0f} after timing N={n} (peak over {scope}, before its references)")
 
 
 def bench_peers(rounds: int, threads: int) -> None:
