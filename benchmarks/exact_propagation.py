@@ -22,16 +22,14 @@ import torch
 
 from lightgen.data import load_dataset
 from lightgen.tasks.generate import reconstruct
-from lightgen.train.checkpoint import load_checkpoint
 from lightgen.train.trainer import BOGTSystem, load_trained
 
 
 def compare(run: str, dataset: str, size: int | None, n: int = 16) -> str:
     default, cfg = load_trained(run)
-    _, tensors, _ = load_checkpoint(run)
     exact_cfg = cfg.model_copy(update={"chip": {**cfg.chip, "propagation_padding": "linear"}})
     exact = BOGTSystem(exact_cfg)
-    exact.load_state_dict(tensors)
+    exact.load_state_dict(default.state_dict())  # same weights; kernels are not state
     exact.eval()
     kw = {} if size is None else {"size": size}
     x = load_dataset(dataset, split="test", **kw).images[:n]

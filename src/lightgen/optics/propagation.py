@@ -220,6 +220,9 @@ def plan_propagation(
         raise ValueError(f"method={method!r} is unknown; choose one of {METHODS}.")
     dx = grid.pixel_pitch_m
     h, w = grid.shape
+    # >= 2N-1 per axis: a circular convolution of this size is a linear one on the window
+    full = (next_fast_size(2 * h - 1, 4), next_fast_size(2 * w - 1, 4))
+    windowed = PropagationPlan(method, grid, z, full, (1.0,) * grid.n_wavelengths, linear=True)
     if method == "rs":
         if z == 0:
             raise ValueError("distance_m=0 with method='rs': the RS kernel is singular; use 'asm'.")
@@ -228,7 +231,7 @@ def plan_propagation(
                 "padding='periodic' with method='rs': direct integration is an open-boundary "
                 "method; use method='asm' (or 'fresnel') for periodic fields."
             )
-        padded = (next_fast_size(2 * h - 1, 4), next_fast_size(2 * w - 1, 4))
+        padded = full
     elif padding == "periodic":
         # the DFT samples the transfer function exactly at the field's own harmonics
         return PropagationPlan(method, grid, z, (h, w), (1.0,) * grid.n_wavelengths, True)
@@ -238,11 +241,8 @@ def plan_propagation(
                 f"padding='linear' with method={method!r}: the windowed impulse response is "
                 "built from the angular spectrum; use method='asm' ('rs' always pads to 2N-1)."
             )
-        padded = (next_fast_size(2 * h - 1, 4), next_fast_size(2 * w - 1, 4))
         _fine_lattice(grid, z)  # raises when the impulse response is too wide
-        return PropagationPlan(
-            method, grid, z, padded, (1.0,) * grid.n_wavelengths, periodic=False, linear=True
-        )
+        return windowed
     elif isinstance(padding, str):
         if padding != "auto":
             raise ValueError(
@@ -251,16 +251,13 @@ def plan_propagation(
             )
         p = spread_samples(grid, z) + guard_samples(grid, z, tail_tolerance)
         padded = (next_fast_size(h + min(p, h), 4), next_fast_size(w + min(p, w), 4))
-        linear = (next_fast_size(2 * h - 1, 4), next_fast_size(2 * w - 1, 4))
-        if method == "asm" and linear[0] * linear[1] <= AUTO_LINEAR_AREA * padded[0] * padded[1]:
+        if method == "asm" and full[0] * full[1] <= AUTO_LINEAR_AREA * padded[0] * padded[1]:
             try:  # the exact kernel at (about) the same FFT size: take it
                 _fine_lattice(grid, z)
             except ValueError:
                 pass  # the impulse response is too wide for the fine lattice: periodise
             else:
-                return PropagationPlan(
-                    method, grid, z, linear, (1.0,) * grid.n_wavelengths, linear=True
-                )
+                return windowed
     else:
         fix = "Pass zero-padding samples per axis as an int >= 0 or (ph, pw), or 'auto'."
         pair = tuple(padding) if isinstance(padding, tuple | list) else (padding, padding)
