@@ -152,3 +152,9 @@ def test_cli_trains_resumes_and_reloads_a_class_conditional_chip(tmp_path):
     assert (cfg.condition_fibers, cfg.condition_amplitude, system.free_dim) == (10, 3.0, 6)
     bad = CliRunner().invoke(app, [*args, "--steps", "2", "--condition-on", "colours"])
     assert bad.exit_code != 0 and "condition_on" in bad.output
+
+
+def test_with_conditions_names_a_latent_of_the_wrong_length():
+    system = BOGTSystem(TrainConfig(preset="tiny", condition_fibers=2))
+    with pytest.raises(ValueError, match="latent has 5 dims; pass the 14 free dims or the full 16"):
+        system.with_conditions(torch.zeros(3, 5, dtype=torch.complex64), torch.zeros(3, 2))

@@ -155,12 +155,12 @@ class BOGTSystem(torch.nn.Module):
                 f"pass conditions of shape ({z_free.shape[0]}, {self.n_conditions}), got {got}."
             )
         d = self.model.latent_dim
-        free = z_free if z_free.shape[1] == self.free_dim else self.free_part(z_free)
-        if free.shape[1] != self.free_dim:
+        if z_free.shape[1] not in (self.free_dim, d):  # checked before indexing with it
             raise ValueError(
                 f"latent has {z_free.shape[1]} dims; pass the {self.free_dim} free dims or the "
                 f"full {d}."
             )
+        free = z_free if z_free.shape[1] == self.free_dim else self.free_part(z_free)
         cond = conditions.to(free).repeat(1, self.condition_repeat)
         z = free.new_zeros(free.shape[0], d)
         z = z.index_copy(1, self.free_index.to(free.device), free)
