@@ -58,24 +58,43 @@ def image_to_field(
     return field.to(dtype)
 
 
+def _stack(
+    config: ChipConfig,
+    grid: Grid,
+    n_layers: int,
+    first_distance_m: float,
+    last_distance_m: float,
+    activation_checkpointing: bool,
+) -> DiffractiveStack:
+    """A diffractive stack with the chip's shared layer, material and planner settings."""
+    return DiffractiveStack(
+        grid,
+        n_layers,
+        first_distance_m,
+        config.layer_spacing_m,
+        last_distance_m,
+        config.material,
+        config.amplitude_layers,
+        config.quantization_levels,
+        activation_checkpointing,
+        config.propagation_tail_tolerance,
+        config.propagation_padding,
+    )
+
+
 class PhotonicEncoder(nn.Module):
     """SLM -> diffractive stack -> fiber-array input facets; returns the field there."""
 
     def __init__(self, config: ChipConfig, grid: Grid, activation_checkpointing: bool = False):
         super().__init__()
         self.config, self.grid = config, grid
-        self.stack = DiffractiveStack(
+        self.stack = _stack(
+            config,
             grid,
             config.encoder_layers,
             config.input_to_encoder_m,
-            config.layer_spacing_m,
             config.encoder_to_fiber_m,
-            config.material,
-            config.amplitude_layers,
-            config.quantization_levels,
             activation_checkpointing,
-            config.propagation_tail_tolerance,
-            config.propagation_padding,
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -94,18 +113,13 @@ class PhotonicGenerator(nn.Module):
     def __init__(self, config: ChipConfig, grid: Grid, activation_checkpointing: bool = False):
         super().__init__()
         self.config, self.grid = config, grid
-        self.stack = DiffractiveStack(
+        self.stack = _stack(
+            config,
             grid,
             config.generator_layers,
             config.fiber_to_generator_m,
-            config.layer_spacing_m,
             config.generator_to_camera_m,
-            config.material,
-            config.amplitude_layers,
-            config.quantization_levels,
             activation_checkpointing,
-            config.propagation_tail_tolerance,
-            config.propagation_padding,
         )
         c = config.n_wavelengths
         self.camera_log_gain = nn.Parameter(torch.zeros(c))

@@ -73,7 +73,7 @@ class ChipConfig(BaseModel):
         description=(
             "free-space planner: 'auto' pads by the geometric spread plus a guard "
             "(propagation_tail_tolerance); 'linear' uses the windowed impulse response on a "
-            "2N-1 grid -- exact open-boundary propagation of any field, ~1.6x the FFT time "
+            "2N-1 grid -- exact open-boundary propagation of any field, 1.3-2x the time "
             "(docs/physics.md)"
         ),
     )
