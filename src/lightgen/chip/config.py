@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lightgen.optics.propagation import FAST_TAIL_TOLERANCE
+
 InputEncoding = Literal["amplitude", "phase"]
 
 
@@ -60,12 +62,15 @@ class ChipConfig(BaseModel):
         default=1e-3, gt=0, description="total power injected into the fibers, watts"
     )
     propagation_tail_tolerance: float = Field(
-        default=2e-3,
+        default=FAST_TAIL_TOLERANCE,
         gt=0,
         lt=1,
         description=(
             "energy fraction of each free-space impulse response the zero padding may leave "
-            "outside (wraps around); larger = smaller FFTs, faster and less accurate"
+            "outside (wraps around); larger = smaller FFTs, faster and less accurate. The "
+            "chips' 2e-3 is looser than the optics library's 1e-5 default: trained chips "
+            "move by about 1 % against exact propagation (benchmarks/exact_propagation.py) "
+            "for about half the FFT work; 1e-5 or propagation_padding='linear' is exact"
         ),
     )
     propagation_padding: Literal["auto", "linear"] = Field(

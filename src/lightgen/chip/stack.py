@@ -8,7 +8,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lightgen.optics.elements import MetasurfaceLayer
 from lightgen.optics.grid import Grid
-from lightgen.optics.propagation import DEFAULT_TAIL_TOLERANCE, FreeSpace
+from lightgen.optics.propagation import FAST_TAIL_TOLERANCE, FreeSpace
 
 
 class DiffractiveStack(nn.Module):
@@ -25,7 +25,8 @@ class DiffractiveStack(nn.Module):
         activation_checkpointing: recompute each layer's fields in the backward pass
             instead of storing them (for large grids; trades ~1.3x time for memory).
         tail_tolerance: the padding planner's guard-band tolerance
-            (:func:`lightgen.optics.propagation.guard_samples`).
+            (:func:`lightgen.optics.propagation.guard_samples`); default the chips'
+            ``FAST_TAIL_TOLERANCE`` (2e-3), as ``ChipConfig``.
         padding: the planner's padding, ``"auto"`` or ``"linear"`` (exact open-boundary
             propagation, :func:`lightgen.optics.propagation.asm_windowed_kernel`).
     """
@@ -41,7 +42,7 @@ class DiffractiveStack(nn.Module):
         amplitude: bool = False,
         quantization_levels: int | None = None,
         activation_checkpointing: bool = False,
-        tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
+        tail_tolerance: float = FAST_TAIL_TOLERANCE,
         padding: str = "auto",
     ) -> None:
         super().__init__()

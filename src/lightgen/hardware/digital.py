@@ -34,7 +34,7 @@ from lightgen.hardware.counting import count_operations
 from lightgen.hardware.design import ChipDesign
 from lightgen.optics.fft import fft2_unscaled, ifft2_unscaled
 from lightgen.optics.grid import Grid
-from lightgen.optics.propagation import plan_propagation
+from lightgen.optics.propagation import FAST_TAIL_TOLERANCE, plan_propagation
 
 #: Assumed CPU power per hardware thread, W: a 280 W, 64-core server CPU's TDP share.
 CPU_W_PER_THREAD = 280.0 / 64
@@ -82,7 +82,10 @@ def fft_chip_flops(design: ChipDesign) -> float:
     lam = max(design.wavelengths_m)
 
     def hop(spec_shape: tuple[int, int], pitch: float, z: float) -> float:
-        plan = plan_propagation(Grid(spec_shape, pitch, (lam,)), z)
+        # the planner as the chips run it (ChipConfig's default tail tolerance)
+        plan = plan_propagation(
+            Grid(spec_shape, pitch, (lam,)), z, tail_tolerance=FAST_TAIL_TOLERANCE
+        )
         return asm_hop_flops(spec_shape, plan.padded_shape)
 
     enc, gen = design.encoder_layers, design.generator_layers

@@ -14,7 +14,8 @@ so over a distance :math:`z` it spreads by :math:`s = |z|\tan\theta_{max}`. The 
 zero-pads each axis by :math:`P \ge \min(\lceil s/\Delta x\rceil + g, N)` samples (the
 padded size is the next multiple of 4 whose factors are 2, 3, 5, 7: fast FFTs), where
 the guard :math:`g` (:func:`guard_samples`) holds the Fresnel ringing of the discrete
-impulse response beyond :math:`s` until all but ``tail_tolerance`` (default 0.2 %) of
+impulse response beyond :math:`s` until all but ``tail_tolerance`` (default
+``DEFAULT_TAIL_TOLERANCE`` = 1e-5; the chips use ``FAST_TAIL_TOLERANCE`` = 0.2 %) of
 its energy is inside, and
 band-limits the angular spectrum so that no plane wave is displaced by more than the
 padding: keep :math:`(u, v)` only if
@@ -39,11 +40,14 @@ Exact open-boundary propagation (``padding='linear'``, :func:`asm_windowed_kerne
 output sample of the window only sees input offsets :math:`|d| \le N-1`, so the
 unbounded-window impulse response cut to those offsets and convolved on :math:`\ge 2N-1`
 samples is the exact answer for any field -- no band limit, no wrapped tail. ``'auto'``
-plans it whenever its grid has at most ``AUTO_LINEAR_AREA`` (1.1) times the samples of
-the periodised plan (long hops, whose spread reaches ``N``, and sizes like N = 256 at
-5 cm), so ``'auto'`` never band-limits inside the grid's band unless the impulse
-response is too wide for the fine lattice. ``padding='periodic'`` treats the window as
-one period of a periodic field (exact, no padding).
+plans it whenever its grid has at most ``AUTO_LINEAR_AREA`` (1.25) times the samples of
+the periodised plan, so ``'auto'`` never band-limits inside the grid's band unless the
+impulse response is too wide for the fine lattice. With the default tail tolerance
+(1e-5, accuracy first) the periodised plan's guard reaches ``N`` on most hops, so
+``'auto'`` is the exact plan there (at 532 nm, 8 um, 5 cm: every N up to 1024); the
+chips' looser ``FAST_TAIL_TOLERANCE`` (2e-3) keeps short hops on small periodised grids
+(about 1 % change on trained chips, docs/physics.md). ``padding='periodic'`` treats the
+window as one period of a periodic field (exact, no padding).
 """
 
 from __future__ import annotations
@@ -101,11 +105,22 @@ class PropagationPlan:
         )
 
 
-AUTO_LINEAR_AREA = 1.1
-"""``'auto'`` plans ``'linear'`` when its 2N-1 grid is at most this much bigger (in samples)."""
+AUTO_LINEAR_AREA = 1.25
+"""``'auto'`` plans ``'linear'`` when its 2N-1 grid is at most this much bigger (in samples).
 
-DEFAULT_TAIL_TOLERANCE = 2e-3
-"""Energy fraction of the impulse response that ``padding='auto'`` may leave outside."""
+Measured (docs/performance.md): at N = 1024, 5 cm, the periodised plan at tail tolerance
+1e-5 (1944^2, W2 error 6.1e-3) took 2.6 s against 2.1 s for the exact 2048^2 plan."""
+
+DEFAULT_TAIL_TOLERANCE = 1e-5
+"""Energy fraction of the impulse response that ``padding='auto'`` may leave outside.
+
+Accuracy first: a field's relative error from the wrapped tail is about the square root
+of this fraction where light reaches the window edge (2e-3 left 4e-2 intensity error on
+five hops of random phase masks at N = 512; 1e-4 still 2e-2)."""
+
+FAST_TAIL_TOLERANCE = 2e-3
+"""The chips' setting (``ChipConfig.propagation_tail_tolerance``): smaller FFTs on short
+hops; trained chips move by about 1 % against the exact plan (docs/physics.md)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -145,9 +160,11 @@ def guard_samples(
     ``|x|, |y| <= spread + m`` (per axis ``tail_tolerance / 2``: the kernel is separable
     to within the paraxial approximation), for the worst wavelength.
     """
-    require_positive("tail_tolerance", tail_tolerance, "e.g. 2e-3 (0.2 % of the energy).")
+    require_positive(
+        "tail_tolerance", tail_tolerance, "e.g. 1e-5 (the default) or 2e-3 (the chips')."
+    )
     if tail_tolerance >= 1:
-        raise ValueError(f"tail_tolerance={tail_tolerance!r} must be < 1, e.g. 2e-3.")
+        raise ValueError(f"tail_tolerance={tail_tolerance!r} must be < 1, e.g. 1e-5.")
     if distance_m == 0:
         return 0
     spread = spread_samples(grid, distance_m)
@@ -194,7 +211,7 @@ def plan_propagation(
         tail_tolerance: for ``padding='auto'``, the energy fraction of the impulse
             response allowed outside the padding (:func:`guard_samples`); smaller is more
             accurate and pads more (at 532 nm, 8 um, 5 cm: guard 33 samples at 2e-3, 228 at
-            1e-4, 705 at 1e-5). The total padding stays <= N per axis.
+            1e-4, 705 at 1e-5, the default). The total padding stays <= N per axis.
 
     Rules (raise ``ValueError`` naming the fix when broken):
       * ``asm``: see module docstring; band limit keeps >= ``min_bandwidth_fraction``.
