@@ -246,6 +246,17 @@ def eval_(
         Path | None,
         typer.Option(help="per-class sample grid PNG (default: next to the JSON, -per-class.png)"),
     ] = None,
+    temperature: Annotated[
+        float,
+        typer.Option(help="factor on the prior's std for every generated image (1 = P(Z))"),
+    ] = 1.0,
+    classifier_augment: Annotated[
+        str,
+        typer.Option(
+            help="judge's training: 'none' (clean real images) or 'chip' (speckle, blur "
+            "and gain on half of them; cached separately)"
+        ),
+    ] = "none",
 ) -> None:
     """FID/KID/precision/recall, reconstruction PSNR/SSIM, optical efficiencies, per-class
     generation accuracy (mixture prior); prints and writes JSON."""
@@ -281,6 +292,8 @@ def eval_(
             n_per_class=n_per_class,
             classifier_size=classifier_size,
             class_grid_path=grid,
+            temperature=temperature,
+            classifier_augment=classifier_augment,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))

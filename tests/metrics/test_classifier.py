@@ -12,6 +12,7 @@ from lightgen.data.dataset import ImageDataset
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.classifier import (
     SmallCNN,
+    chip_artifacts,
     default_cache_dir,
     load_or_train_classifier,
     train_classifier,
@@ -161,3 +162,61 @@ def test_progress_bar_does_not_change_the_result():
     m1, a1 = train_classifier(ds, epochs=1, batch_size=16, progress=True)
     m2, a2 = train_classifier(ds, epochs=1, batch_size=16, progress=False)
     assert a1 == a2 and torch.equal(m1.fc.weight, m2.fc.weight)
+
+
+# ----------------------------------------------------------- chip-artefact augmentation
+
+
+def test_blur_keeps_a_constant_and_spreads_a_point_by_sigma_squared():
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(clf._gaussian_blur(flat, torch.tensor([1.5, 0.0])), flat, atol=1e-6)
+    point = torch.zeros(1, 1, 33, 33)
+    point[..., 16, 16] = 1.0
+    out = clf._gaussian_blur(point, torch.tensor([2.0]))[0, 0]
+    x = torch.arange(33.0) - 16
+    assert out.sum().item() == pytest.approx(1.0, abs=1e-5)
+    # second moment along x: sigma^2 = 4, less the tails cut at 3 sigma (~1-3 %)
+    assert (out.sum(0) * x**2).sum().item() == pytest.approx(4.0, rel=0.02)
+    assert (out.sum(0) * x**2).sum().item() < 4.0
+
+
+def test_speckle_and_gain_have_mean_one_and_gamma_contrast():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((4000, 3, 8, 8), 0.1)  # low enough that clamping at 1 is negligible
+    y = chip_artifacts(x, g, probability=1.0)
+    assert y.mean().item() == pytest.approx(0.1, rel=0.02)  # E[speckle] = E[gain] = 1
+    # per image: speckle contrast^2 = 1/k with k uniform on 1..10, gain cancels out
+    c2 = (y.var(dim=(1, 2, 3)) / y.mean(dim=(1, 2, 3)) ** 2).mean().item()
+    expected = sum(1 / k for k in range(1, 11)) / 10  # 0.293
+    assert c2 == pytest.approx(expected, rel=0.1)
+
+
+def test_augmentation_is_seeded_and_probability_zero_is_the_identity():
+    x = torch.rand(16, 3, 12, 12)
+    a = chip_artifacts(x, torch.Generator().manual_seed(3))
+    b = chip_artifacts(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and not torch.equal(a, x)
+    changed = (a != x).flatten(1).any(1)
+    assert 0 < int(changed.sum()) < 16  # about half the batch
+    assert torch.equal(chip_artifacts(x, torch.Generator(), probability=0.0), x)
+
+
+def test_augmented_judge_is_cached_apart_and_plain_entries_stay_valid(tmp_path, count_training):
+    ds = _tiny()
+    plain, _ = _cached(ds, tmp_path)
+    aug, _ = _cached(ds, tmp_path, augment="chip")
+    again, _ = _cached(ds, tmp_path, augment="chip")
+    _cached(ds, tmp_path)
+    assert len(count_training) == 2  # one plain, one augmented; both reused afterwards
+    metas = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))]
+    assert sorted(m.get("augment", "none") for m in metas) == ["chip", "none"]
+    assert any(
+        not torch.equal(p, q) for p, q in zip(plain.parameters(), aug.parameters(), strict=True)
+    )
+    for p, q in zip(aug.parameters(), again.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_unknown_augmentation_names_the_value():
+    with pytest.raises(ValueError, match="augment='noise'"):
+        train_classifier(_tiny(), augment="noise", progress=False)

@@ -30,10 +30,12 @@ class _Model(nn.Module):
     def __init__(self, n_classes: int, perm: list[int]):
         super().__init__()
         self.n_classes, self.perm, self.seen = n_classes, torch.tensor(perm), []
+        self.free_seen = []
 
     def decode(self, z, generator=0):
         code = z[:, FREE:]
         self.seen.append(code)
+        self.free_seen.append(z[:, :FREE])
         return _flat_images(self.perm[code.abs().argmax(1)])
 
 
@@ -141,3 +143,54 @@ def test_grid_rows_are_labelled_by_class_without_component(tmp_path):
     assert (tmp_path / "g.png").is_file() and r["grid"].endswith("g.png")
     assert all(c["component"] is None and c["encoder_agreement"] is None for c in r["classes"])
     assert not math.isnan(r["fid"])
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5, 1.0])
+def test_temperature_scales_the_free_dims_drawn_from_the_prior(temperature):
+    hot, cold = CodeReadingSystem(3, [0, 1, 2]), CodeReadingSystem(3, [0, 1, 2])
+    _scores(hot, _cfg())
+    r = _scores(cold, _cfg(), temperature=temperature)
+    assert r["prior_temperature"] == temperature
+    # same seeds: the free dims are the T = 1 draws times T, the codes untouched
+    assert torch.allclose(
+        torch.cat(cold.model.free_seen), temperature * torch.cat(hot.model.free_seen)
+    )
+    assert torch.equal(torch.cat(cold.model.seen), torch.cat(hot.model.seen))
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf"), "warm"])
+def test_bad_temperature_names_the_value(bad):
+    with pytest.raises(ValueError, match="temperature="):
+        _scores(CodeReadingSystem(3, [0, 1, 2]), _cfg(), temperature=bad)
+
+
+def test_null_rates_are_the_judge_on_block_shuffled_held_out_images():
+    # flat images keep their grey level under any tile shuffle, so this judge still names
+    # their true class: the null rate of each class is its share of the held-out split
+    r = _scores(CodeReadingSystem(3, [0, 1, 2]), _cfg())
+    assert [c["null_rate_block_shuffled"] for c in r["classes"]] == pytest.approx([1 / 3] * 3)
+    assert [c["accuracy_real_test_block_shuffled"] for c in r["classes"]] == [1.0, 1.0, 1.0]
+    assert "block" in r["null_control"]
+
+
+def test_block_shuffle_moves_whole_tiles_and_keeps_every_pixel():
+    from lightgen.tasks.evaluate import block_shuffled
+
+    x = torch.arange(2 * 3 * 9 * 9, dtype=torch.float32).view(2, 3, 9, 9)
+    y = block_shuffled(x, 4, torch.Generator().manual_seed(0))
+    assert not torch.equal(x, y)
+    # the 9th row/column (9 = 4 * 2 + 1) stays; every 2x2 tile lands whole somewhere
+    assert torch.equal(y[..., 8, :], x[..., 8, :]) and torch.equal(y[..., :, 8], x[..., :, 8])
+    for i in range(2):
+        tiles_x = {
+            tuple(x[i, :, r : r + 2, c : c + 2].flatten().tolist())
+            for r in range(0, 8, 2)
+            for c in range(0, 8, 2)
+        }
+        tiles_y = {
+            tuple(y[i, :, r : r + 2, c : c + 2].flatten().tolist())
+            for r in range(0, 8, 2)
+            for c in range(0, 8, 2)
+        }
+        assert tiles_x == tiles_y
+    assert torch.equal(block_shuffled(x, 1, torch.Generator()), x)

@@ -292,3 +292,33 @@ def test_eval_command_writes_per_class_scores_and_grid(tiny_mixture_run, tmp_pat
     r = json.loads(out.read_text())
     assert r["class_conditional"]["n_per_class"] == 3
     assert (tmp_path / "eval-per-class.png").is_file()
+
+
+def test_cli_eval_passes_temperature_and_judge_augmentation(
+    tiny_mixture_run, tmp_path, monkeypatch
+):
+    import json
+
+    from typer.testing import CliRunner
+
+    import lightgen.tasks.evaluate as ev
+    from lightgen.cli import app
+
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ev, "load_dataset", _small_digits)
+    monkeypatch.setattr(ev, "classifier_epochs", lambda n: 3)
+    out = tmp_path / "eval.json"
+    args = [*("eval", "--checkpoint", str(tiny_mixture_run)), *("--n", "16", "--n-per-class", "3")]
+    res = CliRunner().invoke(
+        app, [*args, "--out", str(out), "--temperature", "0.5", "--classifier-augment", "chip"]
+    )
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert r["prior_temperature"] == 0.5 and r["classifier_augment"] == "chip"
+    assert r["class_conditional"]["prior_temperature"] == 0.5
+    assert list((tmp_path / "cache" / "classifiers").glob("*-augchip.json"))
+    bad = tmp_path / "bad.json"
+    res = CliRunner().invoke(app, [*args, "--out", str(bad), "--classifier-augment", "blur"])
+    assert res.exit_code != 0 and "augment='blur'" in res.output and not bad.exists()
+    res = CliRunner().invoke(app, [*args, "--out", str(bad), "--temperature", "-1"])
+    assert res.exit_code != 0 and "temperature=-1.0" in res.output and not bad.exists()

@@ -197,9 +197,45 @@ def _per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, n_classes: int
     return acc
 
 
+NULL_BLOCKS = 4
+"""Block grid of the content-free control images (4 x 4: one block per fiber cell of a
+16-fiber chip)."""
+
+
+def block_shuffled(images: torch.Tensor, blocks: int, generator: torch.Generator) -> torch.Tensor:
+    """Content-free controls: each image cut into ``blocks x blocks`` tiles that are put
+    back in a random order (one permutation per image). Colours, tile textures and the
+    overall brightness stay; the object's shape does not (sides not divisible by
+    ``blocks`` keep their last rows/columns in place)."""
+    n, c, h, w = images.shape
+    th, tw = h // blocks, w // blocks
+    out = images.clone()
+    core = images[..., : th * blocks, : tw * blocks]
+    tiles = core.reshape(n, c, blocks, th, blocks, tw).permute(0, 2, 4, 1, 3, 5)
+    tiles = tiles.reshape(n, blocks * blocks, c, th, tw)
+    order = torch.stack([torch.randperm(blocks * blocks, generator=generator) for _ in range(n)])
+    tiles = tiles[torch.arange(n)[:, None], order]
+    tiles = tiles.reshape(n, blocks, blocks, c, th, tw).permute(0, 3, 1, 4, 2, 5)
+    out[..., : th * blocks, : tw * blocks] = tiles.reshape(n, c, th * blocks, tw * blocks)
+    return out
+
+
 def _mean(xs: list[float]) -> float:
     xs = [x for x in xs if not math.isnan(x)]
     return sum(xs) / len(xs) if xs else float("nan")
+
+
+def _check_temperature(temperature: float) -> float:
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not (math.isfinite(t) and t >= 0):
+        raise ValueError(
+            f"temperature={temperature!r} must be a finite number >= 0 (the factor on the "
+            "prior's standard deviation); use 1 to sample P(Z) itself, e.g. 0.5 to truncate."
+        )
+    return t
 
 
 def class_conditional_scores(
@@ -213,6 +249,7 @@ def class_conditional_scores(
     grid_path: str | Path | None = None,
     grid_columns: int = 8,
     batch_size: int | None = None,
+    temperature: float = 1.0,
 ) -> dict:
     """Per-class generation from a mixture prior, scored by a classifier of real images.
 
@@ -228,6 +265,8 @@ def class_conditional_scores(
         seed: sampling seed (batch i of class c uses ``seed + 2000 + 100 c + i``).
         grid_path: if given, a PNG with one row of ``grid_columns`` samples per class.
         batch_size: images per chip call (default: ~4 M pixel values per batch).
+        temperature: scales the prior's standard deviation when sampling (1 = P(Z)
+            itself, the default; < 1 trades variety for fidelity, "truncation").
 
     Returns:
         JSON-able dict: ``classes`` (per class: component, encoder agreement, accuracy on
@@ -238,6 +277,7 @@ def class_conditional_scores(
     from lightgen._checks import require_int_range
 
     n_per_class = require_int_range("n_per_class", n_per_class, 2, fix="Use e.g. 32 or 64.")
+    temperature = _check_temperature(temperature)
     conditional = is_class_conditioned(system, cfg)
     k = getattr(system.prior, "n_components", 1)
     if k < 2 and not conditional:
@@ -270,6 +310,11 @@ def class_conditional_scores(
 
     real = for_classifier(test.images, clf)
     real_acc = _per_class_accuracy(predict(clf, real), test.labels, n_classes)
+    # how often the judge names each class for content-free block-shuffled test images
+    shuffled = block_shuffled(real, NULL_BLOCKS, torch.Generator().manual_seed(seed + 7))
+    null_pred = predict(clf, shuffled)
+    null_rates = (torch.bincount(null_pred, minlength=n_classes).float() / len(null_pred)).tolist()
+    shuffled_acc = _per_class_accuracy(null_pred, test.labels, n_classes)
     classes, gen_acc, fakes, grid_rows = [], [], [], []
     for c, comp in enumerate(mapping):
         row = {
@@ -280,6 +325,8 @@ def class_conditional_scores(
             "accuracy_generated": 0.0,
             "predicted_counts_generated": None,
             "accuracy_real_test": real_acc[c],
+            "null_rate_block_shuffled": null_rates[c],
+            "accuracy_real_test_block_shuffled": shuffled_acc[c],
             "n_real_test": int((test.labels == c).sum()),
         }
         if comp is not None or conditional:
@@ -292,6 +339,7 @@ def class_conditional_scores(
                     conditions=class_codes(system, cfg, torch.full((b,), c))
                     if conditional
                     else None,
+                    temperature=temperature,
                 )[0].cpu(),
                 n_per_class,
                 batch_size,
@@ -327,12 +375,21 @@ def class_conditional_scores(
         "method": method,
         "preset": getattr(cfg, "preset", None),
         "n_per_class": n_per_class,
+        "prior_temperature": float(temperature),
         "classifier_image_size": clf.image_size,
         "classes": classes,
         "accuracy_generated_mean": mean_gen,
         "accuracy_real_test_mean": mean_real,
         "ratio_generated_to_real": mean_gen / mean_real if mean_real > 0 else float("nan"),
         "target_ratio": 0.8,
+        "null_control": (
+            f"null_rate_block_shuffled: fraction of the held-out images, each cut into "
+            f"{NULL_BLOCKS}x{NULL_BLOCKS} tiles put back in random order (shape destroyed, "
+            "colours kept), that the judge assigns to the class; a class's accuracy on "
+            "generated images near or below its null rate says nothing about shape. "
+            "accuracy_real_test_block_shuffled: the judge's accuracy on that class's own "
+            "shuffled held-out images (what colour and texture alone earn)"
+        ),
         "encoder_mapping_accuracy": None
         if conditional
         else float(
@@ -423,6 +480,8 @@ def evaluate(
     n_per_class: int = 64,
     classifier_size: int | None = None,
     class_grid_path: str | Path | None = None,
+    temperature: float = 1.0,
+    classifier_augment: str | None = None,
 ) -> dict:
     """All quality numbers for one trained model, as a JSON-able dict.
 
@@ -435,8 +494,17 @@ def evaluate(
     class, grid PNG at ``class_grid_path`` if given) and its summary keys.
     ``classifier_size`` runs the SmallCNN at that size (default: the chip's image size;
     e.g. 64 for a 512 px chip, where a 512 px classifier is slow to train on a CPU).
+    ``temperature`` scales the prior's standard deviation for every generated image (1 =
+    P(Z) itself; recorded as ``prior_temperature``). ``classifier_augment="chip"`` trains
+    (and caches separately) a judge that saw speckle, blur and gain on half its training
+    images (:func:`lightgen.metrics.classifier.chip_artifacts`); recorded as
+    ``classifier_augment``.
     """
     from lightgen.chip.fabrication import fabricated
+    from lightgen.metrics.classifier import check_augment
+
+    temperature = _check_temperature(temperature)
+    classifier_augment = check_augment(classifier_augment)
 
     if classifier_size is not None:
         from lightgen._checks import require_int_range
@@ -454,6 +522,8 @@ def evaluate(
             n_per_class,
             classifier_size,
             class_grid_path,
+            temperature,
+            classifier_augment,
         )
     if fabrication is not None:
         out["fabrication"] = fabrication.model_dump()
@@ -461,7 +531,18 @@ def evaluate(
 
 
 def _evaluate(
-    system, cfg, dataset, n, seed, data_root, progress, n_per_class, clf_size, grid_path
+    system,
+    cfg,
+    dataset,
+    n,
+    seed,
+    data_root,
+    progress,
+    n_per_class,
+    clf_size,
+    grid_path,
+    temperature=1.0,
+    augment="none",
 ) -> dict:
     name = dataset or cfg.dataset
     size = cfg.chip_config().image_size
@@ -472,7 +553,11 @@ def _evaluate(
     if clf_size is not None and clf_size != size:
         clf_train = load_dataset(name, root=data_root, split="train", size=clf_size, seed=seed)
     clf, clf_acc = load_or_train_classifier(
-        name, clf_train, epochs=classifier_epochs(len(clf_train)), progress=progress
+        name,
+        clf_train,
+        epochs=classifier_epochs(len(clf_train)),
+        progress=progress,
+        augment=augment,
     )
     real = test.images[:n]
     conditional = is_class_conditioned(system, cfg)
@@ -489,7 +574,9 @@ def _evaluate(
     big = size > 128
     t0 = time.perf_counter()
     fake = _batched(
-        lambda i, b: sample(system, b, seed=seed + 1 + i, conditions=_codes(i, b))[0].cpu(),
+        lambda i, b: sample(
+            system, b, seed=seed + 1 + i, conditions=_codes(i, b), temperature=temperature
+        )[0].cpu(),
         n,
         16 if big else 256,
     )
@@ -514,6 +601,8 @@ def _evaluate(
         **scores,
         "classifier_accuracy_on_real_test": float(clf_acc),
         "classifier_accuracy_metric": "held-out accuracy of the feature network",
+        "classifier_augment": augment,
+        "prior_temperature": temperature,
         "classifier_image_size": clf.image_size,
         "classifier_accuracy_on_test_split": (
             predict(clf, for_classifier(test.images[:n], clf)) == test.labels[:n]
@@ -534,7 +623,11 @@ def _evaluate(
         for comp in range(k):
             imgs = _batched(
                 lambda i, b, comp=comp: sample(
-                    system, b, seed=seed + 1000 + comp + i, component=comp
+                    system,
+                    b,
+                    seed=seed + 1000 + comp + i,
+                    component=comp,
+                    temperature=temperature,
                 )[0].cpu(),
                 64,
                 16 if big else 64,
@@ -551,7 +644,9 @@ def _evaluate(
         out["classes_covered_by_components"] = len(classes)
         out["components"] = components
     if (k > 1 or conditional) and test.n_classes >= 2 and test.n_classes == train.n_classes:
-        cc = class_conditional_scores(system, cfg, train, test, clf, n_per_class, seed, grid_path)
+        cc = class_conditional_scores(
+            system, cfg, train, test, clf, n_per_class, seed, grid_path, temperature=temperature
+        )
         out["class_conditional_accuracy_generated_mean"] = cc["accuracy_generated_mean"]
         out["class_conditional_accuracy_real_test_mean"] = cc["accuracy_real_test_mean"]
         out["class_conditional_ratio"] = cc["ratio_generated_to_real"]
