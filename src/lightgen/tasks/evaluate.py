@@ -270,7 +270,9 @@ def class_conditional_scores(
 
     Returns:
         JSON-able dict: ``classes`` (per class: component, encoder agreement, accuracy on
-        generated and on real held-out images), the class means, their ratio
+        generated and on real held-out images, and the shape-free controls: accuracy on
+        the class's tile-shuffled held-out images and the rate at which any shuffled
+        image is named the class, :func:`block_shuffled`), the class means, their ratio
         (target >= 0.8), the count table, unassigned components, and FID/KID of the
         pooled per-class samples against the held-out images.
     """
