@@ -15,7 +15,8 @@ shuffled images (what colour and texture alone earn), and ``null``, how often it
 the class for any shuffled image (its default for shape-less input). A class scored
 near these is named for colour or texture, not for shape. Each line prints per class
 ``generated/real/shuffled/null`` accuracy in %.
-``--temperature`` scales the prior's standard deviation (1 = P(Z)). Run from the
+``--temperature`` scales the prior's standard deviation (1 = P(Z); several values run
+in one pass over each checkpoint). Run from the
 repository root (needs ``../shared/data``, or ``--data-root``)::
 
     python benchmarks/judges.py runs/results/emoji-black-emoji-512-chip-mixture \
@@ -39,7 +40,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="run folders (emoji, labelled)")
     parser.add_argument("--n-per-class", type=int, default=32)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument(
+        "--temperature", type=float, nargs="+", default=[1.0], help="one or more, e.g. 1 0.5"
+    )
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--grid-dir", default=None, help="write each run's per-class grid here")
     parser.add_argument("--seed", type=int, default=0)
@@ -55,7 +58,7 @@ def main() -> None:
             return load_dataset(name, root=args.data_root, split=split, size=s, seed=args.seed)
 
         train, test = load("train", size), load("test", size)
-        for augment in ("none", "chip"):
+        for temperature, augment in [(t, a) for t in args.temperature for a in ("none", "chip")]:
             key = (cfg.dataset, augment)
             if key not in judges:
                 clf_train = load("train", CLASSIFIER_SIZE)
@@ -69,7 +72,7 @@ def main() -> None:
             clf, _ = judges[key]
             grid = None
             if args.grid_dir is not None and augment == "none":
-                grid = f"{args.grid_dir}/{ck.rstrip('/').split('/')[-1]}-T{args.temperature}.png"
+                grid = f"{args.grid_dir}/{ck.rstrip('/').split('/')[-1]}-T{temperature}.png"
             cc = class_conditional_scores(
                 system,
                 cfg,
@@ -79,7 +82,7 @@ def main() -> None:
                 args.n_per_class,
                 args.seed,
                 grid,
-                temperature=args.temperature,
+                temperature=temperature,
             )
             per_class = " ".join(
                 f"{c['class']}={100 * c['accuracy_generated']:.0f}/"
@@ -89,7 +92,7 @@ def main() -> None:
                 for c in cc["classes"]
             )
             print(
-                f"{ck} judge={augment} T={args.temperature:g} size={size} "
+                f"{ck} judge={augment} T={temperature:g} size={size} "
                 f"ratio={cc['ratio_generated_to_real']:.2f} "
                 f"gen={100 * cc['accuracy_generated_mean']:.1f} "
                 f"real={100 * cc['accuracy_real_test_mean']:.1f} "

@@ -111,6 +111,10 @@ def train(
     ] = None,
     prior: Annotated[str | None, typer.Option(help="gaussian | mixture")] = None,
     n_components: Annotated[int | None, typer.Option()] = None,
+    prior_covariance: Annotated[
+        str | None,
+        typer.Option(help="mixture components: isotropic (default) | diagonal (per dimension)"),
+    ] = None,
     train_limit: Annotated[
         int | None, typer.Option(help="use only the first N training images")
     ] = None,
@@ -123,7 +127,8 @@ def train(
         str | None,
         typer.Option(
             help="none (default, unsupervised) | labels: class-conditional -- labels drive "
-            "one injection fiber per class (one-hot), still no target images"
+            "one injection fiber per class (one-hot) | components: one mixture component per "
+            "class (needs --prior mixture); still no target images"
         ),
     ] = None,
     condition_amplitude: Annotated[
@@ -142,7 +147,8 @@ def train(
     ] = False,
 ) -> None:
     """Train a chip (or a baseline) with BOGT: no labels, no targets (with --condition-on
-    labels, the labels drive injection fibers as conditions; still no target images)."""
+    labels, the labels drive injection fibers as conditions; with --condition-on components
+    each class owns a mixture component of the prior; still no target images)."""
     from lightgen.data.registry import load_dataset
     from lightgen.train.trainer import Trainer
 
@@ -159,6 +165,7 @@ def train(
         sigma_x=sigma_x,
         prior=prior,
         n_components=n_components,
+        prior_covariance=prior_covariance,
         train_limit=train_limit,
         seed=seed,
         device=device,
@@ -178,7 +185,7 @@ def train(
             seed=cfg.seed,
         )
         labels = None
-        if cfg.condition_on == "labels":
+        if cfg.condition_on != "none":
             cfg = cfg.with_label_conditions(ds.n_classes)
             labels = ds.labels
         trainer = Trainer(cfg, out, ds.images, resume=resume, labels=labels)

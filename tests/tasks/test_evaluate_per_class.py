@@ -93,10 +93,10 @@ def _split(n_classes: int, per_class: int) -> ImageDataset:
     return ImageDataset(_flat_images(labels), labels, [f"c{i}" for i in range(n_classes)], "grey")
 
 
-def _scores(system, n_classes=3, clf_shift=0, **kw):
+def _scores(system, n_classes=3, clf_shift=0, cfg=None, **kw):
     return class_conditional_scores(
         system,
-        None,
+        cfg,
         _split(n_classes, 6),
         _split(n_classes, 3),
         GreyLevelClassifier(n_classes, clf_shift),
@@ -176,6 +176,24 @@ def test_mapping_comes_from_the_encoder_not_from_the_scoring_classifier():
     assert [c["component"] for c in r["classes"]] == [2, 0, 1]
     assert r["accuracy_generated_mean"] == 0.0 and r["accuracy_real_test_mean"] == 0.0
     assert math.isnan(r["ratio_generated_to_real"])
+
+
+def test_label_selected_components_map_class_c_to_component_c_without_matching():
+    # trained with condition_on='components': class c IS component c. An encoder that
+    # (wrongly) sends class c to component perm[c] is reported, not used for the mapping:
+    # sampling component c decodes to class perm^-1(c), so only the fixed point scores.
+    from lightgen.train.config import TrainConfig
+
+    cfg = TrainConfig(prior="mixture", condition_on="components", n_components=3)
+    r = _scores(HandBuiltSystem([0, 2, 1], 3), cfg=cfg)
+    assert r["mode"] == "label-components"
+    assert [c["component"] for c in r["classes"]] == [0, 1, 2]
+    assert [c["accuracy_generated"] for c in r["classes"]] == [1.0, 0.0, 0.0]
+    assert math.isclose(r["encoder_mapping_accuracy"], 1 / 3)
+    # the unsupervised reading of the same system matches and scores every class
+    assert _scores(HandBuiltSystem([0, 2, 1], 3))["ratio_generated_to_real"] == 1.0
+    with pytest.raises(ValueError, match="one prior component per class"):
+        _scores(HandBuiltSystem([0, 2, 1, 3], 4), cfg=cfg)
 
 
 def test_a_component_no_class_uses_is_reported_and_never_sampled():

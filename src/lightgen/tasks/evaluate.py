@@ -35,6 +35,11 @@ dimensions and injecting the one-hot code of c (amplitude ``condition_amplitude`
 condition fibers, and scored by the same classifier (report key ``mode``:
 ``"class-conditional"`` vs ``"unsupervised-mixture"``).
 
+Label-selected components (``condition_on='components'``: one mixture component per class,
+each training image's KL taken against its class's component) need no matching either:
+class c is component c (``mode``: ``"label-components"``); steps 1--3 still run, to report
+how often the encoder puts a training image nearest its own class's component.
+
 Sizes: the classifier can run at a smaller size than the chip (``classifier_size``):
 the classifier is then trained on the data set loaded at that size, and real and
 generated images are downsampled to it with the loader's antialiased bilinear resize.
@@ -75,6 +80,11 @@ def is_class_conditioned(system, cfg) -> bool:
     return getattr(cfg, "condition_on", "none") == "labels" and (
         getattr(system, "n_conditions", 0) > 0
     )
+
+
+def has_label_components(cfg) -> bool:
+    """True for a model trained with ``condition_on='components'`` (class c = component c)."""
+    return getattr(cfg, "condition_on", "none") == "components"
 
 
 def class_codes(system, cfg, labels: torch.Tensor) -> torch.Tensor:
@@ -281,6 +291,7 @@ def class_conditional_scores(
     n_per_class = require_int_range("n_per_class", n_per_class, 2, fix="Use e.g. 32 or 64.")
     temperature = _check_temperature(temperature)
     conditional = is_class_conditioned(system, cfg)
+    label_components = has_label_components(cfg)
     k = getattr(system.prior, "n_components", 1)
     if k < 2 and not conditional:
         raise ValueError(
@@ -293,6 +304,12 @@ def class_conditional_scores(
         raise ValueError(
             f"train has {n_classes} classes and test {test.n_classes}; need the same >= 2 "
             "labelled classes in both splits."
+        )
+    if label_components and k != n_classes:
+        raise ValueError(
+            f"the model has one prior component per class of its training data ({k}) but "
+            f"the data set has {n_classes} classes; evaluate it on the data set it was "
+            "trained on."
         )
     if conditional and system.n_conditions != n_classes:
         raise ValueError(
@@ -308,7 +325,10 @@ def class_conditional_scores(
     else:
         comps = most_responsible_component(system, train.images, batch_size)
         counts = class_component_counts(comps, train.labels, n_classes, k)
-        mapping = match_classes_to_components(counts)
+        if label_components:
+            mapping = list(range(n_classes))  # trained so: class c's KL against component c
+        else:
+            mapping = match_classes_to_components(counts)
 
     real = for_classifier(test.images, clf)
     real_acc = _per_class_accuracy(predict(clf, real), test.labels, n_classes)
@@ -366,6 +386,12 @@ def class_conditional_scores(
         "accuracy = fraction of that component's samples the real-image SmallCNN "
         "assigns to the class"
     )
+    if label_components:
+        method = (
+            "label-selected components: each training image's KL was taken against its "
+            "class's mixture component, so class c = component c (no matching); accuracy = "
+            "fraction of that component's samples the real-image SmallCNN assigns to the class"
+        )
     if conditional:
         method = (
             "class-conditional: labels drive k injection fibers (one-hot, amplitude "
@@ -373,7 +399,9 @@ def class_conditional_scores(
             "c; accuracy = fraction of those samples the real-image SmallCNN assigns to c"
         )
     out = {
-        "mode": "class-conditional" if conditional else "unsupervised-mixture",
+        "mode": "class-conditional"
+        if conditional
+        else ("label-components" if label_components else "unsupervised-mixture"),
         "method": method,
         "preset": getattr(cfg, "preset", None),
         "n_per_class": n_per_class,
@@ -616,8 +644,8 @@ def _evaluate(
         "reconstruction_ssim": ssim(rec, real).item(),
         "simulated_seconds_per_generated_image": gen_s,
     }
-    if conditional:
-        out["condition_on"] = "labels"
+    if conditional or has_label_components(cfg):
+        out["condition_on"] = cfg.condition_on
     k = getattr(system.prior, "n_components", 1)
     if k > 1 and not conditional:
         purity, classes = [], set()

@@ -54,7 +54,14 @@ class GaussianPrior(nn.Module):
         self.dim, self.complex_latent = dim, complex_latent
         self.n_components = 1
 
-    def kl(self, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    def kl(
+        self, mu: torch.Tensor, log_var: torch.Tensor, components: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if components is not None:
+            raise ValueError(
+                "components given but the prior is a single Gaussian; label-selected "
+                "components need prior='mixture' (condition_on='components')."
+            )
         return gaussian_kl(mu, log_var, 0.0, 0.0, self.complex_latent)
 
     def sample(
@@ -73,7 +80,10 @@ class GaussianPrior(nn.Module):
 
 
 class MixturePrior(nn.Module):
-    """Learned Gaussian mixture prior, sum_k pi_k N(m_k, s_k I).
+    """Learned Gaussian mixture prior, sum_k pi_k N(m_k, s_k I) (``diagonal=False``) or
+    sum_k pi_k N(m_k, diag(s_k)) with one variance per component and latent dimension
+    (``diagonal=True``: a component can be narrow along the dimensions its class barely
+    uses, so its samples stay nearer the codes the encoder makes).
 
     KL(q || mixture) has no closed form; we use the variational approximation of
     Hershey & Olsen (ICASSP 2007, eq. 20) which for a single-Gaussian q reads
@@ -81,7 +91,14 @@ class MixturePrior(nn.Module):
     far apart, an upper bound-like surrogate otherwise.
     """
 
-    def __init__(self, dim: int, n_components: int, complex_latent: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        dim: int,
+        n_components: int,
+        complex_latent: bool = True,
+        seed: int = 0,
+        diagonal: bool = False,
+    ):
         super().__init__()
         if n_components < 2:
             raise ValueError(
@@ -95,8 +112,15 @@ class MixturePrior(nn.Module):
             self.means_ri = nn.Parameter(torch.view_as_real(init).clone())
         else:
             self.means_ri = nn.Parameter(init.clone())
-        self.log_var = nn.Parameter(torch.zeros(n_components))
+        self.diagonal = diagonal
+        self.log_var = nn.Parameter(torch.zeros((n_components, dim) if diagonal else n_components))
         self.logits = nn.Parameter(torch.zeros(n_components))
+
+    def _log_var_kd(self) -> torch.Tensor:
+        """ln s per component and dimension, ``(K, D)`` (broadcast when isotropic)."""
+        if self.diagonal:
+            return self.log_var
+        return self.log_var[:, None].expand(self.n_components, self.dim)
 
     @property
     def means(self) -> torch.Tensor:
@@ -109,13 +133,41 @@ class MixturePrior(nn.Module):
             mu[:, None, :],
             lv[:, None, :],
             self.means[None],
-            self.log_var[None, :, None],
+            self._log_var_kd()[None],
             self.complex_latent,
         )
 
-    def kl(self, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    def kl(
+        self, mu: torch.Tensor, log_var: torch.Tensor, components: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """KL per image ``(B,)`` of q = N(mu, exp(log_var)) against the prior.
+
+        ``components=None``: against the whole mixture (Hershey--Olsen, above).
+        ``components`` ``(B,)`` (label-selected components, ``condition_on='components'``):
+        each image's component ``c`` is given, so the term is the exact KL of the joint
+        q(z) delta(c) against p(z, c) = pi_c N_c(z), i.e. ``KL(q || N_c) - ln pi_c``; its
+        ``-ln pi_c`` makes the weights the class frequencies (maximum likelihood).
+        """
         log_pi = torch.log_softmax(self.logits, 0)
-        return -torch.logsumexp(log_pi[None] - self.component_kl(mu, log_var), dim=1)
+        per_component = self.component_kl(mu, log_var)
+        if components is None:
+            return -torch.logsumexp(log_pi[None] - per_component, dim=1)
+        components = torch.as_tensor(components, device=per_component.device).long()
+        if components.shape != (mu.shape[0],):
+            raise ValueError(
+                f"components must hold one component index per image, shape ({mu.shape[0]},); "
+                f"got {tuple(components.shape)}."
+            )
+        if components.numel() and (
+            int(components.min()) < 0 or int(components.max()) >= self.n_components
+        ):
+            raise ValueError(
+                f"components must lie in [0, {self.n_components - 1}], got range "
+                f"[{int(components.min())}, {int(components.max())}]; the prior needs one "
+                "component per class (n_components = the number of classes)."
+            )
+        chosen = per_component.gather(1, components[:, None]).squeeze(1)
+        return chosen - log_pi[components]
 
     def sample(
         self,
@@ -140,28 +192,34 @@ class MixturePrior(nn.Module):
             k = torch.full((n,), component, dtype=torch.long)
         k = k.to(device)
         eps = standard_normal((n, self.dim), self.complex_latent, generator).to(device)
-        return (
-            self.means.detach()[k]
-            + temperature * eps * torch.exp(0.5 * self.log_var.detach()[k])[:, None]
+        return self.means.detach()[k] + temperature * eps * torch.exp(
+            0.5 * self._log_var_kd().detach()[k]
         )
 
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
         """Posterior component probabilities of latents ``z`` (for routing and analysis)."""
-        var = torch.exp(self.log_var)
-        d2 = (z[:, None, :] - self.means[None]).abs().square().sum(-1)
+        lv = self._log_var_kd()  # (K, D)
+        d2 = (z[:, None, :] - self.means[None]).abs().square()
         f = 1.0 if self.complex_latent else 0.5
-        # log CN(z; m, s I) = -D ln(pi s) - |z-m|^2/s ; log N = -(D ln(2 pi s) + |z-m|^2/s)/2
+        # log CN(z; m, diag s) = -sum_d [ln(pi s_d) + |z_d-m_d|^2/s_d]; real: half of that
+        # with 2 pi (the constants cancel in the softmax)
         logp = torch.log_softmax(self.logits, 0)[None] - f * (
-            d2 / var[None] + self.dim * self.log_var[None]
+            (d2 * torch.exp(-lv)[None]).sum(-1) + lv.sum(-1)[None]
         )
         return torch.softmax(logp, 1)
 
 
 def make_prior(
-    kind: str, dim: int, n_components: int = 10, complex_latent: bool = True, seed: int = 0
+    kind: str,
+    dim: int,
+    n_components: int = 10,
+    complex_latent: bool = True,
+    seed: int = 0,
+    diagonal: bool = False,
 ) -> nn.Module:
+    """``diagonal``: per-dimension component variances (mixture only)."""
     if kind == "gaussian":
         return GaussianPrior(dim, complex_latent)
     if kind == "mixture":
-        return MixturePrior(dim, n_components, complex_latent, seed)
+        return MixturePrior(dim, n_components, complex_latent, seed, diagonal)
     raise ValueError(f"prior={kind!r} is unknown; choose 'gaussian' or 'mixture'.")

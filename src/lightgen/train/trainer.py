@@ -32,7 +32,7 @@ from safetensors.torch import load_file
 from lightgen.chip.fabrication import apply_fabrication
 from lightgen.optics.fft import set_fft_backend
 from lightgen.train.checkpoint import load_checkpoint, optimizer_from_tensors, save_checkpoint
-from lightgen.train.config import TrainConfig
+from lightgen.train.config import TrainConfig, load_train_config
 from lightgen.train.models import build_model
 from lightgen.train.objective import bogt_loss
 from lightgen.train.priors import make_prior, standard_normal
@@ -137,7 +137,12 @@ class BOGTSystem(torch.nn.Module):
         self.free_index = keep.nonzero().squeeze(1)
         self.free_dim = int(self.free_index.numel())
         self.prior = make_prior(
-            cfg.prior, self.free_dim, cfg.n_components, self.model.complex_latent, cfg.seed
+            cfg.prior,
+            self.free_dim,
+            cfg.n_components,
+            self.model.complex_latent,
+            cfg.seed,
+            diagonal=cfg.prior_covariance == "diagonal",
         )
 
     def with_conditions(
@@ -191,13 +196,16 @@ class BOGTSystem(torch.nn.Module):
         sigma_x: float,
         conditions: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
+        components: torch.Tensor | None = None,
     ):
         """BOGT terms and camera images for encoder inputs ``images`` ``(B, C, H, W)``;
-        the camera is scored against ``targets`` (same shape; default: ``images``)."""
+        the camera is scored against ``targets`` (same shape; default: ``images``).
+        ``components`` ``(B,)``: each image's prior component (label-selected components,
+        ``condition_on='components'``); default: KL against the whole prior."""
         mu, log_var = self.model.posterior(images)
         z = self.with_conditions(mu + torch.exp(0.5 * log_var) * noise, conditions)
         recon = self.model.decode(z, self.routing(z))
-        kl = self.prior.kl(self.free_part(mu), self.free_part(log_var))
+        kl = self.prior.kl(self.free_part(mu), self.free_part(log_var), components)
         target = images if targets is None else targets
         return bogt_loss(target, recon, kl, beta, sigma_x), recon
 
@@ -234,8 +242,26 @@ class Trainer:
         """``labels`` ``(N,)``: with ``cfg.condition_on='labels'`` the trainer injects their
         one-hot codes (:func:`label_conditions`, ``cfg.condition_amplitude``) into the
         ``cfg.condition_fibers`` condition fibers (set it with
-        :meth:`TrainConfig.with_label_conditions`); pass either ``labels`` or ``conditions``."""
-        if cfg.condition_on == "labels":
+        :meth:`TrainConfig.with_label_conditions`); pass either ``labels`` or ``conditions``.
+        With ``cfg.condition_on='components'`` image ``i``'s KL is taken against prior
+        component ``labels[i]`` (``cfg.n_components`` = the number of classes)."""
+        self.components = None
+        if cfg.condition_on == "components":
+            if labels is None or labels.shape != (images.shape[0],):
+                got = None if labels is None else tuple(labels.shape)
+                raise ValueError(
+                    f"condition_on='components' needs one label per training image, shape "
+                    f"({images.shape[0]},); got {got}. Pass labels=dataset.labels."
+                )
+            labels = torch.as_tensor(labels).long()
+            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= cfg.n_components):
+                raise ValueError(
+                    f"labels span [{int(labels.min())}, {int(labels.max())}] but the prior has "
+                    f"n_components={cfg.n_components}; call cfg.with_label_conditions("
+                    "dataset.n_classes)."
+                )
+            self.components = labels
+        elif cfg.condition_on == "labels":
             if conditions is not None or labels is None:
                 raise ValueError(
                     "condition_on='labels' builds the conditions from the data set's labels: "
@@ -317,7 +343,8 @@ class Trainer:
     # ----------------------------------------------------------------- state
     def _resume(self) -> None:
         meta, tensors, ckdir = load_checkpoint(self.run_dir)
-        saved = meta["config"]
+        # validated and re-dumped, so fields added since it was saved read as their defaults
+        saved = load_train_config(meta["config"]).model_dump(mode="json")
         mine = self.cfg.model_dump(mode="json")  # as saved: tuples become lists
         diff = {
             k: (saved.get(k), v)
@@ -366,8 +393,9 @@ class Trainer:
         noise = noise.to(self.device)
         cond = None if self.conditions is None else self.conditions[idx].to(self.device)
         y = None if self.targets is None else self.targets[idx].to(self.device)
+        comp = None if self.components is None else self.components[idx].to(self.device)
         module = self.ddp or self.system
-        terms, _ = module(x, noise, cfg.beta, cfg.sigma_x, cond, y)
+        terms, _ = module(x, noise, cfg.beta, cfg.sigma_x, cond, y, comp)
         if not torch.isfinite(terms.loss):
             raise FloatingPointError(
                 f"loss became {terms.loss.item()} at step {self.step} (recon {terms.recon.item():.4g}, "
@@ -455,7 +483,6 @@ def load_trained(
     path: str | Path, device: str = "cpu", expect_preset: str | None = None
 ) -> tuple[BOGTSystem, TrainConfig]:
     """Rebuild a trained model + prior from a checkpoint (run folder or step folder)."""
-    from lightgen.train.config import load_train_config
 
     meta, tensors, ckdir = load_checkpoint(path)
     cfg = load_train_config(meta["config"])
