@@ -131,6 +131,13 @@ def train(
             "class (needs --prior mixture); still no target images"
         ),
     ] = None,
+    input_augment: Annotated[
+        str | None,
+        typer.Option(
+            help="none (default) | handwriting: the encoder sees handwriting-like deformations "
+            "of the training images, the camera is scored against the images themselves"
+        ),
+    ] = None,
     condition_amplitude: Annotated[
         float | None, typer.Option(help="latent amplitude of the 'on' class fiber (default 2)")
     ] = None,
@@ -171,6 +178,7 @@ def train(
         device=device,
         fft_backend=fft_backend,
         condition_on=condition_on,
+        input_augment=input_augment,
         condition_amplitude=condition_amplitude,
         condition_all_wavelengths=condition_all_wavelengths,
     )

@@ -105,12 +105,6 @@ def test_printed_targets_are_one_glyph_per_label():
     assert t[0].sum() < 0.7 * t[1].sum()  # a "1" has less ink than an "8"
 
 
-def test_elastic_distortion_of_zero_amplitude_is_the_identity():
-    x, _ = make_printed_digits(4, size=28, seed=0)
-    torch.testing.assert_close(elastic_distort(x, alpha_px=0.0), x, atol=1e-5, rtol=0)
-    assert (elastic_distort(x, alpha_px=2.0) - x).abs().mean() > 0.01
-
-
 # ------------------------------------------------------------------ patch chip
 def test_patchwise_output_is_each_patch_reconstructed_on_its_own(chips):
     ps, _ = chips["patch"]

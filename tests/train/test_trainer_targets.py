@@ -88,3 +88,20 @@ def test_resume_with_targets_continues_exactly_as_an_uninterrupted_run(tmp_path,
 def test_targets_of_another_shape_are_refused_with_the_fix(tmp_path, images):
     with pytest.raises(ValueError, match="one reconstruction target per training image"):
         Trainer(_cfg(), tmp_path, images, progress=False, targets=images[:-1])
+
+
+def test_handwriting_augment_feeds_deformed_inputs_and_scores_the_originals(images, tmp_path):
+    from lightgen.data.deform import handwriting_like
+
+    t = Trainer(_cfg(input_augment="handwriting"), tmp_path / "hw", images, progress=False)
+    assert torch.equal(t.targets, images.float())
+    assert torch.equal(t.images, handwriting_like(images.float(), seed=0))
+    assert not torch.allclose(t.images, t.targets)
+    with pytest.raises(ValueError, match="makes the targets itself"):
+        Trainer(
+            _cfg(input_augment="handwriting"),
+            tmp_path / "x",
+            images,
+            targets=images,
+            progress=False,
+        )

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightgen._checks import require_int_range
+from lightgen.data.deform import elastic_distort
 from lightgen.data.styles import STYLE_NAMES, apply_style, cut_patches, tile_patches
 from lightgen.metrics.image import psnr, ssim
 from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
@@ -227,32 +228,6 @@ def printed_targets(labels: torch.Tensor, size: int = DIGIT_SIZE) -> torch.Tenso
     )
     glyphs = imgs[labs.argsort()]  # 10 images, one per class: sort to index by label
     return glyphs[labels.long()]
-
-
-def elastic_distort(
-    images: torch.Tensor, alpha_px: float = 2.0, sigma_px: float = 3.0, seed: int = 0
-) -> torch.Tensor:
-    """Handwriting-like warp (Simard et al. 2003): displacement = ``alpha_px`` x Gaussian-
-    smoothed (std ``sigma_px``) uniform noise, normalised to unit peak; bilinear resampling."""
-    n, _, h, w = images.shape
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.rand(n, 2, h, w, generator=g) * 2 - 1
-    r = max(1, int(3 * sigma_px))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1) / sigma_px) ** 2)
-    k = (k / k.sum()).to(noise.dtype)
-    noise = F.conv2d(
-        F.pad(noise, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(2, 1, 1, 1), groups=2
-    )
-    noise = F.conv2d(
-        F.pad(noise, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(2, 1, 1, 1), groups=2
-    )
-    disp = alpha_px * noise / noise.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
-    ys = (torch.arange(h) + 0.5) * 2 / h - 1
-    xs = (torch.arange(w) + 0.5) * 2 / w - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx + disp[:, 0] * 2 / w, gy + disp[:, 1] * 2 / h], -1)
-    out = F.grid_sample(images, grid.to(images.dtype), align_corners=False, padding_mode="zeros")
-    return out.clamp(0, 1)
 
 
 def load_handwriting(

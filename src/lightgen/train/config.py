@@ -73,6 +73,15 @@ class TrainConfig(BaseModel):
             "wavelength only"
         ),
     )
+    input_augment: Literal["none", "handwriting"] = Field(
+        default="none",
+        description=(
+            "handwriting: the encoder sees a handwriting-like deformation of each training image "
+            "(lightgen.data.deform.handwriting_like: slant, pose, elastic warp, thinner "
+            "strokes; one fixed draw per image) and the camera is scored against the image "
+            "itself -- pairs made from the training set alone, for handwriting -> print"
+        ),
+    )
     fabrication: FabricationModel | None = Field(
         default=None, description="fabrication-aware training: quantisation + placement jitter"
     )

@@ -30,6 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from safetensors.torch import load_file
 
 from lightgen.chip.fabrication import apply_fabrication
+from lightgen.data.deform import handwriting_like
 from lightgen.optics.fft import set_fft_backend
 from lightgen.train.checkpoint import load_checkpoint, optimizer_from_tensors, save_checkpoint
 from lightgen.train.config import TrainConfig, load_train_config
@@ -303,6 +304,14 @@ class Trainer:
                 f"batch_size={cfg.batch_size} exceeds the {images.shape[0]} training images; lower it."
             )
         self.images = images.float()
+        if cfg.input_augment == "handwriting":
+            if targets is not None:
+                raise ValueError(
+                    "input_augment='handwriting' makes the targets itself (the undeformed "
+                    "images); pass targets=None or set input_augment='none'."
+                )
+            targets = self.images
+            self.images = handwriting_like(self.images, seed=cfg.seed)
         if cfg.condition_fibers and (
             conditions is None or conditions.shape != (images.shape[0], cfg.condition_fibers)
         ):
