@@ -626,6 +626,13 @@ def multiview(
             "inject another view's angle, reconstruct that view (same chair)"
         ),
     ] = "bogt",
+    n_generators: Annotated[
+        int,
+        typer.Option(
+            help="generators behind an optical switch set by the requested view: generator g "
+            "draws azimuths in [g, g+1) x 360/N deg (1 = one generator for all views)"
+        ),
+    ] = 1,
     batch_size: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option()] = None,
     beta: Annotated[float | None, typer.Option(help="weight of the KL term")] = None,
@@ -642,6 +649,10 @@ def multiview(
     from lightgen.tasks.multiview import MultiviewSetup, run_multiview
 
     opts = dict(batch_size=batch_size, lr=lr, beta=beta, sigma_x=sigma_x, device=device)
+    chip = {} if grid_samples is None else {"grid_samples": grid_samples}
+    if n_generators != 1:  # ChipConfig validates the count
+        chip["n_generators"] = n_generators
+        opts["routing"] = "view-angle"
     try:
         setup = None
         if checkpoint is None:
@@ -663,7 +674,7 @@ def multiview(
             steps,
             setup,
             preset=preset,
-            chip=None if grid_samples is None else {"grid_samples": grid_samples},
+            chip=chip or None,
             train_options={k: v for k, v in opts.items() if v is not None},
             checkpoint=checkpoint,
             n_frames=frames,

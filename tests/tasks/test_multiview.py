@@ -268,3 +268,47 @@ def test_turntable_response_is_zero_when_the_camera_ignores_the_injected_angle(
     assert rep["angle_response_ratio"] == 0.0
     assert rep["render_smoothness"]["mean_abs_change"] > 0  # the real chair does turn
     assert (tmp_path / "turntable.gif").is_file() and (tmp_path / "turntable_strip.png").is_file()
+
+
+# ------------------------------------------------------------------ view-angle routing
+def test_view_angle_routing_sends_each_azimuth_to_its_sector_generator():
+    # 6 generators: generator g draws azimuths in [60 g, 60 (g + 1)) degrees
+    cfg = TrainConfig(
+        preset="tiny", chip={"n_generators": 6}, condition_fibers=2, routing="view-angle"
+    )
+    system = BOGTSystem(cfg)
+    az_deg = torch.tensor([10.0, 90.0, 150.0, 210.0, 300.0, 359.0, 370.0, -30.0])
+    cond = view_conditions(torch.deg2rad(az_deg), 2, amplitude=2.0)
+    free = torch.zeros(len(az_deg), system.free_dim, dtype=torch.complex64)
+    route = system.routing(system.with_conditions(free, cond))
+    assert route.tolist() == [0, 1, 2, 3, 5, 5, 0, 5]
+
+
+def test_view_angle_routing_trains_only_the_generator_of_the_shown_views(tmp_path):
+    from lightgen.train.trainer import Trainer
+
+    cfg = TrainConfig(
+        preset="tiny",
+        chip={"n_generators": 2},
+        condition_fibers=1,
+        routing="view-angle",
+        steps=1,
+        batch_size=4,
+        checkpoint_every=1,
+    )
+    images = torch.rand(4, 1, 12, 12)
+    cond = view_conditions(torch.deg2rad(torch.tensor([10.0, 40.0, 100.0, 170.0])), 1)
+    t = Trainer(cfg, tmp_path, images, conditions=cond, progress=False)
+    before = [[p.detach().clone() for p in g.parameters()] for g in t.system.model.chip.generators]
+    t.run()
+    after = [list(g.parameters()) for g in t.system.model.chip.generators]
+    changed = [
+        any(not torch.equal(a, b) for a, b in zip(x, y, strict=True))
+        for x, y in zip(before, after, strict=True)
+    ]
+    assert changed == [True, False]  # every view is in [0, 180): generator 1 never lit
+
+
+def test_view_angle_routing_needs_a_condition_fiber():
+    with pytest.raises(ValueError, match="routing='view-angle'"):
+        TrainConfig(routing="view-angle")

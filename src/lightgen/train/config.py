@@ -73,6 +73,15 @@ class TrainConfig(BaseModel):
             "wavelength only"
         ),
     )
+    routing: Literal["prior", "view-angle"] = Field(
+        default="prior",
+        description=(
+            "which generator the optical switch selects per image (chips with n_generators "
+            "> 1): prior = the latent's most likely mixture component; view-angle = the "
+            "azimuth sector (of n_generators equal sectors from 0) of the phase of the first "
+            "condition fiber, exp(i azimuth) in the multi-view task"
+        ),
+    )
     input_augment: Literal["none", "handwriting"] = Field(
         default="none",
         description=(
@@ -104,6 +113,16 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 "condition_all_wavelengths=True needs condition fibers; set condition_on='labels' "
                 "or condition_fibers > 0 (or drop condition_all_wavelengths)."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _view_angle_routing_needs_a_condition(self) -> TrainConfig:
+        if self.routing == "view-angle" and self.condition_fibers < 1:
+            raise ValueError(
+                "routing='view-angle' reads the azimuth from the first condition fiber; "
+                f"condition_fibers={self.condition_fibers}. Set condition_fibers >= 1 (the "
+                "multi-view task does) or routing='prior'."
             )
         return self
 

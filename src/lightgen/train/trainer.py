@@ -38,6 +38,8 @@ from lightgen.train.models import build_model
 from lightgen.train.objective import bogt_loss
 from lightgen.train.priors import make_prior, standard_normal
 
+TWO_PI = 2 * math.pi
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -121,6 +123,7 @@ class BOGTSystem(torch.nn.Module):
         if cfg.fabrication is not None:
             apply_fabrication(self.model, cfg.fabrication, cfg.seed)
         self.n_conditions = cfg.condition_fibers
+        self.routing_mode = cfg.routing
         d = self.model.latent_dim
         if self.n_conditions >= d:
             raise ValueError(
@@ -186,6 +189,11 @@ class BOGTSystem(torch.nn.Module):
         gens = getattr(getattr(self.model, "chip", None), "generators", None)
         if gens is None or len(gens) == 1:
             return 0
+        if self.routing_mode == "view-angle":
+            # optical switch set by the requested view: sector of the injected exp(i azimuth)
+            phase = torch.remainder(torch.angle(self.condition_part(z)[:, 0].detach()), TWO_PI)
+            sector = torch.floor(phase * (len(gens) / TWO_PI)).long()
+            return sector.clamp_(0, len(gens) - 1)
         # optical switch: each latent goes to the generator of its most likely prior component
         return self.prior.responsibilities(self.free_part(z).detach()).argmax(1) % len(gens)
 
