@@ -108,7 +108,9 @@ PHYSICAL_HONESTY = (
     "the last n_harmonics fibers through the injection port as phasors "
     "condition_amplitude*exp(i*k*azimuth), k = 1..n_harmonics (phase shifters only). The "
     "style is the light the encoder couples into the other fibers from one training view "
-    "shown on the SLM. No digital processing of images anywhere in the light path."
+    "shown on the SLM. With several generators (routing='view-angle') an optical switch, "
+    "set from the same requested angle, selects the generator of that angle's sector. No "
+    "digital processing of images anywhere in the light path."
 )
 
 

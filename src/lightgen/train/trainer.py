@@ -298,7 +298,8 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = resolve_device(cfg.device)
         set_fft_backend(cfg.fft_backend)
-        if self.world > 1 and not dist.is_initialized():
+        self._owns_process_group = self.world > 1 and not dist.is_initialized()
+        if self._owns_process_group:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         chip_cfg = cfg.chip_config()
         want = (chip_cfg.image_channels, chip_cfg.image_size, chip_cfg.image_size)
@@ -493,6 +494,12 @@ class Trainer:
                 tb.close()
         if last_ck is None and self.rank == 0:
             last_ck = self.save()
+        if self.world > 1:
+            # every rank leaves together, after rank 0 has written: a rank that exits while
+            # gloo still holds a connection to another dies with SIGABRT at teardown
+            dist.barrier()
+            if self._owns_process_group:
+                dist.destroy_process_group()
         return TrainResult(self.run_dir, self.step, last["loss"], time.perf_counter() - t0, last_ck)
 
 
