@@ -7,6 +7,7 @@ from lightgen.data.registry import load_dataset
 from lightgen.data.styles import (
     apply_style,
     cut_patches,
+    halftone,
     kuwahara,
     mosaic,
     painterly,
@@ -91,6 +92,8 @@ def test_style_defaults_scale_with_image_size():
     assert style_defaults("painterly", 12)["radius_px"] == 1
     x = _rand((1, 1, 16, 16))
     torch.testing.assert_close(apply_style("mosaic", x), mosaic(x, cell_px=3))
+    assert style_defaults("halftone", 64)["cell_px"] == 4
+    torch.testing.assert_close(apply_style("halftone", x), halftone(x, cell_px=3))
 
 
 @pytest.mark.parametrize(
@@ -108,6 +111,7 @@ def test_style_defaults_scale_with_image_size():
         (lambda x: painterly(x * float("nan")), "NaN"),
         (lambda x: apply_style("cubism", x), "cubism"),
         (lambda x: cut_patches(x, 5), "divide"),
+        (lambda x: halftone(x, cell_px=1), "cell_px"),
     ],
 )
 def test_bad_style_arguments_name_the_parameter(call, word):
@@ -147,3 +151,31 @@ def test_registry_patch_set_cuts_native_images_and_keeps_labels():
 def test_registry_refuses_bad_derived_sets(name, size, word):
     with pytest.raises(ValueError, match=word):
         load_dataset(name, size=size, limit=2)
+
+
+# ------------------------------------------------------------------ halftone
+@settings(max_examples=20, deadline=None)
+@given(st.floats(0.05, 0.7))
+def test_halftone_dot_area_is_the_cell_mean(level):
+    # pi r^2 = level * c^2: a flat image keeps its mean (within the rim's sampling error)
+    x = torch.full((1, 1, 64, 64), level)
+    y = halftone(x, cell_px=16)
+    assert abs(y.mean().item() - level) < 0.03
+
+
+def test_halftone_dots_are_centred_discs_that_grow_with_intensity_and_black_stays_black():
+    x = torch.zeros(1, 1, 16, 32)
+    x[..., 16:] = 0.5  # left cell black, right cell grey
+    y = halftone(x, cell_px=16)
+    assert y[..., :16].max() == 0
+    cell = y[0, 0, :, 16:]
+    assert cell[7:9, 7:9].min() == 1.0 and cell[0, 0] == 0.0  # dot in the centre, corner dark
+    r = 16 * (0.5 / torch.pi) ** 0.5
+    assert cell[8, 8 + int(r) - 1] == 1.0 and cell[8, min(15, 8 + int(r) + 2)] == 0.0
+
+
+def test_halftone_draws_each_colour_channel_from_its_own_mean():
+    x = torch.zeros(1, 3, 8, 8)
+    x[:, 0] = 0.6  # red only
+    y = halftone(x, cell_px=8)
+    assert y[:, 0].sum() > 0 and y[:, 1:].sum() == 0

@@ -20,6 +20,10 @@ the very image it was shown.
   :math:`(r+1)^2` corner windows has the least luma variance, which flattens regions
   into strokes while keeping edges; (3) optional quantisation to ``levels`` intensity
   levels per channel (paint has few mixed tones).
+* :func:`halftone` -- a print screen of dots: in each square cell of side ``cell_px`` every
+  channel draws one disc, centred in the cell, whose area is the cell's mean value of that
+  channel, :math:`\pi r^2 = \bar x_c\,c^2` (so the mean intensity is kept where the
+  disc fits, :math:`\bar x_c \le \pi/4`), with a one-pixel anti-aliased rim on black.
 * :func:`cut_patches` / :func:`tile_patches` -- non-overlapping square patches of an
   image and back (row-major), for the patch-by-patch chip.
 
@@ -37,7 +41,7 @@ import torch.nn.functional as F
 
 from lightgen._checks import require_int_range
 
-STYLE_NAMES: tuple[str, ...] = ("mosaic", "painterly")
+STYLE_NAMES: tuple[str, ...] = ("mosaic", "painterly", "halftone")
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
@@ -110,6 +114,31 @@ def mosaic(
     c = torch.arange(w, device=x.device) % cell_px >= cell_px - grout_px
     grout = r[:, None] | c[None, :]
     return torch.where(grout, torch.full_like(tiles, g), tiles)
+
+
+def halftone(images: torch.Tensor, cell_px: int = 4) -> torch.Tensor:
+    """Halftone dots: per cell and channel a disc of area = the cell's mean (module doc).
+
+    Args:
+        images: ``(N, C, H, W)`` in [0, 1].
+        cell_px: dot pitch in pixels, >= 2.
+
+    Returns:
+        ``(N, C, H, W)`` styled images in [0, 1], same dtype and device.
+    """
+    x = check_style_images(images)
+    cell_px = require_int_range("cell_px", cell_px, 2, fix="Use e.g. cell_px=4.")
+    h, w = x.shape[-2:]
+    ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
+    means = (_cell_sums(x, cell_px) / _cell_sums(ones, cell_px)).clamp(0, 1)
+    radius = cell_px * torch.sqrt(means / math.pi)
+    radius = radius.repeat_interleave(cell_px, -2).repeat_interleave(cell_px, -1)[..., :h, :w]
+    # distance of each pixel centre from its cell's centre
+    centre = (cell_px - 1) / 2
+    dy = torch.arange(h, device=x.device, dtype=x.dtype) % cell_px - centre
+    dx = torch.arange(w, device=x.device, dtype=x.dtype) % cell_px - centre
+    dist = torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
+    return (radius - dist + 0.5).clamp(0, 1)
 
 
 def _box_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -205,13 +234,16 @@ def style_defaults(name: str, size: int) -> dict:
 
     ``mosaic``: ``cell_px = max(3, round(size / 16))``, 1 px black grout (16 x 16 tiles at
     64 px); ``painterly``: ``radius_px = stroke_px = max(1, round(3 size / 64))`` (3 at
-    64 px), 6 levels.
+    64 px), 6 levels; ``halftone``: ``cell_px = max(3, round(size / 16))`` (16 x 16 dots
+    at 64 px).
     """
     if name == "mosaic":
         return {"cell_px": max(3, round(size / 16)), "grout_px": 1, "grout_value": 0.0}
     if name == "painterly":
         s = max(1, round(3 * size / 64))
         return {"radius_px": s, "stroke_px": s, "levels": 6}
+    if name == "halftone":
+        return {"cell_px": max(3, round(size / 16))}
     raise ValueError(f"style={name!r} is not a lightgen style. Use one of {STYLE_NAMES}.")
 
 
@@ -220,7 +252,7 @@ def apply_style(name: str, images: torch.Tensor, **params) -> torch.Tensor:
     key = str(name).lower()
     images = check_style_images(images)
     kwargs = {**style_defaults(key, images.shape[-1]), **params}
-    return (mosaic if key == "mosaic" else painterly)(images, **kwargs)
+    return {"mosaic": mosaic, "painterly": painterly, "halftone": halftone}[key](images, **kwargs)
 
 
 def cut_patches(images: torch.Tensor, patch_px: int) -> torch.Tensor:
