@@ -52,6 +52,20 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def check_class_labels(labels, n_classes: int, count_name: str = "n_classes") -> torch.Tensor:
+    """``labels`` as 1-D int64 class indices in ``[0, n_classes)``, or a ValueError naming
+    the count as ``count_name``."""
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D class indices, got shape {tuple(labels.shape)}.")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(
+            f"labels must lie in [0, {n_classes - 1}] for {count_name}={n_classes}, got range "
+            f"[{int(labels.min())}, {int(labels.max())}]; pass the data set's class count."
+        )
+    return labels.long()
+
+
 def label_conditions(labels: torch.Tensor, n_classes: int, amplitude: float) -> torch.Tensor:
     """One-hot class codes for the injection port: ``(N, n_classes)`` complex64.
 
@@ -59,14 +73,7 @@ def label_conditions(labels: torch.Tensor, n_classes: int, amplitude: float) -> 
     times a fiber's fair share of the generator power) when ``labels[i] == c`` and is dark
     otherwise; the phase is 0 (a fixed reference the generator learns to interfere with).
     """
-    labels = torch.as_tensor(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D class indices, got shape {tuple(labels.shape)}.")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        raise ValueError(
-            f"labels must lie in [0, {n_classes - 1}] for n_classes={n_classes}, got range "
-            f"[{int(labels.min())}, {int(labels.max())}]; pass the data set's class count."
-        )
+    labels = check_class_labels(labels, n_classes)
     if not amplitude > 0:
         raise ValueError(f"amplitude must be > 0 (the 'on' fiber's value), got {amplitude}.")
     onehot = torch.nn.functional.one_hot(labels.long(), n_classes).to(torch.float32)
@@ -262,14 +269,7 @@ class Trainer:
                     f"condition_on='components' needs one label per training image, shape "
                     f"({images.shape[0]},); got {got}. Pass labels=dataset.labels."
                 )
-            labels = torch.as_tensor(labels).long()
-            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= cfg.n_components):
-                raise ValueError(
-                    f"labels span [{int(labels.min())}, {int(labels.max())}] but the prior has "
-                    f"n_components={cfg.n_components}; call cfg.with_label_conditions("
-                    "dataset.n_classes)."
-                )
-            self.components = labels
+            self.components = check_class_labels(labels, cfg.n_components, "n_components")
         elif cfg.condition_on == "labels":
             if conditions is not None or labels is None:
                 raise ValueError(
