@@ -84,6 +84,17 @@ def _cell_sums(x: torch.Tensor, cell_px: int) -> torch.Tensor:
     return x.view(n, c, hp // cell_px, cell_px, wp // cell_px, cell_px).sum((3, 5))
 
 
+def _cell_means(x: torch.Tensor, cell_px: int) -> torch.Tensor:
+    """Means over ``cell_px`` cells ``(N, C, ceil(H/c), ceil(W/c))`` (edge cells clipped)."""
+    ones = torch.ones(1, 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
+    return _cell_sums(x, cell_px) / _cell_sums(ones, cell_px)
+
+
+def _per_pixel(cells: torch.Tensor, cell_px: int, h: int, w: int) -> torch.Tensor:
+    """Cell values spread back onto the ``h x w`` pixels of each cell."""
+    return cells.repeat_interleave(cell_px, -2).repeat_interleave(cell_px, -1)[..., :h, :w]
+
+
 def mosaic(
     images: torch.Tensor, cell_px: int = 4, grout_px: int = 1, grout_value: float = 0.0
 ) -> torch.Tensor:
@@ -107,9 +118,7 @@ def mosaic(
     if not (math.isfinite(g) and 0.0 <= g <= 1.0):
         raise ValueError(f"grout_value={grout_value!r} must be in [0, 1]; use e.g. 0.0 (black).")
     h, w = x.shape[-2:]
-    ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
-    means = _cell_sums(x, cell_px) / _cell_sums(ones, cell_px)
-    tiles = means.repeat_interleave(cell_px, -2).repeat_interleave(cell_px, -1)[..., :h, :w]
+    tiles = _per_pixel(_cell_means(x, cell_px), cell_px, h, w)
     r = torch.arange(h, device=x.device) % cell_px >= cell_px - grout_px
     c = torch.arange(w, device=x.device) % cell_px >= cell_px - grout_px
     grout = r[:, None] | c[None, :]
@@ -129,10 +138,8 @@ def halftone(images: torch.Tensor, cell_px: int = 4) -> torch.Tensor:
     x = check_style_images(images)
     cell_px = require_int_range("cell_px", cell_px, 2, fix="Use e.g. cell_px=4.")
     h, w = x.shape[-2:]
-    ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
-    means = (_cell_sums(x, cell_px) / _cell_sums(ones, cell_px)).clamp(0, 1)
-    radius = cell_px * torch.sqrt(means / math.pi)
-    radius = radius.repeat_interleave(cell_px, -2).repeat_interleave(cell_px, -1)[..., :h, :w]
+    radius = cell_px * torch.sqrt(_cell_means(x, cell_px).clamp(0, 1) / math.pi)
+    radius = _per_pixel(radius, cell_px, h, w)
     # distance of each pixel centre from its cell's centre
     centre = (cell_px - 1) / 2
     dy = torch.arange(h, device=x.device, dtype=x.dtype) % cell_px - centre
