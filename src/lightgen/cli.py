@@ -727,7 +727,7 @@ def style_cmd(
     ],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/style"),
     style: Annotated[
-        str | None, typer.Option(help="mosaic | painterly | halftone (default: the checkpoint's)")
+        str | None, typer.Option(help="mosaic | painterly | halftone | stained-glass (default: the checkpoint's)")
     ] = None,
     n: Annotated[int, typer.Option(help="held-out plain images fed to the chip")] = 64,
     control_checkpoint: Annotated[

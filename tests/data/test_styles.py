@@ -11,8 +11,11 @@ from lightgen.data.styles import (
     kuwahara,
     mosaic,
     painterly,
+    stained_glass,
     style_defaults,
     tile_patches,
+    voronoi_labels,
+    voronoi_seeds,
 )
 
 
@@ -179,3 +182,76 @@ def test_halftone_draws_each_colour_channel_from_its_own_mean():
     x[:, 0] = 0.6  # red only
     y = halftone(x, cell_px=8)
     assert y[:, 0].sum() > 0 and y[:, 1:].sum() == 0
+
+
+# ------------------------------------------------------------------ stained glass
+@settings(max_examples=25, deadline=None)
+@given(st.integers(5, 40), st.integers(5, 40), st.integers(2, 9), st.integers(0, 10_000))
+def test_voronoi_labels_are_the_nearest_seed_by_brute_force(h, w, cell_px, seed):
+    labels, k = voronoi_labels(h, w, cell_px, seed)
+    rows, cols = -(-h // cell_px), -(-w // cell_px)
+    assert k == rows * cols and labels.shape == (h, w)
+    sy, sx = voronoi_seeds(rows, cols, cell_px, seed)
+    py = torch.arange(h, dtype=torch.float64)[:, None, None] + 0.5
+    px = torch.arange(w, dtype=torch.float64)[None, :, None] + 0.5
+    d = (sy.flatten() - py) ** 2 + (sx.flatten() - px) ** 2  # (h, w, k): every seed
+    chosen = d.gather(-1, labels[..., None])[..., 0]
+    torch.testing.assert_close(chosen, d.min(-1).values, rtol=0, atol=1e-9)  # ties may differ
+
+
+def test_voronoi_seeds_sit_in_their_own_grid_squares_and_depend_only_on_the_seed():
+    sy, sx = voronoi_seeds(4, 5, 6, seed=3)
+    i = torch.arange(4, dtype=torch.float64)[:, None]
+    j = torch.arange(5, dtype=torch.float64)[None, :]
+    assert torch.all((sy >= (i + 0.1) * 6) & (sy <= (i + 0.9) * 6))
+    assert torch.all((sx >= (j + 0.1) * 6) & (sx <= (j + 0.9) * 6))
+    assert torch.equal(voronoi_seeds(4, 5, 6, seed=3)[0], sy)
+    assert not torch.equal(voronoi_seeds(4, 5, 6, seed=4)[0], sy)
+
+
+def test_stained_glass_panes_are_the_pane_mean_and_lead_sits_on_pane_boundaries():
+    x = _rand((2, 3, 24, 20), seed=7)
+    y = stained_glass(x, cell_px=6, lead_px=1, lead_value=0.05, seed=1)
+    labels, k = voronoi_labels(24, 20, 6, seed=1)
+    lead = torch.zeros(24, 20, dtype=torch.bool)
+    lead[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    lead[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    assert torch.all(y[..., lead] == 0.05)
+    for pane in range(k):
+        inside = labels == pane
+        mean = x[..., inside].mean(-1)  # over the whole pane, lead pixels included
+        glass = inside & ~lead
+        if glass.any():
+            torch.testing.assert_close(y[..., glass], mean[..., None].expand(-1, -1, int(glass.sum())))
+
+
+def test_stained_glass_lead_width_dilates_the_boundary_and_flat_images_stay_flat_off_the_lead():
+    flat = torch.full((1, 1, 32, 32), 0.6)
+    thin = stained_glass(flat, cell_px=8, lead_px=1)
+    thick = stained_glass(flat, cell_px=8, lead_px=2)
+    glass = thin[thin != 0]
+    torch.testing.assert_close(glass, torch.full_like(glass, 0.6))
+    lead1, lead2 = thin[0, 0] == 0, thick[0, 0] == 0
+    assert torch.all(lead2[lead1]) and lead2.sum() > lead1.sum()  # a superset, strictly wider
+    assert lead1.float().mean() < 0.4  # the panes, not the lead, fill the window
+
+
+def test_stained_glass_through_apply_style_and_the_registry_keeps_dtype_and_device():
+    x = _rand((2, 3, 16, 16), seed=2, dtype=torch.float64)
+    y = apply_style("stained-glass", x)
+    assert y.dtype == torch.float64 and y.shape == x.shape
+    assert style_defaults("stained-glass", 64) == {"cell_px": 8, "lead_px": 1, "lead_value": 0.0, "seed": 0}
+    torch.testing.assert_close(y, stained_glass(x, cell_px=4, lead_px=1))
+    base = load_dataset("shapes", split="test", size=16, limit=3)
+    styled = load_dataset("shapes+stained-glass", split="test", size=16, limit=3)
+    torch.testing.assert_close(styled.images, apply_style("stained-glass", base.images))
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [({"cell_px": 1}, "cell_px"), ({"lead_px": 0}, "lead_px"), ({"cell_px": 4, "lead_px": 3}, "lead_px"),
+     ({"lead_value": 1.5}, "lead_value"), ({"lead_value": float("nan")}, "lead_value")],
+)
+def test_stained_glass_refuses_bad_parameters_by_name(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        stained_glass(torch.rand(1, 1, 8, 8), **kwargs)

@@ -13,6 +13,7 @@ from lightgen.tasks.style import (
     RandomFeatureNet,
     elastic_distort,
     feature_losses,
+    glyph_match,
     gram,
     patchwise_reconstruct,
     printed_targets,
@@ -103,6 +104,18 @@ def test_printed_targets_are_one_glyph_per_label():
     t = printed_targets(torch.tensor([1, 8, 1]))
     assert t.shape == (3, 1, 28, 28) and torch.equal(t[0], t[2])
     assert t[0].sum() < 0.7 * t[1].sum()  # a "1" has less ink than an "8"
+
+
+def test_glyph_match_names_each_glyph_whatever_its_brightness_and_offset():
+    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 4, 1])
+    glyphs = printed_targets(labels)
+    assert torch.equal(glyph_match(glyphs), labels)
+    dim = 0.2 * glyphs + 0.05  # a dim camera with an offset: same correlation
+    assert torch.equal(glyph_match(dim), labels)
+    noisy = glyphs + 0.05 * torch.randn(glyphs.shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(glyph_match(noisy), labels)
+    swapped = printed_targets((labels + 1) % 10)  # each image is the next digit's glyph
+    assert not torch.any(glyph_match(swapped) == labels)
 
 
 # ------------------------------------------------------------------ patch chip
@@ -236,5 +249,6 @@ def test_class_accuracy_is_the_fraction_of_labels_the_classifier_gets(chips, tmp
     )
     for m in rep["methods"].values():
         assert m["class_accuracy"] == 0.75
+        assert 0 <= m["glyph_accuracy"] <= 1
     assert rep["target_class_accuracy"] == 0.75
     assert rep["chip_on_target"]["global"]["content_loss"] > 0

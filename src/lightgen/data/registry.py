@@ -26,7 +26,7 @@ Split rules (fixed, independent of ``seed``, so scores stay comparable between r
 
 Derived sets: ``<name>+<transform>`` loads ``<name>`` as above, then
 
-* ``+mosaic`` / ``+painterly`` / ``+halftone``: applies that procedural style
+* ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+stained-glass``: applies that procedural style
   (:func:`lightgen.data.styles.apply_style`, defaults scaled to the final size), e.g.
   ``emoji-black+mosaic`` -- targets for style transfer;
 * ``+patches<p>``: cuts every image (at its native size; ``size`` must be ``p`` or
@@ -269,7 +269,7 @@ def _load_derived(key, root, split, size, limit, seed, channels) -> ImageDataset
     digits = transform.removeprefix("patches")
     if not (transform.startswith("patches") and digits.isdigit() and int(digits) >= 2):
         raise ValueError(
-            f"name={key!r}: transform {transform!r} is unknown. Use '+mosaic', '+painterly', '+halftone' or "
+            f"name={key!r}: transform {transform!r} is unknown. Use '+mosaic', '+painterly', '+halftone', '+stained-glass' or "
             "'+patches<p>' (e.g. 'printed-digits+patches7')."
         )
     p = int(digits)
@@ -300,7 +300,7 @@ def load_dataset(
 
     Args:
         name: one of :data:`DATASET_NAMES` (case-insensitive; ``_`` = ``-``), optionally
-            with a ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+patches<p>`` suffix (module doc).
+            with a ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+stained-glass`` / ``+patches<p>`` suffix (module doc).
         root: data root holding ``mnist/`` etc., or the data set's own folder
             (default :func:`default_data_root`; unused by procedural sets).
         split: ``"train"``, ``"test"`` or ``"all"``.

@@ -24,6 +24,10 @@ the very image it was shown.
   channel draws one disc, centred in the cell, whose area is the cell's mean value of that
   channel, :math:`\pi r^2 = \bar x_c\,c^2` (so the mean intensity is kept where the
   disc fits, :math:`\bar x_c \le \pi/4`), with a one-pixel anti-aliased rim on black.
+* :func:`stained_glass` -- Voronoi panes (one seed per ``cell_px`` square, jittered,
+  fixed by ``seed``), each of the pane's mean colour
+  :math:`y(p) = \frac{1}{|P|}\sum_{q \in P} x(q)`, joined by ``lead_px``-wide dark lead
+  lines where neighbouring pixels belong to different panes.
 * :func:`cut_patches` / :func:`tile_patches` -- non-overlapping square patches of an
   image and back (row-major), for the patch-by-patch chip.
 
@@ -41,7 +45,7 @@ import torch.nn.functional as F
 
 from lightgen._checks import require_int_range
 
-STYLE_NAMES: tuple[str, ...] = ("mosaic", "painterly", "halftone")
+STYLE_NAMES: tuple[str, ...] = ("mosaic", "painterly", "halftone", "stained-glass")
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
@@ -148,6 +152,92 @@ def halftone(images: torch.Tensor, cell_px: int = 4) -> torch.Tensor:
     return (radius - dist + 0.5).clamp(0, 1)
 
 
+def voronoi_seeds(rows: int, cols: int, cell_px: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seed coordinates ``(y, x)``, each ``(rows, cols)`` float64 in pixels (pixel ``i``
+    spans ``[i, i + 1)``): seed ``(i, j)`` lies in the central 80 % of grid square
+    ``[i c, (i + 1) c) x [j c, (j + 1) c)``, ``c = cell_px``, at a point drawn by a
+    ``torch.Generator`` seeded by ``seed``."""
+    gen = torch.Generator().manual_seed(int(seed))
+    jitter = 0.1 + 0.8 * torch.rand(2, rows, cols, generator=gen, dtype=torch.float64)
+    sy = (torch.arange(rows, dtype=torch.float64)[:, None] + jitter[0]) * cell_px
+    sx = (torch.arange(cols, dtype=torch.float64)[None, :] + jitter[1]) * cell_px
+    return sy, sx
+
+
+def voronoi_labels(
+    h: int, w: int, cell_px: int, seed: int = 0, device=None
+) -> tuple[torch.Tensor, int]:
+    """Voronoi cell index ``(h, w)`` (int64) of every pixel, and the number of cells.
+
+    The seeds form a jittered grid: one per ``cell_px`` square, at a uniformly random point
+    of its central 80 % (``torch.Generator`` seeded by ``seed``, so the pattern is the same
+    on every call, device and image). Because every seed lies in its own grid square, a
+    pixel's nearest seed is always one of the 3 x 3 squares around its own, so only those
+    9 candidates are compared (exact, O(h w)).
+    """
+    cell_px = require_int_range("cell_px", cell_px, 2, fix="Use e.g. cell_px=8.")
+    rows, cols = -(-h // cell_px), -(-w // cell_px)
+    sy, sx = voronoi_seeds(rows, cols, cell_px, seed)
+    py = torch.arange(h, dtype=torch.float64) + 0.5
+    px = torch.arange(w, dtype=torch.float64) + 0.5
+    gy, gx = (py // cell_px).long(), (px // cell_px).long()
+    best = torch.full((h, w), math.inf, dtype=torch.float64)
+    label = torch.zeros(h, w, dtype=torch.int64)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            ci = (gy + di).clamp(0, rows - 1)[:, None].expand(h, w)
+            cj = (gx + dj).clamp(0, cols - 1)[None, :].expand(h, w)
+            d = (sy[ci, cj] - py[:, None]) ** 2 + (sx[ci, cj] - px[None, :]) ** 2
+            closer = d < best
+            best = torch.where(closer, d, best)
+            label = torch.where(closer, ci * cols + cj, label)
+    return label.to(device), rows * cols
+
+
+def stained_glass(
+    images: torch.Tensor,
+    cell_px: int = 8,
+    lead_px: int = 1,
+    lead_value: float = 0.0,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Stained glass: Voronoi panes of the pane's mean colour, joined by dark lead lines.
+
+    Args:
+        images: ``(N, C, H, W)`` in [0, 1].
+        cell_px: mean pane pitch in pixels (one Voronoi seed per ``cell_px`` square), >= 2.
+        lead_px: lead-line width in pixels, 1 .. ``cell_px // 2``: a pixel is lead where
+            a pane boundary lies within ``lead_px - 1`` pixels of it, i.e. where its pane
+            differs from its right or lower neighbour's, dilated by ``lead_px - 1``.
+        lead_value: lead intensity in [0, 1].
+        seed: the Voronoi pattern (:func:`voronoi_labels`); the same for every image.
+
+    Returns:
+        ``(N, C, H, W)`` styled images, same dtype and device.
+    """
+    x = check_style_images(images)
+    cell_px = require_int_range("cell_px", cell_px, 2, fix="Use e.g. cell_px=8.")
+    lead_px = require_int_range(
+        "lead_px", lead_px, 1, max(1, cell_px // 2), fix=f"Use 1 .. cell_px // 2 = {max(1, cell_px // 2)}."
+    )
+    v = float(lead_value)
+    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        raise ValueError(f"lead_value={lead_value!r} must be in [0, 1]; use e.g. 0.0 (black).")
+    n, c, h, w = x.shape
+    label, k = voronoi_labels(h, w, cell_px, seed, device=x.device)
+    flat = label.flatten()
+    sums = torch.zeros(n, c, k, dtype=x.dtype, device=x.device).index_add_(2, flat, x.flatten(2))
+    counts = torch.bincount(flat, minlength=k).clamp_min(1).to(x.dtype)
+    panes = (sums / counts)[..., flat].view(n, c, h, w)
+    edge = torch.zeros(h, w, dtype=torch.bool, device=x.device)
+    edge[:, :-1] |= label[:, :-1] != label[:, 1:]
+    edge[:-1, :] |= label[:-1, :] != label[1:, :]
+    if lead_px > 1:
+        k2 = 2 * (lead_px - 1) + 1
+        edge = F.max_pool2d(edge[None, None].float(), k2, stride=1, padding=lead_px - 1)[0, 0] > 0
+    return torch.where(edge, torch.full_like(panes, v), panes)
+
+
 def _box_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
     if radius == 0:
         return x
@@ -242,7 +332,8 @@ def style_defaults(name: str, size: int) -> dict:
     ``mosaic``: ``cell_px = max(3, round(size / 16))``, 1 px black grout (16 x 16 tiles at
     64 px); ``painterly``: ``radius_px = stroke_px = max(1, round(3 size / 64))`` (3 at
     64 px), 6 levels; ``halftone``: ``cell_px = max(3, round(size / 16))`` (16 x 16 dots
-    at 64 px).
+    at 64 px); ``stained-glass``: ``cell_px = max(4, round(size / 8))`` (about 8 x 8 panes),
+    ``lead_px = max(1, round(size / 64))``, black lead, Voronoi seed 0.
     """
     if name == "mosaic":
         return {"cell_px": max(3, round(size / 16)), "grout_px": 1, "grout_value": 0.0}
@@ -251,6 +342,8 @@ def style_defaults(name: str, size: int) -> dict:
         return {"radius_px": s, "stroke_px": s, "levels": 6}
     if name == "halftone":
         return {"cell_px": max(3, round(size / 16))}
+    if name == "stained-glass":
+        return {"cell_px": max(4, round(size / 8)), "lead_px": max(1, round(size / 64)), "lead_value": 0.0, "seed": 0}
     raise ValueError(f"style={name!r} is not a lightgen style. Use one of {STYLE_NAMES}.")
 
 
@@ -259,7 +352,8 @@ def apply_style(name: str, images: torch.Tensor, **params) -> torch.Tensor:
     key = str(name).lower()
     images = check_style_images(images)
     kwargs = {**style_defaults(key, images.shape[-1]), **params}
-    return {"mosaic": mosaic, "painterly": painterly, "halftone": halftone}[key](images, **kwargs)
+    styles = {"mosaic": mosaic, "painterly": painterly, "halftone": halftone, "stained-glass": stained_glass}
+    return styles[key](images, **kwargs)
 
 
 def cut_patches(images: torch.Tensor, patch_px: int) -> torch.Tensor:
