@@ -11,8 +11,10 @@ from lightgen.data.styles import (
     kuwahara,
     mosaic,
     painterly,
+    parse_style,
     stained_glass,
     style_defaults,
+    style_params,
     tile_patches,
     voronoi_labels,
     voronoi_seeds,
@@ -255,3 +257,22 @@ def test_stained_glass_through_apply_style_and_the_registry_keeps_dtype_and_devi
 def test_stained_glass_refuses_bad_parameters_by_name(kwargs, word):
     with pytest.raises(ValueError, match=word):
         stained_glass(torch.rand(1, 1, 8, 8), **kwargs)
+
+
+# ------------------------------------------------------------------ style specs with a pitch
+def test_parse_style_reads_a_cell_pitch_appended_to_a_cell_style():
+    assert parse_style("halftone") == ("halftone", {})
+    assert parse_style("Halftone8") == ("halftone", {"cell_px": 8})
+    assert parse_style("stained-glass12") == ("stained-glass", {"cell_px": 12})
+    assert style_params("mosaic6", 64) == {"cell_px": 6, "grout_px": 1, "grout_value": 0.0}
+    x = _rand((1, 3, 16, 16), seed=4)
+    torch.testing.assert_close(apply_style("halftone8", x), halftone(x, cell_px=8))
+    base = load_dataset("shapes", split="test", size=16, limit=3)
+    styled = load_dataset("shapes+halftone8", split="test", size=16, limit=3)
+    torch.testing.assert_close(styled.images, halftone(base.images, cell_px=8))
+
+
+@pytest.mark.parametrize("spec", ["painterly5", "halftone1", "mosaic-4", "8"])
+def test_parse_style_refuses_a_pitch_where_none_is_taken(spec):
+    with pytest.raises(ValueError, match="not a lightgen style"):
+        parse_style(spec)

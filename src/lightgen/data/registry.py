@@ -26,7 +26,9 @@ Split rules (fixed, independent of ``seed``, so scores stay comparable between r
 
 Derived sets: ``<name>+<transform>`` loads ``<name>`` as above, then
 
-* ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+stained-glass``: applies that procedural style
+* ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+stained-glass`` (the cell styles also
+  as ``+mosaic<c>`` / ``+halftone<c>`` / ``+stained-glass<c>``, cell pitch ``c`` px):
+  applies that procedural style
   (:func:`lightgen.data.styles.apply_style`, defaults scaled to the final size), e.g.
   ``emoji-black+mosaic`` -- targets for style transfer;
 * ``+patches<p>``: cuts every image (at its native size; ``size`` must be ``p`` or
@@ -259,18 +261,24 @@ def _set_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 def _load_derived(key, root, split, size, limit, seed, channels) -> ImageDataset:
     """``<base>+<transform>`` (see the module doc)."""
-    from lightgen.data.styles import STYLE_NAMES, apply_style, cut_patches
+    from lightgen.data.styles import apply_style, cut_patches, parse_style
 
     base, transform = key.split("+", 1)
-    if transform in STYLE_NAMES:
+    try:
+        parse_style(transform)
+        is_style = True
+    except ValueError:
+        is_style = False
+    if is_style:
         ds = load_dataset(base, root, split, size, limit, seed, channels)
         images = apply_style(transform, ds.images).clamp_(0.0, 1.0)
         return ImageDataset(images.contiguous(), ds.labels, ds.class_names, key, split)
     digits = transform.removeprefix("patches")
     if not (transform.startswith("patches") and digits.isdigit() and int(digits) >= 2):
         raise ValueError(
-            f"name={key!r}: transform {transform!r} is unknown. Use '+mosaic', '+painterly', '+halftone', '+stained-glass' or "
-            "'+patches<p>' (e.g. 'printed-digits+patches7')."
+            f"name={key!r}: transform {transform!r} is unknown. Use '+mosaic', '+painterly', "
+            "'+halftone', '+stained-glass' (a cell style may carry its pitch in pixels, "
+            "'+halftone8') or '+patches<p>' (e.g. 'printed-digits+patches7')."
         )
     p = int(digits)
     if size is not None and size != p:

@@ -32,8 +32,9 @@ the very image it was shown.
   image and back (row-major), for the patch-by-patch chip.
 
 :func:`apply_style` applies a style by name with size-relative defaults
-(:func:`style_defaults`); the data registry uses it for names like
-``emoji-black+mosaic``.
+(:func:`style_defaults`); a cell style's pitch can be given in the name, ``halftone8``
+(:func:`parse_style`). The data registry uses it for names like ``emoji-black+mosaic`` or
+``emoji-black+halftone8``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import torch.nn.functional as F
 from lightgen._checks import require_int_range
 
 STYLE_NAMES: tuple[str, ...] = ("mosaic", "painterly", "halftone", "stained-glass")
+PITCHED_STYLES: tuple[str, ...] = ("mosaic", "halftone", "stained-glass")  # take "<name><cell_px>"
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
@@ -347,11 +349,35 @@ def style_defaults(name: str, size: int) -> dict:
     raise ValueError(f"style={name!r} is not a lightgen style. Use one of {STYLE_NAMES}.")
 
 
+def parse_style(spec: str) -> tuple[str, dict]:
+    """A style spec -> ``(name, params)``: ``"halftone"`` -> ``("halftone", {})``;
+    a cell style with a pitch in pixels appended, ``"halftone8"`` -> ``("halftone",
+    {"cell_px": 8})`` (``mosaic``, ``halftone`` and ``stained-glass`` take one)."""
+    key = str(spec).lower()
+    if key in STYLE_NAMES:
+        return key, {}
+    name = key.rstrip("0123456789")
+    digits = key[len(name) :]
+    if name in PITCHED_STYLES and digits and int(digits) >= 2:
+        return name, {"cell_px": int(digits)}
+    raise ValueError(
+        f"style={spec!r} is not a lightgen style. Use one of {STYLE_NAMES}, or one of "
+        f"{PITCHED_STYLES} with its cell pitch in pixels (>= 2) appended, e.g. 'halftone8'."
+    )
+
+
+def style_params(spec: str, size: int) -> dict:
+    """The parameters ``spec`` (see :func:`parse_style`) uses on ``size``-pixel images."""
+    name, pitch = parse_style(spec)
+    return {**style_defaults(name, size), **pitch}
+
+
 def apply_style(name: str, images: torch.Tensor, **params) -> torch.Tensor:
-    """Style ``images`` by name; ``params`` override :func:`style_defaults`."""
-    key = str(name).lower()
+    """Style ``images`` by spec (:func:`parse_style`); ``params`` override
+    :func:`style_params`."""
     images = check_style_images(images)
-    kwargs = {**style_defaults(key, images.shape[-1]), **params}
+    key = parse_style(name)[0]
+    kwargs = {**style_params(name, images.shape[-1]), **params}
     styles = {"mosaic": mosaic, "painterly": painterly, "halftone": halftone, "stained-glass": stained_glass}
     return styles[key](images, **kwargs)
 

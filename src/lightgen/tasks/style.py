@@ -54,7 +54,7 @@ from torch import nn
 
 from lightgen._checks import require_int_range
 from lightgen.data.deform import elastic_distort
-from lightgen.data.styles import STYLE_NAMES, apply_style, cut_patches, tile_patches
+from lightgen.data.styles import STYLE_NAMES, apply_style, cut_patches, parse_style, tile_patches
 from lightgen.metrics.image import psnr, ssim
 from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
@@ -184,12 +184,14 @@ def infer_style(cfg, style: str | None = None) -> tuple[str, str]:
     """``(style, base data set)`` of a style chip from its training set ``<base>+<style>``."""
     name = _trained_on(cfg)
     base, _, trained_style = name.partition("+")
-    if trained_style not in STYLE_NAMES:
+    try:
+        trained_name = parse_style(trained_style)[0]
+    except ValueError:
         raise ValueError(
             f"this checkpoint was trained on {name!r}, not on a styled set; train the style chip "
             f"on '<data>+<style>' with style in {STYLE_NAMES} (e.g. --dataset emoji-black+mosaic)."
-        )
-    if style is not None and style.lower() != trained_style:
+        ) from None
+    if style is not None and style.lower() not in (trained_style, trained_name):
         raise ValueError(
             f"style={style!r} but the checkpoint was trained on {name!r} (style "
             f"{trained_style!r}); pass style={trained_style!r} or the {style!r} chip."
@@ -376,9 +378,9 @@ def run_style_transfer(
 
 
 def _style_params(style: str, size: int) -> dict:
-    from lightgen.data.styles import style_defaults
+    from lightgen.data.styles import style_params
 
-    return style_defaults(style, size)
+    return style_params(style, size)
 
 
 def _pct(before: float, after: float) -> float | None:
