@@ -73,13 +73,25 @@ class TrainConfig(BaseModel):
             "wavelength only"
         ),
     )
-    routing: Literal["prior", "view-angle"] = Field(
+    routing: Literal["prior", "view-angle", "domain"] = Field(
         default="prior",
         description=(
             "which generator the optical switch selects per image (chips with n_generators "
             "> 1): prior = the latent's most likely mixture component; view-angle = the "
             "azimuth sector (of n_generators equal sectors from 0) of the phase of the first "
-            "condition fiber, exp(i azimuth) in the multi-view task"
+            "condition fiber, exp(i azimuth) in the multi-view task; domain = in training, "
+            "generator 0 for `dataset` images and 1 for `source_dataset` images, after "
+            "training always generator 0 (source images come out in the dataset's domain)"
+        ),
+    )
+    source_dataset: str | None = Field(
+        default=None,
+        description=(
+            "a second, unpaired input domain (e.g. 'mnist' beside dataset 'printed-digits'): "
+            "its images train the same encoder and prior and are reconstructed by their own "
+            "generator (routing='domain', chip n_generators=2). No image of one set is ever "
+            "paired with one of the other; with condition_on='components' both sets' labels "
+            "select the prior component, so a class shares one component across the domains"
         ),
     )
     input_augment: Literal["none", "handwriting"] = Field(
@@ -124,6 +136,28 @@ class TrainConfig(BaseModel):
                 f"condition_fibers={self.condition_fibers}. Set condition_fibers >= 1 (the "
                 "multi-view task does) or routing='prior'."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _domain_routing_needs_two_sets_and_generators(self) -> TrainConfig:
+        if (self.routing == "domain") != (self.source_dataset is not None):
+            raise ValueError(
+                f"routing={self.routing!r} with source_dataset={self.source_dataset!r}: a "
+                "second input domain is routed by domain. Set both routing='domain' and "
+                "source_dataset (e.g. 'mnist'), or neither."
+            )
+        if self.routing == "domain":
+            gens = self.chip.get("n_generators", 1)
+            if gens != 2:
+                raise ValueError(
+                    f"routing='domain' switches between two generators (dataset, source_dataset); "
+                    f"the chip has n_generators={gens}. Set chip={{'n_generators': 2}}."
+                )
+            if self.input_augment != "none":
+                raise ValueError(
+                    "routing='domain' trains on the source set itself; drop input_augment="
+                    f"{self.input_augment!r}."
+                )
         return self
 
     @model_validator(mode="after")

@@ -201,6 +201,8 @@ class BOGTSystem(torch.nn.Module):
             phase = torch.remainder(torch.angle(self.condition_part(z)[:, 0].detach()), TWO_PI)
             sector = torch.floor(phase * (len(gens) / TWO_PI)).long()
             return sector.clamp_(0, len(gens) - 1)
+        if self.routing_mode == "domain":
+            return 0  # trained with per-image domains; afterwards the dataset's generator
         # optical switch: each latent goes to the generator of its most likely prior component
         return self.prior.responsibilities(self.free_part(z).detach()).argmax(1) % len(gens)
 
@@ -213,14 +215,17 @@ class BOGTSystem(torch.nn.Module):
         conditions: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
         components: torch.Tensor | None = None,
+        routes: torch.Tensor | None = None,
     ):
         """BOGT terms and camera images for encoder inputs ``images`` ``(B, C, H, W)``;
         the camera is scored against ``targets`` (same shape; default: ``images``).
         ``components`` ``(B,)``: each image's prior component (label-selected components,
-        ``condition_on='components'``); default: KL against the whole prior."""
+        ``condition_on='components'``); default: KL against the whole prior. ``routes``
+        ``(B,)``: the generator each image is switched to (``routing='domain'``: its
+        domain); default: :meth:`routing`."""
         mu, log_var = self.model.posterior(images)
         z = self.with_conditions(mu + torch.exp(0.5 * log_var) * noise, conditions)
-        recon = self.model.decode(z, self.routing(z))
+        recon = self.model.decode(z, self.routing(z) if routes is None else routes)
         kl = self.prior.kl(self.free_part(mu), self.free_part(log_var), components)
         target = images if targets is None else targets
         return bogt_loss(target, recon, kl, beta, sigma_x), recon
@@ -254,8 +259,11 @@ class Trainer:
         conditions: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        domains: torch.Tensor | None = None,
     ):
-        """``labels`` ``(N,)``: with ``cfg.condition_on='labels'`` the trainer injects their
+        """``domains`` ``(N,)``: with ``cfg.routing='domain'``, 0 for an image of
+        ``cfg.dataset`` and 1 for one of ``cfg.source_dataset``; it sets the generator the
+        image is reconstructed by. ``labels`` ``(N,)``: with ``cfg.condition_on='labels'`` the trainer injects their
         one-hot codes (:func:`label_conditions`, ``cfg.condition_amplitude``) into the
         ``cfg.condition_fibers`` condition fibers (set it with
         :meth:`TrainConfig.with_label_conditions`); pass either ``labels`` or ``conditions``.
@@ -292,6 +300,22 @@ class Trainer:
                 "labels given but condition_on='none'; training is unsupervised. Set "
                 "condition_on='labels' to use them as injected conditions."
             )
+        if (cfg.routing == "domain") != (domains is not None):
+            raise ValueError(
+                f"routing={cfg.routing!r} but domains is {'given' if domains is not None else 'None'}; "
+                "pass domains (0 = dataset, 1 = source_dataset, one per image) exactly when "
+                "routing='domain'."
+            )
+        if domains is not None:
+            domains = torch.as_tensor(domains)
+            if domains.shape != (images.shape[0],) or not torch.isin(domains, torch.tensor([0, 1])).all():
+                raise ValueError(
+                    f"domains must be 0 (dataset) or 1 (source_dataset), one per training image, "
+                    f"shape ({images.shape[0]},); got shape {tuple(domains.shape)} with values "
+                    f"{sorted(set(domains.flatten().tolist()))[:5]}."
+                )
+            domains = domains.long()
+        self.domains = domains
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -412,8 +436,9 @@ class Trainer:
         cond = None if self.conditions is None else self.conditions[idx].to(self.device)
         y = None if self.targets is None else self.targets[idx].to(self.device)
         comp = None if self.components is None else self.components[idx].to(self.device)
+        routes = None if self.domains is None else self.domains[idx].to(self.device)
         module = self.ddp or self.system
-        terms, _ = module(x, noise, cfg.beta, cfg.sigma_x, cond, y, comp)
+        terms, _ = module(x, noise, cfg.beta, cfg.sigma_x, cond, y, comp, routes)
         if not torch.isfinite(terms.loss):
             raise FloatingPointError(
                 f"loss became {terms.loss.item()} at step {self.step} (recon {terms.recon.item():.4g}, "
