@@ -50,7 +50,6 @@ def test_after_training_the_switch_sits_on_the_dataset_generator():
         (dict(routing="domain", chip={"n_generators": 2}), "source_dataset"),
         (dict(source_dataset="mnist"), "routing='domain'"),
         (dict(routing="domain", source_dataset="mnist"), "n_generators=1"),
-        ({**DOMAIN, "input_augment": "handwriting"}, "input_augment"),
     ],
 )
 def test_domain_routing_config_is_refused_when_half_set(kwargs, word):
@@ -86,3 +85,16 @@ def test_cli_trains_on_both_sets_and_refuses_unmatched_classes(tmp_path):
                                    "--out", str(tmp_path / "run2")])
     assert res.exit_code != 0 and "same classes" in res.output
     assert not (tmp_path / "run2" / "checkpoints").exists()
+
+
+def test_handwriting_augment_deforms_only_the_dataset_domain(tmp_path):
+    from lightgen.data.deform import handwriting_like
+
+    cfg = TrainConfig(**DOMAIN, input_augment="handwriting", batch_size=4)
+    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    domains = torch.tensor([0, 1, 0, 1, 1, 0])
+    t = Trainer(cfg, tmp_path, images, progress=False, domains=domains)
+    torch.testing.assert_close(t.targets, images)  # every camera image is scored against its input
+    torch.testing.assert_close(t.images[domains == 1], images[domains == 1])  # real source data
+    torch.testing.assert_close(t.images[domains == 0], handwriting_like(images[domains == 0], seed=0))
+    assert not torch.allclose(t.images[domains == 0], images[domains == 0])

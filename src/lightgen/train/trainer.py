@@ -344,7 +344,10 @@ class Trainer:
                     "images); pass targets=None or set input_augment='none'."
                 )
             targets = self.images
-            self.images = handwriting_like(self.images, seed=cfg.seed)
+            # with two domains only the dataset's own images (domain 0) are deformed
+            pick = slice(None) if domains is None else domains == 0
+            self.images = self.images.clone()
+            self.images[pick] = handwriting_like(targets[pick], seed=cfg.seed)
         if cfg.condition_fibers and (
             conditions is None or conditions.shape != (images.shape[0], cfg.condition_fibers)
         ):
