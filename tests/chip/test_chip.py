@@ -39,6 +39,45 @@ def test_slm_field_carries_the_laser_power_at_full_grey(chip):
     assert math.isclose(power(field, chip.grid).item(), cfg.input_power_w, rel_tol=1e-9)
 
 
+def test_fixed_laser_power_scales_with_the_mean_squared_grey(chip):
+    cfg = chip.config
+    x = _images(2, cfg.image_size, seed=3)
+    field = image_to_field(x, cfg, chip.grid, torch.complex128)
+    want = cfg.input_power_w * x.square().mean((1, 2, 3))  # amplitude ~ grey, power ~ grey^2
+    torch.testing.assert_close(power(field, chip.grid).flatten(), want, rtol=1e-9, atol=0)
+
+
+def test_constant_power_servo_puts_the_laser_power_on_the_slm_for_every_image():
+    cfg = preset("tiny", input_power_control="constant-power", input_power_w=2e-3)
+    chip = LightGenChip(cfg).double()
+    thin = 0.3 * _images(1, cfg.image_size, seed=4)
+    bold = _images(1, cfg.image_size, seed=5)
+    for x in (thin, bold, 7 * thin):  # any exposure: the servo sets the same power
+        field = image_to_field(x, cfg, chip.grid, torch.complex128)
+        assert math.isclose(power(field, chip.grid).item(), 2e-3, rel_tol=1e-9)
+    # a scaled image gives the same field; the shape of the field is the fixed laser's
+    f1 = image_to_field(thin, cfg, chip.grid, torch.complex128)
+    f2 = image_to_field(3 * thin, cfg, chip.grid, torch.complex128)
+    torch.testing.assert_close(f1, f2, rtol=1e-12, atol=0)
+    fixed = image_to_field(thin, preset("tiny"), chip.grid, torch.complex128)
+    ratio = f1[fixed.abs() > 0] / fixed[fixed.abs() > 0]
+    torch.testing.assert_close(ratio, ratio[:1].expand_as(ratio), rtol=1e-9, atol=0)
+    dark = image_to_field(torch.zeros_like(thin), cfg, chip.grid, torch.complex128)
+    assert torch.count_nonzero(dark) == 0  # no light, no division by zero
+
+
+def test_constant_power_servo_scales_all_wavelengths_alike():
+    cfg = preset("emoji-64", input_power_control="constant-power", grid_samples=140)
+    chip_grid = LightGenChip(cfg).grid
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x[:, 2] *= 0.2  # little blue
+    field = image_to_field(x, cfg, chip_grid, torch.complex128)
+    per_wl = (field.abs() ** 2).sum((-2, -1)) * chip_grid.pixel_pitch_m**2  # (B, L)
+    torch.testing.assert_close(per_wl.sum(1), torch.full((2,), 3 * cfg.input_power_w, dtype=torch.float64))
+    want = x.square().sum((-2, -1))
+    torch.testing.assert_close(per_wl / per_wl.sum(1, keepdim=True), want / want.sum(1, keepdim=True))
+
+
 def test_passive_encoder_never_creates_power(chip):
     x = _images()
     field_in = image_to_field(x, chip.config, chip.grid, torch.complex128)

@@ -31,7 +31,10 @@ def image_to_field(
     |E| proportional to the grey value; ``phase`` encoding: E = exp(i*pi*grey) over
     the SLM aperture. The laser power ``input_power_w`` sets the scale (the whole
     SLM at grey 1 carries that power). One grey channel drives every wavelength;
-    colour images drive one wavelength per channel.
+    colour images drive one wavelength per channel. With ``input_power_control =
+    "constant-power"`` (amplitude encoding) each image's field is scaled so that it carries
+    ``input_power_w`` per wavelength in all (a laser power servo); an all-black image
+    stays dark.
     """
     _, c, h, w = images.shape
     s = config.image_size
@@ -51,7 +54,13 @@ def image_to_field(
     aperture_area_m2 = (side * grid.pixel_pitch_m) ** 2
     amp0 = math.sqrt(config.input_power_w / aperture_area_m2)
     if config.input_encoding == "amplitude":
-        field = torch.complex(up * amp0, torch.zeros_like(up))
+        amp = up * amp0
+        if config.input_power_control == "constant-power":
+            # laser servo: per image, all wavelengths alike, total = input_power_w per wavelength
+            power_w = amp.square().sum((1, 2, 3), keepdim=True) * grid.pixel_pitch_m**2
+            want_w = config.input_power_w * amp.shape[1]
+            amp = amp * torch.sqrt(want_w / power_w.clamp_min(want_w * 1e-12))
+        field = torch.complex(amp, torch.zeros_like(amp))
     else:
         field = torch.polar(torch.full_like(up, amp0), math.pi * up)
     field = F.pad(field, pad)

@@ -41,6 +41,18 @@ class ChipConfig(BaseModel):
         default=1, ge=1, description="grid samples per camera pixel side"
     )
     input_encoding: InputEncoding = "amplitude"
+    input_power_control: Literal["fixed", "constant-power"] = Field(
+        default="fixed",
+        description=(
+            "fixed: the laser power is fixed, so with amplitude encoding an image puts "
+            "input_power_w * mean(grey^2) on the SLM (a thin stroke carries less light than a "
+            "bold one); constant-power: a power servo (pick-off photodiode on the SLM beam, "
+            "laser drive current) scales the laser per image so that every image puts "
+            "input_power_w times the number of wavelengths on the SLM, all wavelengths scaled "
+            "alike (colour ratios kept). Input-device modulation only; no effect on phase "
+            "encoding, whose power is already constant"
+        ),
+    )
     encoder_layers: int = Field(default=2, ge=1, le=64)
     generator_layers: int = Field(default=2, ge=1, le=64)
     layer_spacing_m: float = Field(gt=0)
