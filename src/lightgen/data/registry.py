@@ -261,15 +261,10 @@ def _set_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 def _load_derived(key, root, split, size, limit, seed, channels) -> ImageDataset:
     """``<base>+<transform>`` (see the module doc)."""
-    from lightgen.data.styles import apply_style, cut_patches, parse_style
+    from lightgen.data.styles import apply_style, cut_patches, is_style_spec
 
     base, transform = key.split("+", 1)
-    try:
-        parse_style(transform)
-        is_style = True
-    except ValueError:
-        is_style = False
-    if is_style:
+    if is_style_spec(transform):
         ds = load_dataset(base, root, split, size, limit, seed, channels)
         images = apply_style(transform, ds.images).clamp_(0.0, 1.0)
         return ImageDataset(images.contiguous(), ds.labels, ds.class_names, key, split)

@@ -366,6 +366,15 @@ def parse_style(spec: str) -> tuple[str, dict]:
     )
 
 
+def is_style_spec(spec: str) -> bool:
+    """Whether ``spec`` names a style (:func:`parse_style` accepts it)."""
+    try:
+        parse_style(spec)
+    except ValueError:
+        return False
+    return True
+
+
 def style_params(spec: str, size: int) -> dict:
     """The parameters ``spec`` (see :func:`parse_style`) uses on ``size``-pixel images."""
     name, pitch = parse_style(spec)
@@ -376,8 +385,8 @@ def apply_style(name: str, images: torch.Tensor, **params) -> torch.Tensor:
     """Style ``images`` by spec (:func:`parse_style`); ``params`` override
     :func:`style_params`."""
     images = check_style_images(images)
-    key = parse_style(name)[0]
-    kwargs = {**style_params(name, images.shape[-1]), **params}
+    key, pitch = parse_style(name)
+    kwargs = {**style_defaults(key, images.shape[-1]), **pitch, **params}
     styles = {"mosaic": mosaic, "painterly": painterly, "halftone": halftone, "stained-glass": stained_glass}
     return styles[key](images, **kwargs)
 

@@ -54,7 +54,14 @@ from torch import nn
 
 from lightgen._checks import require_int_range
 from lightgen.data.deform import elastic_distort
-from lightgen.data.styles import STYLE_NAMES, apply_style, cut_patches, parse_style, tile_patches
+from lightgen.data.styles import (
+    STYLE_NAMES,
+    apply_style,
+    cut_patches,
+    parse_style,
+    style_params,
+    tile_patches,
+)
 from lightgen.metrics.image import psnr, ssim
 from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
@@ -356,7 +363,7 @@ def run_style_transfer(
     report = {
         "task": "style",
         "style": style,
-        "style_params": {"size": s, **_style_params(style, s)},
+        "style_params": {"size": s, **style_params(style, s)},
         "model": cfg.model,
         "preset": cfg.preset,
         "trained_on": cfg.dataset,
@@ -375,12 +382,6 @@ def run_style_transfer(
     }
     write_json(out_dir / "style.json", report)
     return report
-
-
-def _style_params(style: str, size: int) -> dict:
-    from lightgen.data.styles import style_params
-
-    return style_params(style, size)
 
 
 def _pct(before: float, after: float) -> float | None:
