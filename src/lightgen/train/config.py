@@ -92,7 +92,8 @@ class TrainConfig(BaseModel):
             "generator (routing='domain', chip n_generators=2). No image of one set is ever "
             "paired with one of the other; with condition_on='components' both sets' labels "
             "select the prior component, so a class shares one component across the domains; "
-            "input_augment deforms the dataset's images only (the source set is real data)"
+            "input_augment deforms the dataset's images only (the source set is real data); "
+            "train_limit applies to each set"
         ),
     )
     input_augment: Literal["none", "handwriting"] = Field(
