@@ -1,0 +1,240 @@
+"""References for handwriting -> print that are not BOGT: what the optics can do at best.
+
+The BOGT chips of docs/tasks.md ("Handwriting -> print") never see a handwriting/print
+pair, and none of them both prints and keeps the digit. Is that the training method or
+the hardware? This script answers it with references that are **not BOGT and not
+transfer methods**: the same chip (preset ``mnist-16f``, same optics, loss and prior,
+label components) trained with camera targets given per real MNIST training digit
+(``Trainer(..., targets=...)``, the mechanism the multi-view task uses for cross-view
+targets). Three kinds, from most to least supervision:
+
+* ``--targets glyph`` (default): the un-jittered printed glyph of each digit's label, the
+  most a chip of this kind can be told (the *paired reference*);
+* ``--targets class-matched``: a random printed-digits training image of the same label
+  (labels only, no image paired with another);
+* ``--align-from RUN``: a BOGT chip trained on printed digits with label components keeps
+  its generators, prior and posterior variance; only its encoder (and laser gain) is
+  re-trained on MNIST to minimise each digit's KL against its label's component (no
+  camera image in the loss). Writes ``aligned.safetensors`` (the whole system's weights).
+
+Each run then scores 512 MNIST test digits exactly as ``lightgen style-digits`` does for
+its ``global`` row: PSNR, SSIM and the Gram style loss against the glyph
+(``RandomFeatureNet``), the glyph match (:func:`lightgen.tasks.style.glyph_match`) and the
+MNIST SmallCNN's accuracy. It prints one line and writes ``oracle.json`` and
+``digits.png`` (rows: handwritten input, chip, printed glyph; the first 12 test digits)
+into the run folder. ``--resume`` continues a run, or only re-scores a finished one.
+Needs ``../shared/data/mnist`` (or ``--data-root``). From the repository root::
+
+    python benchmarks/digit_oracle.py --out runs/style/oracle-16f-cp --servo
+    python benchmarks/digit_oracle.py --targets class-matched --servo --out runs/style/classmatched-16f-cp
+    python benchmarks/digit_oracle.py --align-from runs/style/printed-mnist-16f-comp --out runs/style/align-16f-comp
+
+About 7 minutes per 3,000 steps on one core of this 2-core CPU (``OMP_NUM_THREADS=1``);
+the alignment about 1 minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from lightgen.data.registry import load_dataset
+from lightgen.metrics.classifier import predict
+from lightgen.tasks.style import (
+    DIGIT_SIZE,
+    RandomFeatureNet,
+    _reconstruct,
+    _save_rows,
+    glyph_match,
+    image_scores,
+    load_handwriting,
+    mnist_classifier,
+    printed_targets,
+)
+from lightgen.train.config import TrainConfig
+from lightgen.train.trainer import Trainer, load_trained
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--n-fibers", type=int, default=None, help="default: the preset's 16")
+    parser.add_argument("--servo", action="store_true", help="input_power_control=constant-power")
+    parser.add_argument(
+        "--targets",
+        choices=["glyph", "class-matched"],
+        default="glyph",
+        help="glyph: the un-jittered printed glyph of each digit's label (paired reference); "
+        "class-matched: a random printed-digits training image of the same label (labels only)",
+    )
+    parser.add_argument("--n-eval", type=int, default=512)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--align-from",
+        default=None,
+        help="run folder of a chip trained with label components on printed digits: "
+        "instead of the paired reference, re-train only its encoder (see the module doc)",
+    )
+    args = parser.parse_args()
+    if args.align_from is not None:
+        align(args)
+        return
+
+    chip: dict = {}
+    if args.n_fibers is not None:
+        chip["n_fibers"] = args.n_fibers
+    if args.servo:
+        chip["input_power_control"] = "constant-power"
+    cfg = TrainConfig(
+        preset="mnist-16f",
+        chip=chip,
+        dataset="mnist",
+        data_root=args.data_root,
+        steps=args.steps,
+        batch_size=32,
+        lr=0.02,
+        beta=args.beta,
+        prior="mixture",
+        n_components=10,
+        sigma_x=0.25,
+        condition_on="components",
+    )
+    train = load_dataset("mnist", root=args.data_root, split="train", size=DIGIT_SIZE)
+    t0 = time.perf_counter()
+    Trainer(
+        cfg,
+        args.out,
+        train.images,
+        resume=args.resume,
+        labels=train.labels,
+        targets=make_targets(args.targets, train.labels, cfg.seed),
+    ).run()
+    train_s = time.perf_counter() - t0
+
+    system, _ = load_trained(args.out)
+    report = evaluate(system, args.data_root, args.n_eval)
+    report = {
+        "what": WHAT[args.targets],
+        "config": cfg.model_dump(mode="json"),
+        "train_seconds_this_call": round(train_s, 1),
+        **report,
+    }
+    finish(
+        args,
+        report,
+        f"targets={args.targets} fibers={system.model.latent_dim} beta={args.beta} servo={args.servo}",
+    )
+
+
+WHAT = {
+    "glyph": "paired-target reference (NOT BOGT): camera scored against the printed glyph "
+    "of each MNIST training digit's label",
+    "class-matched": "class-matched targets (labels only, no image pairs; NOT BOGT): camera "
+    "scored against a random printed-digits training image of the same label",
+}
+
+
+def make_targets(kind: str, labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """Camera targets for MNIST training digits with ``labels``."""
+    if kind == "glyph":
+        return printed_targets(labels)
+    prints = load_dataset("printed-digits", split="train", size=DIGIT_SIZE, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    out = torch.empty(labels.shape[0], 1, DIGIT_SIZE, DIGIT_SIZE)
+    for c in range(10):
+        mine, pool = (labels == c).nonzero().squeeze(1), (prints.labels == c).nonzero().squeeze(1)
+        out[mine] = prints.images[pool[torch.randint(0, len(pool), (len(mine),), generator=gen)]]
+    return out
+
+
+def align(args) -> None:
+    """Label-only latent alignment: the print chip's generators, prior and posterior
+    variance stay frozen; only the encoder's masks (and the laser gain) are trained, on real
+    MNIST training digits, to minimise each digit's KL against its class's prior component.
+    No camera image and no target image enters this loss."""
+    system, cfg = load_trained(args.align_from)
+    if cfg.condition_on != "components" or cfg.dataset != "printed-digits":
+        raise SystemExit(
+            f"--align-from needs a chip trained on printed-digits with condition_on="
+            f"'components'; {args.align_from} has dataset={cfg.dataset!r}, "
+            f"condition_on={cfg.condition_on!r}."
+        )
+    train = load_dataset("mnist", root=args.data_root, split="train", size=DIGIT_SIZE)
+    for name, p in system.named_parameters():
+        p.requires_grad_(
+            name.startswith(("model.chip.encoder.", "model.chip.laser_log_power_gain"))
+        )
+    params = [p for p in system.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    for step in range(args.steps):
+        idx = torch.randint(0, train.images.shape[0], (cfg.batch_size,), generator=gen)
+        mu, log_var = system.model.posterior(train.images[idx])
+        kl = system.prior.kl(system.free_part(mu), system.free_part(log_var), train.labels[idx])
+        opt.zero_grad(set_to_none=True)
+        kl.mean().backward()
+        opt.step()
+        if step % 250 == 0 or step == args.steps - 1:
+            print(f"align step {step} kl {kl.mean().item():.3f}", flush=True)
+    train_s = time.perf_counter() - t0
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().contiguous() for k, v in system.state_dict().items()}
+    save_file(weights, Path(args.out, "aligned.safetensors"))
+    report = {
+        "what": "label-only latent alignment (no image pairs): encoder of "
+        f"{args.align_from} re-trained on MNIST to its labels' prior components; "
+        "generators frozen",
+        "align_from": args.align_from,
+        "align_steps": args.steps,
+        "train_seconds_this_call": round(train_s, 1),
+        **evaluate(system, args.data_root, args.n_eval),
+    }
+    finish(args, report, f"aligned from={args.align_from}")
+
+
+@torch.no_grad()
+def evaluate(system, data_root, n_eval: int) -> dict:
+    x, labels, source = load_handwriting(n_eval, 0, data_root)
+    out = _reconstruct(system, x)
+    target = printed_targets(labels)
+    net = RandomFeatureNet()
+    scores = {
+        **image_scores(net, out, x, target),
+        "glyph_accuracy": float((glyph_match(out) == labels).float().mean()),
+    }
+    clf = mnist_classifier(data_root)
+    if clf is not None:
+        scores["class_accuracy"] = float((predict(clf, out) == labels).float().mean())
+    on_glyph = image_scores(net, _reconstruct(system, target), target, target)
+    return {
+        "eval": {"content": source, "n": int(x.shape[0]), **scores},
+        "fed_the_glyph": on_glyph,
+        "rows": [x, out, target],
+    }
+
+
+def finish(args, report: dict, head: str) -> None:
+    scores, on_glyph = report["eval"], report["fed_the_glyph"]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    png = _save_rows(Path(args.out, "digits.png"), report.pop("rows"), 12)
+    report["figure"] = {"file": str(png), "rows": ["handwritten input", "chip", "printed glyph"]}
+    Path(args.out, "oracle.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(
+        f"{head} psnr={scores['psnr_db']:.2f} ssim={scores['ssim']:.3f} "
+        f"style={scores['style_loss']:.4f} glyph={100 * scores['glyph_accuracy']:.1f}% "
+        f"classifier={100 * scores.get('class_accuracy', float('nan')):.1f}% "
+        f"fed_glyph_psnr={on_glyph['psnr_db']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
