@@ -6,12 +6,16 @@ the hardware? This script answers it with references that are **not BOGT and not
 transfer methods**: the same chip (preset ``mnist-16f``, same optics, loss and prior,
 label components) trained with camera targets given per real MNIST training digit
 (``Trainer(..., targets=...)``, the mechanism the multi-view task uses for cross-view
-targets). Three kinds, from most to least supervision:
+targets). Five kinds:
 
 * ``--targets glyph`` (default): the un-jittered printed glyph of each digit's label, the
   most a chip of this kind can be told (the *paired reference*);
 * ``--targets class-matched``: a random printed-digits training image of the same label
   (labels only, no image paired with another);
+* ``--targets nearest-same-class``: the best-correlated (Pearson, over pixels)
+  printed-digits training image of the same label (labels, pairs mined, not given);
+* ``--targets nearest``: the best-correlated printed-digits training image of *any* label,
+  with an unsupervised mixture prior: pseudo-pairs that use no label anywhere;
 * ``--align-from RUN``: a BOGT chip trained on printed digits with label components keeps
   its generators, prior and posterior variance; only its encoder (and laser gain) is
   re-trained on MNIST to minimise each digit's KL against its label's component (no
@@ -69,10 +73,24 @@ def main() -> None:
     parser.add_argument("--servo", action="store_true", help="input_power_control=constant-power")
     parser.add_argument(
         "--targets",
-        choices=["glyph", "class-matched"],
+        choices=["glyph", "class-matched", "nearest-same-class", "nearest"],
         default="glyph",
         help="glyph: the un-jittered printed glyph of each digit's label (paired reference); "
-        "class-matched: a random printed-digits training image of the same label (labels only)",
+        "class-matched: a random printed-digits training image of the same label (labels only); "
+        "nearest-same-class: the best-correlated one of the same label; nearest: the "
+        "best-correlated printed-digits training image of any label (no labels at all: "
+        "pseudo-pairs, unsupervised mixture instead of label components)",
+    )
+    parser.add_argument(
+        "--pairs-from",
+        default=None,
+        help="with --targets nearest*: match each digit's image through this run's chip "
+        "(its camera image, not the handwriting, is compared with the prints): self-training",
+    )
+    parser.add_argument(
+        "--pairs-only",
+        action="store_true",
+        help="print how often the targets have the digit's own class, and stop (no training)",
     )
     parser.add_argument("--n-eval", type=int, default=512)
     parser.add_argument("--data-root", default=None)
@@ -105,17 +123,30 @@ def main() -> None:
         prior="mixture",
         n_components=10,
         sigma_x=0.25,
-        condition_on="components",
+        condition_on="none" if args.targets == "nearest" else "components",
     )
     train = load_dataset("mnist", root=args.data_root, split="train", size=DIGIT_SIZE)
+    if args.pairs_from is not None and not args.targets.startswith("nearest"):
+        raise SystemExit("--pairs-from needs --targets nearest or nearest-same-class.")
+    match = train.images
+    if args.pairs_from is not None:
+        match = _reconstruct(load_trained(args.pairs_from)[0], train.images)
+    targets, target_labels = make_targets(args.targets, train.labels, cfg.seed, match)
+    # labels read only to report how often a target has the digit's own class
+    pair_agreement = float((target_labels == train.labels).float().mean())
+    if args.pairs_only:
+        print(
+            f"targets={args.targets} pairs_from={args.pairs_from} label_agreement={pair_agreement:.4f}"
+        )
+        return
     t0 = time.perf_counter()
     Trainer(
         cfg,
         args.out,
         train.images,
         resume=args.resume,
-        labels=train.labels,
-        targets=make_targets(args.targets, train.labels, cfg.seed),
+        labels=None if args.targets == "nearest" else train.labels,
+        targets=targets,
     ).run()
     train_s = time.perf_counter() - t0
 
@@ -125,6 +156,8 @@ def main() -> None:
         "what": WHAT[args.targets],
         "config": cfg.model_dump(mode="json"),
         "train_seconds_this_call": round(train_s, 1),
+        "pairs_from": args.pairs_from,
+        "target_label_agreement": pair_agreement,
         **report,
     }
     finish(
@@ -139,20 +172,41 @@ WHAT = {
     "of each MNIST training digit's label",
     "class-matched": "class-matched targets (labels only, no image pairs; NOT BOGT): camera "
     "scored against a random printed-digits training image of the same label",
+    "nearest-same-class": "nearest same-class targets (labels, pairs mined by correlation; NOT "
+    "BOGT): camera scored against the best-correlated printed-digits training image of the "
+    "same label",
+    "nearest": "pseudo-pairs without labels (NOT BOGT): camera scored against the "
+    "best-correlated printed-digits training image of any label; no label used anywhere",
 }
 
 
-def make_targets(kind: str, labels: torch.Tensor, seed: int) -> torch.Tensor:
-    """Camera targets for MNIST training digits with ``labels``."""
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    x = images.flatten(1)
+    x = x - x.mean(1, keepdim=True)
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def make_targets(
+    kind: str, labels: torch.Tensor, seed: int, images: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera targets for MNIST training digits ``images`` with ``labels``, and the label
+    of each target (``nearest`` reads no label; the ``nearest*`` kinds need the images)."""
     if kind == "glyph":
-        return printed_targets(labels)
+        return printed_targets(labels), labels
     prints = load_dataset("printed-digits", split="train", size=DIGIT_SIZE, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    out = torch.empty(labels.shape[0], 1, DIGIT_SIZE, DIGIT_SIZE)
-    for c in range(10):
-        mine, pool = (labels == c).nonzero().squeeze(1), (prints.labels == c).nonzero().squeeze(1)
-        out[mine] = prints.images[pool[torch.randint(0, len(pool), (len(mine),), generator=gen)]]
-    return out
+    if kind.startswith("nearest"):
+        corr = _unit(images) @ _unit(prints.images).T  # Pearson correlation over pixels
+        if kind == "nearest-same-class":
+            corr[labels[:, None] != prints.labels[None, :]] = -2.0
+        pick = corr.argmax(1)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        pick = torch.empty(labels.shape[0], dtype=torch.long)
+        for c in range(10):
+            mine = (labels == c).nonzero().squeeze(1)
+            pool = (prints.labels == c).nonzero().squeeze(1)
+            pick[mine] = pool[torch.randint(0, len(pool), (len(mine),), generator=gen)]
+    return prints.images[pick], prints.labels[pick]
 
 
 def align(args) -> None:

@@ -1,32 +1,22 @@
 """The targets of benchmarks/digit_oracle.py (its references are only as honest as these)."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
 from lightgen.data.registry import load_dataset
 from lightgen.tasks.style import printed_targets
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "digit_oracle.py"
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("digit_oracle", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_glyph_targets_are_the_label_glyphs():
+def test_glyph_targets_are_the_label_glyphs(load_script):
     labels = torch.tensor([3, 0, 9, 3])
-    got = _module().make_targets("glyph", labels, seed=0)
+    got, got_labels = load_script("digit_oracle").make_targets("glyph", labels, seed=0)
     torch.testing.assert_close(got, printed_targets(labels))
+    assert torch.equal(got_labels, labels)
 
 
-def test_class_matched_targets_are_printed_training_images_of_the_same_label():
+def test_class_matched_targets_are_printed_training_images_of_the_same_label(load_script):
     labels = torch.arange(10).repeat(3)
-    got = _module().make_targets("class-matched", labels, seed=0)
+    got, got_labels = load_script("digit_oracle").make_targets("class-matched", labels, seed=0)
+    assert torch.equal(got_labels, labels)
     prints = load_dataset("printed-digits", split="train", size=28, seed=0)
     flat = prints.images.flatten(1)
     for target, label in zip(got, labels, strict=True):
@@ -35,3 +25,18 @@ def test_class_matched_targets_are_printed_training_images_of_the_same_label():
         assert (prints.labels[hit] == label).all()
     # random within the class: the three targets of one label are not all the same image
     assert not torch.equal(got[0], got[10]) or not torch.equal(got[10], got[20])
+
+
+def test_nearest_targets_are_the_best_correlated_prints_and_same_class_keeps_the_label(load_script):
+    mod = load_script("digit_oracle")
+    prints = load_dataset("printed-digits", split="train", size=28, seed=0)
+    # a print itself, brightened and offset: correlation ignores both, so it finds itself
+    images = prints.images[[5, 17, 123]] * 0.5 + 0.1
+    got, got_labels = mod.make_targets("nearest", torch.zeros(3, dtype=torch.long), 0, images)
+    torch.testing.assert_close(got, prints.images[[5, 17, 123]])
+    assert torch.equal(got_labels, prints.labels[[5, 17, 123]])
+    # told another label, same-class matching must pick a print of that label instead
+    other = (prints.labels[[5, 17, 123]] + 1) % 10
+    got, got_labels = mod.make_targets("nearest-same-class", other, 0, images)
+    assert torch.equal(got_labels, other)
+    assert not any(torch.equal(g, prints.images[i]) for g, i in zip(got, [5, 17, 123], strict=True))
