@@ -40,3 +40,14 @@ def test_nearest_targets_are_the_best_correlated_prints_and_same_class_keeps_the
     got, got_labels = mod.make_targets("nearest-same-class", other, 0, images)
     assert torch.equal(got_labels, other)
     assert not any(torch.equal(g, prints.images[i]) for g, i in zip(got, [5, 17, 123], strict=True))
+
+
+def test_mmd_is_near_zero_for_one_distribution_and_large_for_two(load_script):
+    mmd2 = load_script("digit_oracle").mmd2
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(200, 1, 4, 4, generator=g), torch.rand(200, 1, 4, 4, generator=g)
+    shifted = (torch.rand(200, 1, 4, 4, generator=g) + 0.5).clamp(max=1)
+    same, apart = float(mmd2(a, b)), float(mmd2(a, shifted))
+    assert abs(same) < 0.02  # unbiased: zero in expectation for samples of one distribution
+    assert apart > 10 * max(abs(same), 1e-3)
+    torch.testing.assert_close(mmd2(a, shifted), mmd2(shifted, a))
