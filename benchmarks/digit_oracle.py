@@ -55,6 +55,7 @@ import torch
 from safetensors.torch import save_file
 
 from lightgen.data.registry import load_dataset
+from lightgen.export._atomic import atomic_write, atomic_write_text
 from lightgen.metrics.classifier import predict
 from lightgen.tasks.style import (
     DIGIT_SIZE,
@@ -237,6 +238,14 @@ def make_targets(
     return prints.images[pick], prints.labels[pick]
 
 
+def _save_weights(system, path: Path) -> None:
+    """The whole system's weights as safetensors, written atomically (load them into
+    ``load_trained(<the run it started from>)[0]`` with ``load_state_dict``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().contiguous() for k, v in system.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(weights, tmp))
+
+
 def align(args) -> None:
     """Label-only latent alignment: the print chip's generators, prior and posterior
     variance stay frozen; only the encoder's masks (and the laser gain) are trained, on real
@@ -268,9 +277,7 @@ def align(args) -> None:
         if step % 250 == 0 or step == args.steps - 1:
             print(f"align step {step} kl {kl.mean().item():.3f}", flush=True)
     train_s = time.perf_counter() - t0
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().contiguous() for k, v in system.state_dict().items()}
-    save_file(weights, Path(args.out, "aligned.safetensors"))
+    _save_weights(system, Path(args.out, "aligned.safetensors"))
     report = {
         "what": "label-only latent alignment (no image pairs): encoder of "
         f"{args.align_from} re-trained on MNIST to its labels' prior components; "
@@ -376,9 +383,7 @@ def mmd_finetune(args) -> None:
                 flush=True,
             )
     train_s = time.perf_counter() - t0
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().contiguous() for k, v in system.state_dict().items()}
-    save_file(weights, Path(args.out, "mmd.safetensors"))
+    _save_weights(system, Path(args.out, "mmd.safetensors"))
     report = {
         "what": "BOGT (two domains) + unpaired MMD term, no image pairs"
         + (", per class (labels)" if args.mmd_labels else ", no labels in the MMD term"),
@@ -419,7 +424,7 @@ def finish(args, report: dict, head: str) -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     png = _save_rows(Path(args.out, "digits.png"), report.pop("rows"), 12)
     report["figure"] = {"file": str(png), "rows": ["handwritten input", "chip", "printed glyph"]}
-    Path(args.out, "oracle.json").write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write_text(Path(args.out, "oracle.json"), json.dumps(report, indent=1) + "\n")
     print(
         f"{head} psnr={scores['psnr_db']:.2f} ssim={scores['ssim']:.3f} "
         f"style={scores['style_loss']:.4f} glyph={100 * scores['glyph_accuracy']:.1f}% "

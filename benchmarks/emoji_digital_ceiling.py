@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from lightgen.data.registry import load_dataset
+from lightgen.export._atomic import atomic_write_text
 from lightgen.metrics.classifier import load_or_train_classifier, predict
 from lightgen.metrics.image import psnr
 from lightgen.tasks.evaluate import classifier_epochs, for_classifier
@@ -155,7 +156,7 @@ def main() -> None:
         "ratio_generated_to_real": gen_mean / real_mean if real_mean > 0 else float("nan"),
         "samples_png_rows": train.class_names,
     }
-    (out / "ceiling.json").write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write_text(out / "ceiling.json", json.dumps(report, indent=1) + "\n")
     per_class = " ".join(
         f"{r['class']}={100 * r['accuracy_generated']:.0f}/{100 * r['accuracy_real_test']:.0f}"
         for r in classes
