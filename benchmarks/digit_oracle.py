@@ -33,12 +33,14 @@ its ``global`` row: PSNR, SSIM and the Gram style loss against the glyph
 (``RandomFeatureNet``), the glyph match (:func:`lightgen.tasks.style.glyph_match`) and the
 MNIST SmallCNN's accuracy. It prints one line and writes ``oracle.json`` and
 ``digits.png`` (rows: handwritten input, chip, printed glyph; the first 12 test digits)
-into the run folder. ``--resume`` continues a run, or only re-scores a finished one.
+into the run folder. ``--resume`` continues a run, or only re-scores a finished one; a
+run records its targets in ``targets.json``, and continuing it with others is refused.
 Needs ``../shared/data/mnist`` (or ``--data-root``). From the repository root::
 
     python benchmarks/digit_oracle.py --out runs/style/oracle-16f-cp --servo
     python benchmarks/digit_oracle.py --targets class-matched --servo --out runs/style/classmatched-16f-cp
-    python benchmarks/digit_oracle.py --align-from runs/style/printed-mnist-16f-comp --out runs/style/align-16f-comp
+    python benchmarks/digit_oracle.py --align-from runs/style/printed-mnist-16f-comp --steps 1500 \
+        --out runs/style/align-16f-comp
 
 About 7 minutes per 3,000 steps on one core of this 2-core CPU (``OMP_NUM_THREADS=1``);
 the alignment about 1 minute; the MMD term about 11 minutes per 1,500 steps.
@@ -168,6 +170,7 @@ def main() -> None:
             f"targets={args.targets} pairs_from={args.pairs_from} label_agreement={pair_agreement:.4f}"
         )
         return
+    _check_same_targets(Path(args.out), {"targets": args.targets, "pairs_from": args.pairs_from})
     t0 = time.perf_counter()
     Trainer(
         cfg,
@@ -194,6 +197,22 @@ def main() -> None:
         report,
         f"targets={args.targets} fibers={system.model.latent_dim} beta={args.beta} servo={args.servo}",
     )
+
+
+def _check_same_targets(out: Path, kind: dict) -> None:
+    """Record which targets a run trains on; a run continued with others is refused (the
+    Trainer checks its config on resume, but the targets are not part of it)."""
+    path = out / "targets.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != kind:
+            raise SystemExit(
+                f"{out} was trained with targets {saved}, not {kind}; pass the same --targets "
+                "and --pairs-from, or choose a new --out folder."
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(kind) + "\n")
 
 
 WHAT = {
@@ -347,7 +366,9 @@ def mmd_finetune(args) -> None:
     t0 = time.perf_counter()
     for step in range(args.steps):
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
-        noise = standard_normal((len(idx), system.model.latent_dim), True, gen)
+        noise = standard_normal(
+            (len(idx), system.model.latent_dim), system.model.complex_latent, gen
+        )
         terms, _ = system(
             images[idx],
             noise,

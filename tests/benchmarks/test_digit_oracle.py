@@ -1,5 +1,6 @@
 """The targets of benchmarks/digit_oracle.py (its references are only as honest as these)."""
 
+import pytest
 import torch
 
 from lightgen.data.registry import load_dataset
@@ -51,3 +52,12 @@ def test_mmd_is_near_zero_for_one_distribution_and_large_for_two(load_script):
     assert abs(same) < 0.02  # unbiased: zero in expectation for samples of one distribution
     assert apart > 10 * max(abs(same), 1e-3)
     torch.testing.assert_close(mmd2(a, shifted), mmd2(shifted, a))
+
+
+def test_a_run_continued_with_other_targets_is_refused(load_script, tmp_path):
+    check = load_script("digit_oracle")._check_same_targets
+    glyph = {"targets": "glyph", "pairs_from": None}
+    check(tmp_path / "run", glyph)  # a new run records its targets
+    check(tmp_path / "run", glyph)  # the same again: fine
+    with pytest.raises(SystemExit, match="class-matched"):
+        check(tmp_path / "run", {"targets": "class-matched", "pairs_from": None})
