@@ -229,7 +229,10 @@ def _with_source_domain(cfg, ds, size: int):
             "pick sets with the same classes or condition_on='none'."
         )
     domains = torch.cat(
-        [torch.zeros(len(ds.images), dtype=torch.long), torch.ones(len(src.images), dtype=torch.long)]
+        [
+            torch.zeros(len(ds.images), dtype=torch.long),
+            torch.ones(len(src.images), dtype=torch.long),
+        ]
     )
     return torch.cat([ds.images, src.images]), torch.cat([ds.labels, src.labels]), domains
 
@@ -755,7 +758,10 @@ def style_cmd(
     ],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/style"),
     style: Annotated[
-        str | None, typer.Option(help="mosaic | painterly | halftone | stained-glass (default: the checkpoint's)")
+        str | None,
+        typer.Option(
+            help="mosaic | painterly | halftone | stained-glass (default: the checkpoint's)"
+        ),
     ] = None,
     n: Annotated[int, typer.Option(help="held-out plain images fed to the chip")] = 64,
     control_checkpoint: Annotated[

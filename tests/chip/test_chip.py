@@ -73,9 +73,13 @@ def test_constant_power_servo_scales_all_wavelengths_alike():
     x[:, 2] *= 0.2  # little blue
     field = image_to_field(x, cfg, chip_grid, torch.complex128)
     per_wl = (field.abs() ** 2).sum((-2, -1)) * chip_grid.pixel_pitch_m**2  # (B, L)
-    torch.testing.assert_close(per_wl.sum(1), torch.full((2,), 3 * cfg.input_power_w, dtype=torch.float64))
+    torch.testing.assert_close(
+        per_wl.sum(1), torch.full((2,), 3 * cfg.input_power_w, dtype=torch.float64)
+    )
     want = x.square().sum((-2, -1))
-    torch.testing.assert_close(per_wl / per_wl.sum(1, keepdim=True), want / want.sum(1, keepdim=True))
+    torch.testing.assert_close(
+        per_wl / per_wl.sum(1, keepdim=True), want / want.sum(1, keepdim=True)
+    )
 
 
 def test_passive_encoder_never_creates_power(chip):

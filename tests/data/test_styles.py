@@ -224,7 +224,9 @@ def test_stained_glass_panes_are_the_pane_mean_and_lead_sits_on_pane_boundaries(
         mean = x[..., inside].mean(-1)  # over the whole pane, lead pixels included
         glass = inside & ~lead
         if glass.any():
-            torch.testing.assert_close(y[..., glass], mean[..., None].expand(-1, -1, int(glass.sum())))
+            torch.testing.assert_close(
+                y[..., glass], mean[..., None].expand(-1, -1, int(glass.sum()))
+            )
 
 
 def test_stained_glass_lead_width_dilates_the_boundary_and_flat_images_stay_flat_off_the_lead():
@@ -242,7 +244,12 @@ def test_stained_glass_through_apply_style_and_the_registry_keeps_dtype_and_devi
     x = _rand((2, 3, 16, 16), seed=2, dtype=torch.float64)
     y = apply_style("stained-glass", x)
     assert y.dtype == torch.float64 and y.shape == x.shape
-    assert style_defaults("stained-glass", 64) == {"cell_px": 8, "lead_px": 1, "lead_value": 0.0, "seed": 0}
+    assert style_defaults("stained-glass", 64) == {
+        "cell_px": 8,
+        "lead_px": 1,
+        "lead_value": 0.0,
+        "seed": 0,
+    }
     torch.testing.assert_close(y, stained_glass(x, cell_px=4, lead_px=1))
     base = load_dataset("shapes", split="test", size=16, limit=3)
     styled = load_dataset("shapes+stained-glass", split="test", size=16, limit=3)
@@ -251,8 +258,13 @@ def test_stained_glass_through_apply_style_and_the_registry_keeps_dtype_and_devi
 
 @pytest.mark.parametrize(
     "kwargs, word",
-    [({"cell_px": 1}, "cell_px"), ({"lead_px": 0}, "lead_px"), ({"cell_px": 4, "lead_px": 3}, "lead_px"),
-     ({"lead_value": 1.5}, "lead_value"), ({"lead_value": float("nan")}, "lead_value")],
+    [
+        ({"cell_px": 1}, "cell_px"),
+        ({"lead_px": 0}, "lead_px"),
+        ({"cell_px": 4, "lead_px": 3}, "lead_px"),
+        ({"lead_value": 1.5}, "lead_value"),
+        ({"lead_value": float("nan")}, "lead_value"),
+    ],
 )
 def test_stained_glass_refuses_bad_parameters_by_name(kwargs, word):
     with pytest.raises(ValueError, match=word):

@@ -24,8 +24,9 @@ def _changed(before, system):
 @pytest.mark.parametrize("domain", [0, 1])
 def test_each_image_trains_only_the_generator_of_its_domain(tmp_path, domain):
     cfg = TrainConfig(**DOMAIN, steps=1, batch_size=4, checkpoint_every=1)
-    t = Trainer(cfg, tmp_path, torch.rand(4, 1, 12, 12), progress=False,
-                domains=torch.full((4,), domain))
+    t = Trainer(
+        cfg, tmp_path, torch.rand(4, 1, 12, 12), progress=False, domains=torch.full((4,), domain)
+    )
     before = [[p.detach().clone() for p in g.parameters()] for g in t.system.model.chip.generators]
     t.run()
     assert _changed(before, t.system) == [domain == 0, domain == 1]
@@ -62,27 +63,45 @@ def test_trainer_needs_one_domain_per_image_exactly_with_domain_routing(tmp_path
     with pytest.raises(ValueError, match="domains"):
         Trainer(TrainConfig(**DOMAIN, batch_size=4), tmp_path / "a", images, progress=False)
     with pytest.raises(ValueError, match="domains"):
-        Trainer(TrainConfig(preset="tiny", batch_size=4), tmp_path / "b", images,
-                progress=False, domains=torch.zeros(4))
+        Trainer(
+            TrainConfig(preset="tiny", batch_size=4),
+            tmp_path / "b",
+            images,
+            progress=False,
+            domains=torch.zeros(4),
+        )
     with pytest.raises(ValueError, match=r"0 \(dataset\) or 1"):
-        Trainer(TrainConfig(**DOMAIN, batch_size=4), tmp_path / "c", images,
-                progress=False, domains=torch.tensor([0, 1, 2, 0]))
+        Trainer(
+            TrainConfig(**DOMAIN, batch_size=4),
+            tmp_path / "c",
+            images,
+            progress=False,
+            domains=torch.tensor([0, 1, 2, 0]),
+        )
 
 
 def test_cli_trains_on_both_sets_and_refuses_unmatched_classes(tmp_path):
-    cfg = {**DOMAIN, "dataset": "printed-digits", "train_limit": 8, "steps": 2,
-           "batch_size": 4, "checkpoint_every": 2}
+    cfg = {
+        **DOMAIN,
+        "dataset": "printed-digits",
+        "train_limit": 8,
+        "steps": 2,
+        "batch_size": 4,
+        "checkpoint_every": 2,
+    }
     (tmp_path / "c.json").write_text(json.dumps(cfg))
-    res = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "c.json"),
-                                   "--out", str(tmp_path / "run")])
+    res = CliRunner().invoke(
+        app, ["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "run")]
+    )
     assert res.exit_code == 0, res.output
     saved = load_trained(tmp_path / "run")[1]
     assert saved.source_dataset == "shapes" and saved.routing == "domain"
     # components share the classes across domains: digits (10) and shapes differ
     cfg.update(condition_on="components", prior="mixture")
     (tmp_path / "d.json").write_text(json.dumps(cfg))
-    res = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "d.json"),
-                                   "--out", str(tmp_path / "run2")])
+    res = CliRunner().invoke(
+        app, ["train", "--config", str(tmp_path / "d.json"), "--out", str(tmp_path / "run2")]
+    )
     assert res.exit_code != 0 and "same classes" in res.output
     assert not (tmp_path / "run2" / "checkpoints").exists()
 
@@ -96,5 +115,7 @@ def test_handwriting_augment_deforms_only_the_dataset_domain(tmp_path):
     t = Trainer(cfg, tmp_path, images, progress=False, domains=domains)
     torch.testing.assert_close(t.targets, images)  # every camera image is scored against its input
     torch.testing.assert_close(t.images[domains == 1], images[domains == 1])  # real source data
-    torch.testing.assert_close(t.images[domains == 0], handwriting_like(images[domains == 0], seed=0))
+    torch.testing.assert_close(
+        t.images[domains == 0], handwriting_like(images[domains == 0], seed=0)
+    )
     assert not torch.allclose(t.images[domains == 0], images[domains == 0])

@@ -154,7 +154,9 @@ def halftone(images: torch.Tensor, cell_px: int = 4) -> torch.Tensor:
     return (radius - dist + 0.5).clamp(0, 1)
 
 
-def voronoi_seeds(rows: int, cols: int, cell_px: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def voronoi_seeds(
+    rows: int, cols: int, cell_px: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seed coordinates ``(y, x)``, each ``(rows, cols)`` float64 in pixels (pixel ``i``
     spans ``[i, i + 1)``): seed ``(i, j)`` lies in the central 80 % of grid square
     ``[i c, (i + 1) c) x [j c, (j + 1) c)``, ``c = cell_px``, at a point drawn by a
@@ -220,7 +222,11 @@ def stained_glass(
     x = check_style_images(images)
     cell_px = require_int_range("cell_px", cell_px, 2, fix="Use e.g. cell_px=8.")
     lead_px = require_int_range(
-        "lead_px", lead_px, 1, max(1, cell_px // 2), fix=f"Use 1 .. cell_px // 2 = {max(1, cell_px // 2)}."
+        "lead_px",
+        lead_px,
+        1,
+        max(1, cell_px // 2),
+        fix=f"Use 1 .. cell_px // 2 = {max(1, cell_px // 2)}.",
     )
     v = float(lead_value)
     if not (math.isfinite(v) and 0.0 <= v <= 1.0):
@@ -345,7 +351,12 @@ def style_defaults(name: str, size: int) -> dict:
     if name == "halftone":
         return {"cell_px": max(3, round(size / 16))}
     if name == "stained-glass":
-        return {"cell_px": max(4, round(size / 8)), "lead_px": max(1, round(size / 64)), "lead_value": 0.0, "seed": 0}
+        return {
+            "cell_px": max(4, round(size / 8)),
+            "lead_px": max(1, round(size / 64)),
+            "lead_value": 0.0,
+            "seed": 0,
+        }
     raise ValueError(f"style={name!r} is not a lightgen style. Use one of {STYLE_NAMES}.")
 
 
@@ -387,7 +398,12 @@ def apply_style(name: str, images: torch.Tensor, **params) -> torch.Tensor:
     images = check_style_images(images)
     key, pitch = parse_style(name)
     kwargs = {**style_defaults(key, images.shape[-1]), **pitch, **params}
-    styles = {"mosaic": mosaic, "painterly": painterly, "halftone": halftone, "stained-glass": stained_glass}
+    styles = {
+        "mosaic": mosaic,
+        "painterly": painterly,
+        "halftone": halftone,
+        "stained-glass": stained_glass,
+    }
     return styles[key](images, **kwargs)
 
 

@@ -308,7 +308,10 @@ class Trainer:
             )
         if domains is not None:
             domains = torch.as_tensor(domains)
-            if domains.shape != (images.shape[0],) or not torch.isin(domains, torch.tensor([0, 1])).all():
+            if (
+                domains.shape != (images.shape[0],)
+                or not torch.isin(domains, torch.tensor([0, 1])).all()
+            ):
                 raise ValueError(
                     f"domains must be 0 (dataset) or 1 (source_dataset), one per training image, "
                     f"shape ({images.shape[0]},); got shape {tuple(domains.shape)} with values "
