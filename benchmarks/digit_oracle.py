@@ -58,7 +58,7 @@ from safetensors.torch import save_file
 
 from lightgen.data.registry import load_dataset
 from lightgen.export._atomic import atomic_write, atomic_write_text
-from lightgen.metrics.classifier import predict
+from lightgen.metrics.classifier import _gaussian_blur, predict
 from lightgen.tasks.style import (
     DIGIT_SIZE,
     RandomFeatureNet,
@@ -127,6 +127,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--mmd-per-class", type=int, default=8, help="images of each class on each side (x 10)"
+    )
+    parser.add_argument(
+        "--mmd-blur-px",
+        type=float,
+        default=0.0,
+        help="Gaussian blur (sigma, pixels) of both sets before the MMD; 0: none",
     )
     parser.add_argument("--lr", type=float, default=None, help="default: the run's own")
     args = parser.parse_args()
@@ -324,6 +330,12 @@ def mmd2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return within_a + within_b - 2 * k[:n, n:].mean()
 
 
+def _blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    if sigma_px <= 0:
+        return images
+    return _gaussian_blur(images, torch.full((images.shape[0],), sigma_px))
+
+
 def _per_class(labels: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     """``k`` random indices of each class 0-9 of ``labels``, concatenated by class."""
     out = []
@@ -342,7 +354,7 @@ def mmd_finetune(args) -> None:
     digits (k = ``--mmd-per-class``, default 8) are encoded (posterior means) and decoded
     by the *print* generator, and that set of camera images is compared with 10 k
     printed-digits training images (with ``--mmd-labels``, k of each class on both sides,
-    the MMD summed per class). No MNIST
+    the MMD summed per class; ``--mmd-blur-px``: both sets Gaussian-blurred first). No MNIST
     digit is ever scored against a print: the term only asks that the print generator's
     outputs for handwriting look like the set of prints. Training-only; the chip stays
     all-optical."""
@@ -363,6 +375,7 @@ def mmd_finetune(args) -> None:
     opt = torch.optim.Adam(system.parameters(), lr=args.lr or cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     scale = args.mmd_weight * DIGIT_SIZE**2 / (2 * cfg.sigma_x**2)
+    blur = args.mmd_blur_px
     t0 = time.perf_counter()
     for step in range(args.steps):
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
@@ -385,14 +398,12 @@ def mmd_finetune(args) -> None:
         else:
             hi = torch.randint(0, len(hand.labels), (10 * k,), generator=gen)
             pi = torch.randint(0, len(prints.labels), (10 * k,), generator=gen)
-        out = system.model.decode(system.model.posterior(hand.images[hi])[0], 0)
+        out = _blur(system.model.decode(system.model.posterior(hand.images[hi])[0], 0), blur)
+        ref = _blur(prints.images[pi], blur)
         if args.mmd_labels:
-            mmd = sum(
-                mmd2(out[k * c : k * (c + 1)], prints.images[pi[k * c : k * (c + 1)]])
-                for c in range(10)
-            )
+            mmd = sum(mmd2(out[k * c : k * (c + 1)], ref[k * c : k * (c + 1)]) for c in range(10))
         else:
-            mmd = mmd2(out, prints.images[pi])
+            mmd = mmd2(out, ref)
         loss = terms.loss + scale * mmd
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -412,6 +423,7 @@ def mmd_finetune(args) -> None:
         "mmd_steps": args.steps,
         "mmd_weight": args.mmd_weight,
         "mmd_per_class": args.mmd_per_class,
+        "mmd_blur_px": args.mmd_blur_px,
         "lr": args.lr or cfg.lr,
         "train_seconds_this_call": round(train_s, 1),
         **evaluate(system, args.data_root, args.n_eval),
