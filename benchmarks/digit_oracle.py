@@ -68,9 +68,11 @@ from lightgen.tasks.style import (
     image_scores,
     load_handwriting,
     mnist_classifier,
+    pearson,
     printed_targets,
 )
 from lightgen.train.config import TrainConfig
+from lightgen.train.data import train_split, with_source_domain
 from lightgen.train.trainer import Trainer, load_trained
 
 
@@ -234,12 +236,6 @@ WHAT = {
 }
 
 
-def _unit(images: torch.Tensor) -> torch.Tensor:
-    x = images.flatten(1)
-    x = x - x.mean(1, keepdim=True)
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
 def make_targets(
     kind: str, labels: torch.Tensor, seed: int, images: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,7 +245,7 @@ def make_targets(
         return printed_targets(labels), labels
     prints = load_dataset("printed-digits", split="train", size=DIGIT_SIZE, seed=seed)
     if kind.startswith("nearest"):
-        corr = _unit(images) @ _unit(prints.images).T  # Pearson correlation over pixels
+        corr = pearson(images, prints.images)
         if kind == "nearest-same-class":
             corr[labels[:, None] != prints.labels[None, :]] = -2.0
         pick = corr.argmax(1)
@@ -366,11 +362,12 @@ def mmd_finetune(args) -> None:
             f"--mmd-from needs a two-domain chip (routing='domain', source_dataset='mnist'); "
             f"{args.mmd_from} has routing={cfg.routing!r}, source_dataset={cfg.source_dataset!r}."
         )
-    prints = load_dataset("printed-digits", split="train", size=DIGIT_SIZE, seed=cfg.seed)
-    hand = load_dataset("mnist", root=args.data_root, split="train", size=DIGIT_SIZE)
-    images = torch.cat([prints.images, hand.images])
-    labels = torch.cat([prints.labels, hand.labels])
-    domains = torch.cat([torch.zeros(len(prints.labels)), torch.ones(len(hand.labels))]).long()
+    if args.data_root is not None:
+        cfg = cfg.model_copy(update={"data_root": args.data_root})
+    # the sets the chip was trained on, loaded as `lightgen train` loads them
+    prints = train_split(cfg, cfg.dataset, DIGIT_SIZE)
+    images, labels, domains = with_source_domain(cfg, prints, DIGIT_SIZE)
+    hand_images, hand_labels = images[domains == 1], labels[domains == 1]
     comps = labels if cfg.condition_on == "components" else None
     opt = torch.optim.Adam(system.parameters(), lr=args.lr or cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
@@ -394,11 +391,11 @@ def mmd_finetune(args) -> None:
         )
         k = args.mmd_per_class
         if args.mmd_labels:
-            hi, pi = _per_class(hand.labels, k, gen), _per_class(prints.labels, k, gen)
+            hi, pi = _per_class(hand_labels, k, gen), _per_class(prints.labels, k, gen)
         else:
-            hi = torch.randint(0, len(hand.labels), (10 * k,), generator=gen)
+            hi = torch.randint(0, len(hand_labels), (10 * k,), generator=gen)
             pi = torch.randint(0, len(prints.labels), (10 * k,), generator=gen)
-        out = _blur(system.model.decode(system.model.posterior(hand.images[hi])[0], 0), blur)
+        out = _blur(system.model.decode(system.model.posterior(hand_images[hi])[0], 0), blur)
         ref = _blur(prints.images[pi], blur)
         if args.mmd_labels:
             mmd = sum(mmd2(out[k * c : k * (c + 1)], ref[k * c : k * (c + 1)]) for c in range(10))

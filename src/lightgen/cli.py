@@ -156,6 +156,7 @@ def train(
     """Train a chip (or a baseline) with BOGT: no labels, no targets (with --condition-on
     labels, the labels drive injection fibers as conditions; with --condition-on components
     each class owns a mixture component of the prior; still no target images)."""
+    from lightgen.train.data import train_split, with_source_domain
     from lightgen.train.trainer import Trainer
 
     cfg = _train_config(
@@ -183,10 +184,10 @@ def train(
     )
     try:
         size = cfg.chip_config().image_size
-        ds = _train_set(cfg, cfg.dataset, size)
+        ds = train_split(cfg, cfg.dataset, size)
         images, labels, domains = ds.images, ds.labels, None
         if cfg.source_dataset is not None:
-            images, labels, domains = _with_source_domain(cfg, ds, size)
+            images, labels, domains = with_source_domain(cfg, ds, size)
         if cfg.condition_on != "none":
             cfg = cfg.with_label_conditions(ds.n_classes)
         else:
@@ -199,42 +200,6 @@ def train(
         f"trained {res.steps} steps in {res.seconds:.1f} s; final loss {res.final_loss:.4g}"
     )
     console.print(f"checkpoint: {res.checkpoint}")
-
-
-def _train_set(cfg, name: str, size: int, channels: int | None = None):
-    """The training split of data set ``name`` as ``cfg`` loads it."""
-    from lightgen.data.registry import load_dataset
-
-    return load_dataset(
-        name,
-        root=cfg.data_root,
-        split="train",
-        size=size,
-        limit=cfg.train_limit,
-        seed=cfg.seed,
-        channels=channels,
-    )
-
-
-def _with_source_domain(cfg, ds, size: int):
-    """``cfg.dataset``'s images then ``cfg.source_dataset``'s, their labels, and the domain
-    of each (0 / 1) for ``routing='domain'``."""
-    import torch
-
-    src = _train_set(cfg, cfg.source_dataset, size, channels=ds.images.shape[1])
-    if cfg.condition_on != "none" and src.n_classes != ds.n_classes:
-        raise ValueError(
-            f"condition_on={cfg.condition_on!r} shares the classes of both domains, but "
-            f"{cfg.dataset!r} has {ds.n_classes} and {cfg.source_dataset!r} {src.n_classes}; "
-            "pick sets with the same classes or condition_on='none'."
-        )
-    domains = torch.cat(
-        [
-            torch.zeros(len(ds.images), dtype=torch.long),
-            torch.ones(len(src.images), dtype=torch.long),
-        ]
-    )
-    return torch.cat([ds.images, src.images]), torch.cat([ds.labels, src.labels]), domains
 
 
 @app.command()

@@ -248,12 +248,20 @@ def glyph_match(images: torch.Tensor) -> torch.Tensor:
     the identity score for outputs meant to *be* printed digits, where a classifier trained
     on handwriting is off its domain (it scores the glyphs themselves at 78 %).
     """
-    glyphs = printed_targets(torch.arange(10), images.shape[-1]).flatten(1).to(images)
-    x = images.flatten(1)
-    x = x - x.mean(1, keepdim=True)
-    g = glyphs - glyphs.mean(1, keepdim=True)
-    corr = (x @ g.T) / (x.norm(dim=1, keepdim=True) * g.norm(dim=1)[None]).clamp_min(1e-12)
-    return corr.argmax(1)
+    glyphs = printed_targets(torch.arange(10), images.shape[-1]).to(images)
+    return pearson(images, glyphs).argmax(1)
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation ``(N, M)`` over the pixels between every image of ``a``
+    ``(N, ...)`` and every image of ``b`` ``(M, ...)`` (0 where an image is constant)."""
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        x = x - x.mean(1, keepdim=True)
+        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    return unit(a) @ unit(b).T
 
 
 def load_handwriting(

@@ -76,7 +76,7 @@ def label_conditions(labels: torch.Tensor, n_classes: int, amplitude: float) -> 
     labels = check_class_labels(labels, n_classes)
     if not amplitude > 0:
         raise ValueError(f"amplitude must be > 0 (the 'on' fiber's value), got {amplitude}.")
-    onehot = torch.nn.functional.one_hot(labels.long(), n_classes).to(torch.float32)
+    onehot = torch.nn.functional.one_hot(labels, n_classes).to(torch.float32)
     return torch.complex(onehot * amplitude, torch.zeros_like(onehot))
 
 
