@@ -105,3 +105,60 @@ def test_handwriting_augment_feeds_deformed_inputs_and_scores_the_originals(imag
             targets=images,
             progress=False,
         )
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["other targets", "no targets", "other images", "fewer images"],
+)
+def test_resume_on_other_training_tensors_is_refused_naming_them(tmp_path, images, change):
+    targets = images.roll(3, 0)
+    Trainer(_cfg(steps=1), tmp_path, images, progress=False, targets=targets).run()
+    kw = {"images": images, "targets": targets}
+    if change == "other targets":
+        kw["targets"] = images.flip(0)
+    elif change == "no targets":
+        kw["targets"] = None
+    elif change == "other images":
+        kw["images"] = images.flip(0)
+        kw["targets"] = targets.flip(0)
+    else:
+        kw["images"], kw["targets"] = images[:-8], targets[:-8]
+    name = "targets" if "targets" in change else "images"
+    with pytest.raises(ValueError, match=f"training {name} differ"):
+        Trainer(_cfg(steps=2), tmp_path, resume=True, progress=False, **kw)
+
+
+def test_resume_tolerates_last_bit_differences_of_the_data(tmp_path, images):
+    Trainer(_cfg(steps=1), tmp_path, images, progress=False).run()
+    nudged = images.float() + 1e-7 * torch.randn(images.shape)
+    t = Trainer(_cfg(steps=2), tmp_path, nudged, resume=True, progress=False)
+    assert t.step == 1
+
+
+def test_a_checkpoint_without_a_data_summary_still_resumes(tmp_path, images):
+    import json
+
+    Trainer(_cfg(steps=1), tmp_path, images, progress=False).run()
+    state = next((tmp_path / "checkpoints").glob("step-*")) / "state.json"
+    meta = json.loads(state.read_text())
+    assert set(meta["data"]) == {"images"}
+    del meta["data"]
+    state.write_text(json.dumps(meta))
+    t = Trainer(_cfg(steps=2), tmp_path, images.flip(0), resume=True, progress=False)
+    assert t.step == 1
+
+
+def test_data_summary_reads_complex_and_integer_tensors():
+    from lightgen.train.trainer import data_summary
+
+    s = data_summary(
+        {
+            "c": torch.tensor([1 + 2j, 3 - 4j]),
+            "l": torch.tensor([0, 1, 2]),
+            "none": None,
+        }
+    )
+    assert s["c"] == {"shape": [2], "chunk_means": [1.0, 2.0, 3.0, -4.0]}
+    assert s["l"]["chunk_means"] == [0.0, 1.0, 2.0]
+    assert "none" not in s

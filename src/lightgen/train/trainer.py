@@ -240,6 +240,23 @@ class TrainResult:
     checkpoint: Path
 
 
+def data_summary(tensors: dict[str, torch.Tensor | None], chunks: int = 64) -> dict:
+    """A small fingerprint of each training tensor, kept in every checkpoint: its shape and
+    the means of ``chunks`` equal slices of its flattened values (complex ones as real
+    pairs). Compared with a tolerance on resume, so the last-bit differences of another
+    CPU's data pipeline pass while other data, targets or labels do not."""
+    out = {}
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        flat = t.detach().cpu()
+        flat = (torch.view_as_real(flat) if flat.is_complex() else flat).reshape(-1)
+        parts = torch.tensor_split(flat, min(chunks, flat.numel()))
+        means = [float(c.double().mean()) for c in parts]  # one slice in float64 at a time
+        out[name] = {"shape": list(t.shape), "chunk_means": means}
+    return out
+
+
 def _batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     """Indices of global batch ``step``: epoch-wise permutations seeded by (seed, epoch)."""
     per_epoch = max(1, n // batch_size)
@@ -371,6 +388,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.system.parameters(), lr=cfg.lr)
         self.noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
+        self._data_summary = data_summary(self._data())
         ck = self.run_dir / "checkpoints"
         has_ck = (ck / "latest").is_file()
         if resume:
@@ -389,8 +407,42 @@ class Trainer:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.system)
 
     # ----------------------------------------------------------------- state
+    def _data(self) -> dict[str, torch.Tensor | None]:
+        return {
+            "images": self.images,
+            "targets": self.targets,
+            "conditions": self.conditions,
+            "components": self.components,
+            "domains": self.domains,
+        }
+
+    def _check_same_data(self, saved: dict) -> None:
+        """Refuse to resume on other training tensors than the checkpoint's (the config does
+        not pin them: e.g. ``targets=`` or ``conditions=`` passed by a script)."""
+        mine = self._data_summary
+        for name in sorted(set(saved) | set(mine)):
+            a, b = saved.get(name), mine.get(name)
+            same = (a is None) == (b is None) and (
+                a is None
+                or (
+                    a["shape"] == b["shape"]
+                    and torch.allclose(
+                        torch.tensor(a["chunk_means"]), torch.tensor(b["chunk_means"]), atol=1e-4
+                    )
+                )
+            )
+            if not same:
+                shapes = (None if a is None else a["shape"], None if b is None else b["shape"])
+                raise ValueError(
+                    f"cannot resume {self.run_dir}: its training {name} differ from the ones "
+                    f"given now (shape saved, now: {shapes[0]}, {shapes[1]}). Resume with the "
+                    "same data, targets, labels and conditions, or start a new --out folder."
+                )
+
     def _resume(self) -> None:
         meta, tensors, ckdir = load_checkpoint(self.run_dir)
+        if "data" in meta:  # checkpoints before this check have none
+            self._check_same_data(meta["data"])
         # validated and re-dumped, so fields added since it was saved read as their defaults
         saved = load_train_config(meta["config"]).model_dump(mode="json")
         mine = self.cfg.model_dump(mode="json")  # as saved: tuples become lists
@@ -423,7 +475,7 @@ class Trainer:
             self.optimizer,
             rng,
             self.cfg.model_dump(),
-            {"lightgen_checkpoint": 1},
+            {"lightgen_checkpoint": 1, "data": self._data_summary},
         )
 
     # ------------------------------------------------------------------ loop
