@@ -725,7 +725,7 @@ def style_cmd(
     style: Annotated[
         str | None,
         typer.Option(
-            help="mosaic | painterly | halftone | stained-glass (default: the checkpoint's)"
+            help="mosaic | painterly | halftone | stained-glass | cartoon (default: the checkpoint's)"
         ),
     ] = None,
     n: Annotated[int, typer.Option(help="held-out plain images fed to the chip")] = 64,

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from lightgen.data.registry import load_dataset
 from lightgen.data.styles import (
     apply_style,
+    cartoon,
     cut_patches,
     halftone,
     kuwahara,
@@ -117,6 +118,12 @@ def test_style_defaults_scale_with_image_size():
         (lambda x: apply_style("cubism", x), "cubism"),
         (lambda x: cut_patches(x, 5), "divide"),
         (lambda x: halftone(x, cell_px=1), "cell_px"),
+        (lambda x: cartoon(x, radius_px=0), "radius_px"),
+        (lambda x: cartoon(x, levels=1), "levels"),
+        (lambda x: cartoon(x, edge_threshold=0.0), "edge_threshold"),
+        (lambda x: cartoon(x, edge_threshold=float("nan")), "edge_threshold"),
+        (lambda x: cartoon(x, blur_px=-1), "blur_px"),
+        (lambda x: cartoon(x, line_value=1.5), "line_value"),
     ],
 )
 def test_bad_style_arguments_name_the_parameter(call, word):
@@ -288,3 +295,37 @@ def test_parse_style_reads_a_cell_pitch_appended_to_a_cell_style():
 def test_parse_style_refuses_a_pitch_where_none_is_taken(spec):
     with pytest.raises(ValueError, match="not a lightgen style"):
         parse_style(spec)
+
+
+@settings(max_examples=20, deadline=None)
+@given(level=st.integers(0, 2), channels=st.sampled_from([1, 3]))
+def test_cartoon_leaves_a_constant_on_a_level_constant_and_draws_no_outline(level, channels):
+    x = torch.full((2, channels, 16, 16), level / 2)
+    torch.testing.assert_close(cartoon(x, levels=3), x)
+
+
+def test_cartoon_outlines_a_step_edge_and_flattens_both_sides_onto_levels():
+    # left half 0.3, right half 0.9: with 3 levels the sides become 0.5 and 1.0. The luma
+    # box-blurred over 3 px reads 0.3, 0.5, 0.7, 0.9 at columns 4-7; its central difference
+    # is 0.1, 0.2, 0.2, 0.1 per pixel there and 0 elsewhere, so a 0.15 threshold outlines
+    # columns 5 and 6 only
+    x = torch.full((1, 3, 12, 12), 0.3)
+    x[..., 6:] = 0.9
+    y = cartoon(x, radius_px=1, levels=3, edge_threshold=0.15, blur_px=1)
+    line = (y == 0).all(1)[0]
+    assert line[:, 5:7].all() and not line[:, :5].any() and not line[:, 7:].any()
+    torch.testing.assert_close(y[..., :5], torch.full_like(y[..., :5], 0.5))
+    torch.testing.assert_close(y[..., 7:], torch.full_like(y[..., 7:], 1.0))
+    # a gentler threshold than the gradient draws no outline at all
+    assert (cartoon(x, radius_px=1, levels=3, edge_threshold=0.21, blur_px=1) > 0).all()
+
+
+def test_cartoon_defaults_scale_with_size_and_the_registry_applies_them():
+    d64, d512 = style_defaults("cartoon", 64), style_defaults("cartoon", 512)
+    assert (d64["radius_px"], d64["blur_px"], d64["levels"]) == (2, 1, 3)
+    assert (d512["radius_px"], d512["blur_px"]) == (16, 8)
+    assert d512["edge_threshold"] == pytest.approx(0.01)
+    x = _rand((2, 3, 16, 16))
+    torch.testing.assert_close(apply_style("cartoon", x), cartoon(x, **style_params("cartoon", 16)))
+    y = apply_style("cartoon", x)
+    assert y.dtype == x.dtype and ((y == 0) | (y == 0.5) | (y == 1)).all()

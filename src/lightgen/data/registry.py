@@ -26,7 +26,7 @@ Split rules (fixed, independent of ``seed``, so scores stay comparable between r
 
 Derived sets: ``<name>+<transform>`` loads ``<name>`` as above, then
 
-* ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+stained-glass`` (the cell styles also
+* ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+stained-glass`` / ``+cartoon`` (the cell styles also
   as ``+mosaic<c>`` / ``+halftone<c>`` / ``+stained-glass<c>``, cell pitch ``c`` px):
   applies that procedural style
   (:func:`lightgen.data.styles.apply_style`, defaults scaled to the final size), e.g.
@@ -271,7 +271,7 @@ def _load_derived(key, root, split, size, limit, seed, channels) -> ImageDataset
     digits = transform.removeprefix("patches")
     if not (transform.startswith("patches") and digits.isdigit() and int(digits) >= 2):
         raise ValueError(
-            f"name={key!r}: transform {transform!r} is unknown. Use '+mosaic', '+painterly', "
+            f"name={key!r}: transform {transform!r} is unknown. Use '+mosaic', '+painterly', '+cartoon', "
             "'+halftone', '+stained-glass' (a cell style may carry its pitch in pixels, "
             "'+halftone8') or '+patches<p>' (e.g. 'printed-digits+patches7')."
         )
@@ -303,7 +303,7 @@ def load_dataset(
 
     Args:
         name: one of :data:`DATASET_NAMES` (case-insensitive; ``_`` = ``-``), optionally
-            with a ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+stained-glass`` / ``+patches<p>`` suffix (module doc).
+            with a ``+mosaic`` / ``+painterly`` / ``+halftone`` / ``+stained-glass`` / ``+cartoon`` / ``+patches<p>`` suffix (module doc).
         root: data root holding ``mnist/`` etc., or the data set's own folder
             (default :func:`default_data_root`; unused by procedural sets).
         split: ``"train"``, ``"test"`` or ``"all"``.

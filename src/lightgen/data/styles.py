@@ -28,6 +28,12 @@ the very image it was shown.
   fixed by ``seed``), each of the pane's mean colour
   :math:`y(p) = \frac{1}{|P|}\sum_{q \in P} x(q)`, joined by ``lead_px``-wide dark lead
   lines where neighbouring pixels belong to different panes.
+* :func:`cartoon` -- cel shading / poster art, a family without a fixed pattern: (1) a
+  Kuwahara filter of radius :math:`r` flattens regions, (2) each channel is quantised to
+  ``levels`` levels (flat, saturated colour), (3) dark outlines follow the content: a pixel
+  is line (``line_value``) where the central-difference gradient of the box-blurred
+  (radius ``blur_px``) luma exceeds ``edge_threshold``,
+  :math:`|\nabla (K_b * L)| > \tau` (intensity per pixel).
 * :func:`cut_patches` / :func:`tile_patches` -- non-overlapping square patches of an
   image and back (row-major), for the patch-by-patch chip.
 
@@ -46,7 +52,7 @@ import torch.nn.functional as F
 
 from lightgen._checks import require_int_range
 
-STYLE_NAMES: tuple[str, ...] = ("mosaic", "painterly", "halftone", "stained-glass")
+STYLE_NAMES: tuple[str, ...] = ("mosaic", "painterly", "halftone", "stained-glass", "cartoon")
 PITCHED_STYLES: tuple[str, ...] = ("mosaic", "halftone", "stained-glass")  # take "<name><cell_px>"
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
@@ -334,6 +340,49 @@ def painterly(
     return x
 
 
+def cartoon(
+    images: torch.Tensor,
+    radius_px: int = 2,
+    levels: int = 3,
+    edge_threshold: float = 0.08,
+    blur_px: int = 1,
+    line_value: float = 0.0,
+) -> torch.Tensor:
+    """Cel-shaded / poster look: flat regions, few colour levels, content-following outlines.
+
+    Args:
+        images: ``(N, C, H, W)`` in [0, 1].
+        radius_px: Kuwahara window radius, >= 1 pixel.
+        levels: intensity levels per channel (>= 2).
+        edge_threshold: outline where the luma gradient exceeds this (intensity per pixel,
+            > 0).
+        blur_px: radius of the box blur of the luma before its gradient, >= 0 pixels.
+        line_value: the outline's intensity in [0, 1].
+
+    Returns:
+        ``(N, C, H, W)`` in [0, 1], same dtype and device. A constant image has no
+        outline and stays constant where the constant lies on a level.
+    """
+    x = check_style_images(images)
+    radius_px = require_int_range("radius_px", radius_px, 1, fix="Use e.g. radius_px=2.")
+    levels = require_int_range("levels", levels, 2, 256, fix="Use e.g. levels=3.")
+    blur_px = require_int_range("blur_px", blur_px, 0, fix="Use e.g. blur_px=1.")
+    if not (math.isfinite(float(edge_threshold)) and float(edge_threshold) > 0):
+        raise ValueError(
+            f"edge_threshold={edge_threshold!r} must be a positive intensity per pixel; use "
+            "e.g. 0.08 at 64 px."
+        )
+    if not 0.0 <= float(line_value) <= 1.0:
+        raise ValueError(f"line_value={line_value!r} is outside [0, 1]; use e.g. 0.0 (black).")
+    flat = kuwahara(x, radius_px).clamp(0, 1)
+    flat = torch.round(flat * (levels - 1)) / (levels - 1)
+    p = F.pad(_box_blur(luma(x), blur_px), (1, 1, 1, 1), mode="replicate")
+    gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
+    gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
+    line = (gx * gx + gy * gy) > float(edge_threshold) ** 2
+    return torch.where(line, torch.full_like(flat, float(line_value)), flat)
+
+
 def style_defaults(name: str, size: int) -> dict:
     """Parameters of style ``name`` for ``size``-pixel images (features scale with size).
 
@@ -341,7 +390,10 @@ def style_defaults(name: str, size: int) -> dict:
     64 px); ``painterly``: ``radius_px = stroke_px = max(1, round(3 size / 64))`` (3 at
     64 px), 6 levels; ``halftone``: ``cell_px = max(3, round(size / 16))`` (16 x 16 dots
     at 64 px); ``stained-glass``: ``cell_px = max(4, round(size / 8))`` (about 8 x 8 panes),
-    ``lead_px = max(1, round(size / 64))``, black lead, Voronoi seed 0.
+    ``lead_px = max(1, round(size / 64))``, black lead, Voronoi seed 0; ``cartoon``:
+    ``radius_px = max(1, round(2 size / 64))``, 3 levels, ``blur_px = max(1, round(size /
+    64))``, ``edge_threshold = 0.08 * 64 / size`` (an edge blurred over more pixels has a
+    smaller gradient per pixel), black lines.
     """
     if name == "mosaic":
         return {"cell_px": max(3, round(size / 16)), "grout_px": 1, "grout_value": 0.0}
@@ -356,6 +408,14 @@ def style_defaults(name: str, size: int) -> dict:
             "lead_px": max(1, round(size / 64)),
             "lead_value": 0.0,
             "seed": 0,
+        }
+    if name == "cartoon":
+        return {
+            "radius_px": max(1, round(2 * size / 64)),
+            "levels": 3,
+            "edge_threshold": 0.08 * 64 / size,
+            "blur_px": max(1, round(size / 64)),
+            "line_value": 0.0,
         }
     raise ValueError(f"style={name!r} is not a lightgen style. Use one of {STYLE_NAMES}.")
 
@@ -403,6 +463,7 @@ def apply_style(name: str, images: torch.Tensor, **params) -> torch.Tensor:
         "painterly": painterly,
         "halftone": halftone,
         "stained-glass": stained_glass,
+        "cartoon": cartoon,
     }
     return styles[key](images, **kwargs)
 

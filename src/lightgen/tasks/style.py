@@ -11,7 +11,7 @@ training; pairs exist here only for scoring, because the targets are procedural
 Two experiments.
 
 * **Texture styles** (:func:`run_style_transfer`): a chip trained on
-  ``<data>+mosaic``, ``<data>+painterly``, ``<data>+halftone`` or ``<data>+stained-glass`` is fed held-out *plain* images.
+  ``<data>+mosaic``, ``<data>+painterly``, ``<data>+halftone``, ``<data>+stained-glass`` or ``<data>+cartoon`` is fed held-out *plain* images.
 * **Handwriting -> print, global vs patch** (:func:`run_digit_transfer`): a
   large-aperture chip (whole 28 x 28 image on one input aperture) trained on printed
   digits, against a small chip whose input is one ``p x p`` patch (trained on
@@ -319,7 +319,7 @@ def run_style_transfer(
 
     Args:
         system, cfg: the style chip (trained on ``<data>+<style>``) and its TrainConfig.
-        style: ``mosaic`` / ``painterly`` / ``halftone`` / ``stained-glass``; default (and checked against) the chip's.
+        style: ``mosaic`` / ``painterly`` / ``halftone`` / ``stained-glass`` / ``cartoon``; default (and checked against) the chip's.
         n: held-out images (test split of ``<data>``) when ``images`` is not given.
         images: plain content images ``(B, C, S, S)`` in [0, 1] instead of the test split.
         control: optional ``(system, cfg)`` of a chip trained on the *plain* data: its
