@@ -21,12 +21,21 @@ targets). Five kinds:
   re-trained on MNIST to minimise each digit's KL against its label's component (no
   camera image in the loss). Writes ``aligned.safetensors`` (the whole system's weights).
 
-And one candidate *method* that uses no image pairs (:func:`mmd_finetune`):
+And candidate *methods* that use no image pairs (:func:`unpaired_finetune`):
 
 * ``--mmd-from RUN``: a two-domain BOGT chip continues its own BOGT training plus an
   unpaired maximum-mean-discrepancy term that asks the print generator's outputs for
   handwriting to look like the *set* of printed digits (``--mmd-labels``: per class).
   Training-only; the chip stays all-optical. Writes ``mmd.safetensors``.
+* ``--adv-from RUN``: the same, with a learned critic instead of the MMD: a small
+  class-conditional convolutional discriminator (:class:`ClassCritic`, training-only,
+  never in the light path) is trained to tell printed-digits training images of class c
+  from the print generator's outputs for handwritten digits of class c, and the chip is
+  trained to fool it (hinge loss). ``--cycle-weight``: plus a latent cycle term, the
+  print output fed back to the encoder must give the handwriting's own latent (the
+  output keeps what the encoder read from the digit). ``--critic-wrong-class``: the critic
+  also learns real prints shown with a wrong class as fakes (matching-aware), so it checks
+  the class. ``--also-mmd``: the per-class MMD beside it. Writes ``adv.safetensors``.
 
 Each run then scores 512 MNIST test digits exactly as ``lightgen style-digits`` does for
 its ``global`` row: PSNR, SSIM and the Gram style loss against the glyph
@@ -43,7 +52,7 @@ Needs ``../shared/data/mnist`` (or ``--data-root``). From the repository root::
         --out runs/style/align-16f-comp
 
 About 7 minutes per 3,000 steps on one core of this 2-core CPU (``OMP_NUM_THREADS=1``);
-the alignment about 1 minute; the MMD term about 11 minutes per 1,500 steps.
+the alignment about 1 minute; the MMD term or the critic 11-18 minutes per 1,500 steps.
 """
 
 from __future__ import annotations
@@ -136,13 +145,44 @@ def main() -> None:
         default=0.0,
         help="Gaussian blur (sigma, pixels) of both sets before the MMD; 0: none",
     )
+    parser.add_argument(
+        "--adv-from",
+        default=None,
+        help="run folder of a two-domain chip: continue its BOGT training with a learned "
+        "class-conditional critic instead of the MMD (see the module doc)",
+    )
+    parser.add_argument(
+        "--adv-weight",
+        type=float,
+        default=0.002,
+        help="lambda of the critic term, in units of 784 / (2 sigma_x^2) like --mmd-weight",
+    )
+    parser.add_argument(
+        "--cycle-weight",
+        type=float,
+        default=0.0,
+        help="weight of the latent cycle term |E(G_print(z)) - z|^2 (0: off)",
+    )
+    parser.add_argument(
+        "--critic-wrong-class",
+        action="store_true",
+        help="the critic also learns prints shown with a wrong class as fakes (matching-aware), "
+        "so it checks the class, not only print-ness",
+    )
+    parser.add_argument(
+        "--also-mmd",
+        action="store_true",
+        help="with --adv-from: add the per-class MMD term too (--mmd-weight, --mmd-blur-px)",
+    )
     parser.add_argument("--lr", type=float, default=None, help="default: the run's own")
     args = parser.parse_args()
     if args.align_from is not None:
         align(args)
         return
-    if args.mmd_from is not None:
-        mmd_finetune(args)
+    if args.mmd_from is not None or args.adv_from is not None:
+        if args.mmd_from is not None and args.adv_from is not None:
+            raise SystemExit("choose one of --mmd-from and --adv-from.")
+        unpaired_finetune(args)
         return
 
     chip: dict = {}
@@ -208,8 +248,9 @@ def main() -> None:
 
 
 def _check_same_targets(out: Path, kind: dict) -> None:
-    """Record which targets a run trains on; a run continued with others is refused (the
-    Trainer checks its config on resume, but the targets are not part of it)."""
+    """Record which targets a run trains on, by name, and refuse a run continued with
+    others before any data is built (the Trainer's own resume check compares the target
+    tensors' fingerprint too)."""
     path = out / "targets.json"
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -341,26 +382,69 @@ def _per_class(labels: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tens
     return torch.cat(out)
 
 
-def mmd_finetune(args) -> None:
+class ClassCritic(torch.nn.Module):
+    """Training-only class-conditional critic for 28 x 28 camera images in [0, 1] (a
+    projection discriminator, Miyato & Koyama, ICLR 2018, with spectral normalisation).
+    It scores how much an image looks like a printed digit of class ``c``. It never sits in
+    the light path: it only shapes the chip's training signal."""
+
+    def __init__(self, n_classes: int = 10, width: int = 32):
+        super().__init__()
+        from torch import nn
+        from torch.nn.utils.parametrizations import spectral_norm as sn
+
+        self.body = nn.Sequential(
+            sn(nn.Conv2d(1, width, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width, 2 * width, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(2 * width, 4 * width, 3, 1, 1)),
+            nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = sn(nn.Linear(4 * width, 1))
+        self.embed = sn(nn.Embedding(n_classes, 4 * width))
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if images.shape[1:] != (1, DIGIT_SIZE, DIGIT_SIZE):
+            raise ValueError(
+                f"ClassCritic takes (B, 1, {DIGIT_SIZE}, {DIGIT_SIZE}) images; got "
+                f"{tuple(images.shape)}."
+            )
+        h = self.body(2 * images - 1)
+        return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+
+
+def unpaired_finetune(args) -> None:
     """BOGT of a two-domain chip plus an unpaired distribution-matching term.
 
     Every step takes the run's own BOGT loss (a batch of printed digits through generator 0,
     of MNIST digits through generator 1, each scored against itself, KL against the label
-    components) and adds ``lambda * 784 / (2 sigma_x^2) * MMD^2``: 10 k MNIST training
-    digits (k = ``--mmd-per-class``, default 8) are encoded (posterior means) and decoded
-    by the *print* generator, and that set of camera images is compared with 10 k
-    printed-digits training images (with ``--mmd-labels``, k of each class on both sides,
-    the MMD summed per class; ``--mmd-blur-px``: both sets Gaussian-blurred first). No MNIST
-    digit is ever scored against a print: the term only asks that the print generator's
-    outputs for handwriting look like the set of prints. Training-only; the chip stays
-    all-optical."""
+    components). Then 10 k MNIST training digits (k = ``--mmd-per-class``, default 8) are
+    encoded (posterior means) and decoded by the *print* generator, and that set of camera
+    images is compared with 10 k printed-digits training images (with labels: k of each
+    class on both sides). No MNIST digit is ever scored against a print: the terms only ask
+    that the print generator's outputs for handwriting look like the set of prints.
+    Training-only; the chip stays all-optical. The added term, in units of
+    ``784 / (2 sigma_x^2)`` (the reconstruction term's scale):
+
+    * ``--mmd-from``: ``lambda * MMD^2`` (``--mmd-labels``: summed per class;
+      ``--mmd-blur-px``: both sets Gaussian-blurred first);
+    * ``--adv-from``: ``lambda * hinge`` against a :class:`ClassCritic` (always per class)
+      that is trained, one Adam step per chip step, to tell the prints from the outputs;
+      plus ``--cycle-weight * |E(output) - E(digit)|^2`` (summed over fibers, mean over
+      images), the latent cycle."""
     from lightgen.train.priors import standard_normal
 
-    system, cfg = load_trained(args.mmd_from)
+    adversarial = args.adv_from is not None
+    source = args.adv_from if adversarial else args.mmd_from
+    flag = "--adv-from" if adversarial else "--mmd-from"
+    system, cfg = load_trained(source)
     if cfg.routing != "domain" or cfg.source_dataset != "mnist":
         raise SystemExit(
-            f"--mmd-from needs a two-domain chip (routing='domain', source_dataset='mnist'); "
-            f"{args.mmd_from} has routing={cfg.routing!r}, source_dataset={cfg.source_dataset!r}."
+            f"{flag} needs a two-domain chip (routing='domain', source_dataset='mnist'); "
+            f"{source} has routing={cfg.routing!r}, source_dataset={cfg.source_dataset!r}."
         )
     if args.data_root is not None:
         cfg = cfg.model_copy(update={"data_root": args.data_root})
@@ -369,10 +453,16 @@ def mmd_finetune(args) -> None:
     images, labels, domains = with_source_domain(cfg, prints, DIGIT_SIZE)
     hand_images, hand_labels = images[domains == 1], labels[domains == 1]
     comps = labels if cfg.condition_on == "components" else None
+    per_class = args.mmd_labels or adversarial
     opt = torch.optim.Adam(system.parameters(), lr=args.lr or cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
-    scale = args.mmd_weight * DIGIT_SIZE**2 / (2 * cfg.sigma_x**2)
+    weight = args.adv_weight if adversarial else args.mmd_weight
+    scale = weight * DIGIT_SIZE**2 / (2 * cfg.sigma_x**2)
     blur = args.mmd_blur_px
+    if adversarial:
+        torch.manual_seed(cfg.seed + 11)
+        critic = ClassCritic()
+        opt_critic = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
     t0 = time.perf_counter()
     for step in range(args.steps):
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
@@ -390,42 +480,104 @@ def mmd_finetune(args) -> None:
             domains[idx],
         )
         k = args.mmd_per_class
-        if args.mmd_labels:
+        if per_class:
             hi, pi = _per_class(hand_labels, k, gen), _per_class(prints.labels, k, gen)
         else:
             hi = torch.randint(0, len(hand_labels), (10 * k,), generator=gen)
             pi = torch.randint(0, len(prints.labels), (10 * k,), generator=gen)
-        out = _blur(system.model.decode(system.model.posterior(hand_images[hi])[0], 0), blur)
-        ref = _blur(prints.images[pi], blur)
-        if args.mmd_labels:
-            mmd = sum(mmd2(out[k * c : k * (c + 1)], ref[k * c : k * (c + 1)]) for c in range(10))
+        z = system.model.posterior(hand_images[hi])[0]
+        out = system.model.decode(z, 0)
+        ref = prints.images[pi]
+        extra = {}
+        if adversarial:
+            # the critic's step: prints of class c are real, outputs for class c are fake
+            d_loss = (
+                torch.relu(1 - critic(ref, prints.labels[pi])).mean()
+                + torch.relu(1 + critic(out.detach(), hand_labels[hi])).mean()
+            )
+            if args.critic_wrong_class:  # a real print shown with another class is fake
+                wrong = (prints.labels[pi] + torch.randint(1, 10, pi.shape, generator=gen)) % 10
+                d_loss = d_loss + torch.relu(1 + critic(ref, wrong)).mean()
+            opt_critic.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_critic.step()
+            term = -critic(out, hand_labels[hi]).mean()
+            extra["critic"] = d_loss
+            if args.cycle_weight > 0:
+                back = system.model.posterior(out)[0]
+                cycle = (back - z.detach()).abs().pow(2).sum(1).mean()
+                extra["cycle"] = cycle
+                term_cycle = args.cycle_weight * cycle
+            else:
+                term_cycle = 0.0
+            if args.also_mmd:
+                bo, br = _blur(out, blur), _blur(ref, blur)
+                mmd = sum(mmd2(bo[k * c : k * (c + 1)], br[k * c : k * (c + 1)]) for c in range(10))
+                extra["mmd2"] = mmd
+                term_cycle = (
+                    term_cycle + args.mmd_weight * DIGIT_SIZE**2 / (2 * cfg.sigma_x**2) * mmd
+                )
         else:
-            mmd = mmd2(out, ref)
-        loss = terms.loss + scale * mmd
+            out, ref = _blur(out, blur), _blur(ref, blur)
+            if per_class:
+                term = sum(
+                    mmd2(out[k * c : k * (c + 1)], ref[k * c : k * (c + 1)]) for c in range(10)
+                )
+            else:
+                term = mmd2(out, ref)
+            term_cycle = 0.0
+        loss = terms.loss + scale * term + term_cycle
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(system.parameters(), cfg.grad_clip)
         opt.step()
         if step % 100 == 0 or step == args.steps - 1:
-            print(
-                f"mmd step {step} bogt {terms.loss.item():.1f} mmd2 {float(mmd.detach()):.4f}",
-                flush=True,
+            more = " ".join(f"{name} {float(v.detach()):.4f}" for name, v in extra.items())
+            mode, name = ("adv", "adv") if adversarial else ("mmd", "mmd2")
+            line = (
+                f"{mode} step {step} bogt {terms.loss.item():.1f} {name} {float(term.detach()):.4f}"
             )
+            print(f"{line} {more}".rstrip(), flush=True)
     train_s = time.perf_counter() - t0
-    _save_weights(system, Path(args.out, "mmd.safetensors"))
+    _save_weights(system, Path(args.out, ("adv" if adversarial else "mmd") + ".safetensors"))
+    if adversarial:
+        report = {
+            "what": "BOGT (two domains) + unpaired class-conditional critic, no image pairs"
+            + (" (matching-aware: wrong-class prints are fakes)" if args.critic_wrong_class else "")
+            + (f" + latent cycle (weight {args.cycle_weight})" if args.cycle_weight else "")
+            + (
+                f" + per-class MMD (weight {args.mmd_weight}, blur {args.mmd_blur_px} px)"
+                if args.also_mmd
+                else ""
+            ),
+            "adv_from": source,
+            "adv_steps": args.steps,
+            "adv_weight": args.adv_weight,
+            "cycle_weight": args.cycle_weight,
+            "critic_wrong_class": args.critic_wrong_class,
+            "also_mmd": args.also_mmd,
+            "mmd_weight": args.mmd_weight if args.also_mmd else None,
+            "mmd_blur_px": args.mmd_blur_px if args.also_mmd else None,
+            "per_class": args.mmd_per_class,
+        }
+    else:
+        report = {
+            "what": "BOGT (two domains) + unpaired MMD term, no image pairs"
+            + (", per class (labels)" if args.mmd_labels else ", no labels in the MMD term"),
+            "mmd_from": source,
+            "mmd_steps": args.steps,
+            "mmd_weight": args.mmd_weight,
+            "mmd_per_class": args.mmd_per_class,
+            "mmd_blur_px": args.mmd_blur_px,
+        }
     report = {
-        "what": "BOGT (two domains) + unpaired MMD term, no image pairs"
-        + (", per class (labels)" if args.mmd_labels else ", no labels in the MMD term"),
-        "mmd_from": args.mmd_from,
-        "mmd_steps": args.steps,
-        "mmd_weight": args.mmd_weight,
-        "mmd_per_class": args.mmd_per_class,
-        "mmd_blur_px": args.mmd_blur_px,
+        **report,
         "lr": args.lr or cfg.lr,
         "train_seconds_this_call": round(train_s, 1),
         **evaluate(system, args.data_root, args.n_eval),
     }
-    finish(args, report, f"mmd from={args.mmd_from} labels={args.mmd_labels}")
+    head = f"{'adv' if adversarial else 'mmd'} from={source} labels={per_class}"
+    finish(args, report, head)
 
 
 @torch.no_grad()

@@ -61,3 +61,32 @@ def test_a_run_continued_with_other_targets_is_refused(load_script, tmp_path):
     check(tmp_path / "run", glyph)  # the same again: fine
     with pytest.raises(SystemExit, match="class-matched"):
         check(tmp_path / "run", {"targets": "class-matched", "pairs_from": None})
+
+
+def test_critic_names_a_bad_shape(load_script):
+    critic = load_script("digit_oracle").ClassCritic()
+    assert critic(torch.rand(3, 1, 28, 28), torch.tensor([0, 5, 9])).shape == (3,)
+    with pytest.raises(ValueError, match=r"\(2, 3, 28, 28\)"):
+        critic(torch.rand(2, 3, 28, 28), torch.tensor([0, 1]))
+
+
+def test_a_matching_aware_critic_learns_to_check_the_class(load_script):
+    # class 0: the left half lit, class 1: the right half; the wrong-class pairs are the
+    # only fakes, so only the class projection can tell them apart
+    torch.manual_seed(0)
+    critic = load_script("digit_oracle").ClassCritic(n_classes=2, width=8)
+    opt = torch.optim.Adam(critic.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    images = torch.zeros(2, 1, 28, 28)
+    images[0, :, :, :14] = 1
+    images[1, :, :, 14:] = 1
+    right = torch.tensor([0, 1])
+    for _ in range(150):
+        loss = (
+            torch.relu(1 - critic(images, right)).mean()
+            + torch.relu(1 + critic(images, 1 - right)).mean()
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert (critic(images, right) > critic(images, 1 - right) + 1).all()
