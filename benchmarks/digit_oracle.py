@@ -37,6 +37,10 @@ And candidate *methods* that use no image pairs (:func:`unpaired_finetune`):
   also learns real prints shown with a wrong class as fakes (matching-aware), so it checks
   the class. ``--also-mmd``: the per-class MMD beside it. Writes ``adv.safetensors``.
 
+``--freeze-print-generator`` (either method, a diagnostic): the print generator's masks
+and camera calibration stay fixed, so the unpaired term can move the output only through
+the encoder.
+
 Each run then scores 512 MNIST test digits exactly as ``lightgen style-digits`` does for
 its ``global`` row: PSNR, SSIM and the Gram style loss against the glyph
 (``RandomFeatureNet``), the glyph match (:func:`lightgen.tasks.style.glyph_match`) and the
@@ -173,6 +177,12 @@ def main() -> None:
         "--also-mmd",
         action="store_true",
         help="with --adv-from: add the per-class MMD term too (--mmd-weight, --mmd-blur-px)",
+    )
+    parser.add_argument(
+        "--freeze-print-generator",
+        action="store_true",
+        help="with --mmd-from / --adv-from: keep the print generator's masks fixed, so the "
+        "unpaired term can act only through the encoder (a diagnostic)",
     )
     parser.add_argument("--lr", type=float, default=None, help="default: the run's own")
     args = parser.parse_args()
@@ -454,7 +464,12 @@ def unpaired_finetune(args) -> None:
     hand_images, hand_labels = images[domains == 1], labels[domains == 1]
     comps = labels if cfg.condition_on == "components" else None
     per_class = args.mmd_labels or adversarial
-    opt = torch.optim.Adam(system.parameters(), lr=args.lr or cfg.lr)
+    if args.freeze_print_generator:
+        for name, param in system.named_parameters():
+            param.requires_grad_(not name.startswith("model.chip.generators.0."))
+    opt = torch.optim.Adam(
+        [p for p in system.parameters() if p.requires_grad], lr=args.lr or cfg.lr
+    )
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     weight = args.adv_weight if adversarial else args.mmd_weight
     scale = weight * DIGIT_SIZE**2 / (2 * cfg.sigma_x**2)
@@ -572,6 +587,7 @@ def unpaired_finetune(args) -> None:
         }
     report = {
         **report,
+        "freeze_print_generator": args.freeze_print_generator,
         "lr": args.lr or cfg.lr,
         "train_seconds_this_call": round(train_s, 1),
         **evaluate(system, args.data_root, args.n_eval),
