@@ -383,6 +383,12 @@ def _blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
     return _gaussian_blur(images, torch.full((images.shape[0],), sigma_px))
 
 
+def _class_mmd(out: torch.Tensor, ref: torch.Tensor, k: int) -> torch.Tensor:
+    """Sum over the 10 classes of :func:`mmd2` between the ``k``-image blocks of ``out`` and
+    ``ref`` (both ordered by class, as :func:`_per_class` gives them)."""
+    return sum(mmd2(out[k * c : k * (c + 1)], ref[k * c : k * (c + 1)]) for c in range(10))
+
+
 def _per_class(labels: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     """``k`` random indices of each class 0-9 of ``labels``, concatenated by class."""
     out = []
@@ -471,8 +477,8 @@ def unpaired_finetune(args) -> None:
         [p for p in system.parameters() if p.requires_grad], lr=args.lr or cfg.lr
     )
     gen = torch.Generator().manual_seed(cfg.seed + 7)
-    weight = args.adv_weight if adversarial else args.mmd_weight
-    scale = weight * DIGIT_SIZE**2 / (2 * cfg.sigma_x**2)
+    unit = DIGIT_SIZE**2 / (2 * cfg.sigma_x**2)  # the reconstruction term's scale
+    scale = (args.adv_weight if adversarial else args.mmd_weight) * unit
     blur = args.mmd_blur_px
     if adversarial:
         torch.manual_seed(cfg.seed + 11)
@@ -503,7 +509,7 @@ def unpaired_finetune(args) -> None:
         z = system.model.posterior(hand_images[hi])[0]
         out = system.model.decode(z, 0)
         ref = prints.images[pi]
-        extra = {}
+        extra, more_loss = {}, 0.0
         if adversarial:
             # the critic's step: prints of class c are real, outputs for class c are fake
             d_loss = (
@@ -520,28 +526,15 @@ def unpaired_finetune(args) -> None:
             extra["critic"] = d_loss
             if args.cycle_weight > 0:
                 back = system.model.posterior(out)[0]
-                cycle = (back - z.detach()).abs().pow(2).sum(1).mean()
-                extra["cycle"] = cycle
-                term_cycle = args.cycle_weight * cycle
-            else:
-                term_cycle = 0.0
+                extra["cycle"] = (back - z.detach()).abs().pow(2).sum(1).mean()
+                more_loss = more_loss + args.cycle_weight * extra["cycle"]
             if args.also_mmd:
-                bo, br = _blur(out, blur), _blur(ref, blur)
-                mmd = sum(mmd2(bo[k * c : k * (c + 1)], br[k * c : k * (c + 1)]) for c in range(10))
-                extra["mmd2"] = mmd
-                term_cycle = (
-                    term_cycle + args.mmd_weight * DIGIT_SIZE**2 / (2 * cfg.sigma_x**2) * mmd
-                )
+                extra["mmd2"] = _class_mmd(_blur(out, blur), _blur(ref, blur), k)
+                more_loss = more_loss + args.mmd_weight * unit * extra["mmd2"]
         else:
             out, ref = _blur(out, blur), _blur(ref, blur)
-            if per_class:
-                term = sum(
-                    mmd2(out[k * c : k * (c + 1)], ref[k * c : k * (c + 1)]) for c in range(10)
-                )
-            else:
-                term = mmd2(out, ref)
-            term_cycle = 0.0
-        loss = terms.loss + scale * term + term_cycle
+            term = _class_mmd(out, ref, k) if per_class else mmd2(out, ref)
+        loss = terms.loss + scale * term + more_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(system.parameters(), cfg.grad_clip)

@@ -259,14 +259,20 @@ def _box_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.avg_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), k, stride=1)
 
 
+def _central_gradient(lum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central-difference gradient ``(gx, gy)`` per pixel, replicate-padded at the border."""
+    p = F.pad(lum, (1, 1, 1, 1), mode="replicate")
+    return 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2]), 0.5 * (
+        p[..., 2:, 1:-1] - p[..., :-2, 1:-1]
+    )
+
+
 def brush_tangent(lum: torch.Tensor, radius_px: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit edge tangent ``(tx, ty)``, each ``(N, 1, H, W)``, from the smoothed structure tensor.
 
     Flat regions (``J = 0``) get ``theta = pi/2``, i.e. a vertical tangent ``(0, 1)``.
     """
-    p = F.pad(lum, (1, 1, 1, 1), mode="replicate")
-    gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
-    gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
+    gx, gy = _central_gradient(lum)
     jxx, jxy, jyy = (_box_blur(v, radius_px) for v in (gx * gx, gx * gy, gy * gy))
     theta = 0.5 * torch.atan2(2 * jxy, jxx - jyy) + math.pi / 2
     return torch.cos(theta), torch.sin(theta)
@@ -376,9 +382,7 @@ def cartoon(
         raise ValueError(f"line_value={line_value!r} is outside [0, 1]; use e.g. 0.0 (black).")
     flat = kuwahara(x, radius_px).clamp(0, 1)
     flat = torch.round(flat * (levels - 1)) / (levels - 1)
-    p = F.pad(_box_blur(luma(x), blur_px), (1, 1, 1, 1), mode="replicate")
-    gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
-    gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
+    gx, gy = _central_gradient(_box_blur(luma(x), blur_px))
     line = (gx * gx + gy * gy) > float(edge_threshold) ** 2
     return torch.where(line, torch.full_like(flat, float(line_value)), flat)
 
