@@ -35,7 +35,10 @@ And candidate *methods* that use no image pairs (:func:`unpaired_finetune`):
   print output fed back to the encoder must give the handwriting's own latent (the
   output keeps what the encoder read from the digit). ``--critic-wrong-class``: the critic
   also learns real prints shown with a wrong class as fakes (matching-aware), so it checks
-  the class. ``--also-mmd``: the per-class MMD beside it. Writes ``adv.safetensors``.
+  the class. ``--also-mmd``: the per-class MMD beside it. ``--hand-critic`` and
+  ``--image-cycle-weight``: a full CycleGAN, a second critic on the handwriting side and
+  the two image cycles (handwriting -> print -> handwriting, print -> handwriting ->
+  print). Writes ``adv.safetensors``.
 
 ``--freeze-print-generator`` (either method, a diagnostic): the print generator's masks
 and camera calibration stay fixed, so the unpaired term can move the output only through
@@ -56,7 +59,8 @@ Needs ``../shared/data/mnist`` (or ``--data-root``). From the repository root::
         --out runs/style/align-16f-comp
 
 About 7 minutes per 3,000 steps on one core of this 2-core CPU (``OMP_NUM_THREADS=1``);
-the alignment about 1 minute; the MMD term or the critic 11-18 minutes per 1,500 steps.
+the alignment about 1 minute; the MMD term or the critic 11-18 minutes per 1,500 steps, a
+full CycleGAN about 40.
 """
 
 from __future__ import annotations
@@ -179,6 +183,21 @@ def main() -> None:
         help="with --adv-from: add the per-class MMD term too (--mmd-weight, --mmd-blur-px)",
     )
     parser.add_argument(
+        "--image-cycle-weight",
+        type=float,
+        default=0.0,
+        help="with --mmd-from / --adv-from: weight of the two image cycles of a CycleGAN "
+        "(handwriting -> print -> handwriting and print -> handwriting -> print through the "
+        "encoder and the other domain's generator), in the reconstruction term's units (0: off)",
+    )
+    parser.add_argument(
+        "--hand-critic",
+        action="store_true",
+        help="with --adv-from: a second, handwriting-side critic (same weight and "
+        "--critic-wrong-class) on the handwriting generator's outputs for prints: with "
+        "--image-cycle-weight, a full CycleGAN",
+    )
+    parser.add_argument(
         "--freeze-print-generator",
         action="store_true",
         help="with --mmd-from / --adv-from: keep the print generator's masks fixed, so the "
@@ -186,6 +205,7 @@ def main() -> None:
     )
     parser.add_argument("--lr", type=float, default=None, help="default: the run's own")
     args = parser.parse_args()
+    _check_method_options(args)
     if args.align_from is not None:
         align(args)
         return
@@ -255,6 +275,29 @@ def main() -> None:
         report,
         f"targets={args.targets} fibers={system.model.latent_dim} beta={args.beta} servo={args.servo}",
     )
+
+
+def _check_method_options(args) -> None:
+    """Refuse an option that the chosen method would silently ignore, naming it and the
+    method it belongs to."""
+    adv_only = {
+        "--cycle-weight": args.cycle_weight != 0,
+        "--critic-wrong-class": args.critic_wrong_class,
+        "--also-mmd": args.also_mmd,
+        "--hand-critic": args.hand_critic,
+    }
+    unpaired_only = {
+        "--image-cycle-weight": args.image_cycle_weight != 0,
+        "--freeze-print-generator": args.freeze_print_generator,
+    }
+    for flag, given in adv_only.items():
+        if given and args.adv_from is None:
+            raise SystemExit(f"{flag} belongs to the learned critic: add --adv-from RUN.")
+    for flag, given in unpaired_only.items():
+        if given and args.adv_from is None and args.mmd_from is None:
+            raise SystemExit(
+                f"{flag} belongs to an unpaired term: add --mmd-from or --adv-from RUN."
+            )
 
 
 def _check_same_targets(out: Path, kind: dict) -> None:
@@ -432,6 +475,32 @@ class ClassCritic(torch.nn.Module):
         return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
+def _critic_step(
+    critic: ClassCritic,
+    opt: torch.optim.Optimizer,
+    real: torch.Tensor,
+    real_labels: torch.Tensor,
+    fake: torch.Tensor,
+    fake_labels: torch.Tensor,
+    wrong_class: bool,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """One Adam step of a hinge-loss ``critic``: ``real`` images of their class are real,
+    ``fake`` ones (detached) of theirs are fake; with ``wrong_class`` (matching-aware) a real
+    image shown with another class is fake too. Returns the critic's loss."""
+    loss = (
+        torch.relu(1 - critic(real, real_labels)).mean()
+        + torch.relu(1 + critic(fake.detach(), fake_labels)).mean()
+    )
+    if wrong_class:
+        wrong = (real_labels + torch.randint(1, 10, real_labels.shape, generator=gen)) % 10
+        loss = loss + torch.relu(1 + critic(real, wrong)).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def unpaired_finetune(args) -> None:
     """BOGT of a two-domain chip plus an unpaired distribution-matching term.
 
@@ -450,7 +519,12 @@ def unpaired_finetune(args) -> None:
     * ``--adv-from``: ``lambda * hinge`` against a :class:`ClassCritic` (always per class)
       that is trained, one Adam step per chip step, to tell the prints from the outputs;
       plus ``--cycle-weight * |E(output) - E(digit)|^2`` (summed over fibers, mean over
-      images), the latent cycle."""
+      images), the latent cycle; ``--hand-critic``: plus ``lambda * hinge`` against a second
+      critic that tells real handwriting of class c from the handwriting generator's
+      outputs for prints of class c;
+    * either: ``--image-cycle-weight * (MSE(G_hand(E(output)), digit) + MSE(G_print(E(
+      G_hand(E(print)))), print))`` in the reconstruction term's units, the two image
+      cycles of a CycleGAN (Zhu et al., ICCV 2017) through the shared encoder."""
     from lightgen.train.priors import standard_normal
 
     adversarial = args.adv_from is not None
@@ -484,6 +558,9 @@ def unpaired_finetune(args) -> None:
         torch.manual_seed(cfg.seed + 11)
         critic = ClassCritic()
         opt_critic = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        if args.hand_critic:
+            hand_critic = ClassCritic()
+            opt_hand = torch.optim.Adam(hand_critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
     t0 = time.perf_counter()
     for step in range(args.steps):
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
@@ -510,20 +587,32 @@ def unpaired_finetune(args) -> None:
         out = system.model.decode(z, 0)
         ref = prints.images[pi]
         extra, more_loss = {}, 0.0
+        hand_like = None
+        if args.hand_critic or args.image_cycle_weight > 0:
+            # the other direction: prints through the encoder and the handwriting generator
+            hand_like = system.model.decode(system.model.posterior(ref)[0], 1)
+        if args.image_cycle_weight > 0:
+            back_hand = system.model.decode(system.model.posterior(out)[0], 1)
+            back_print = system.model.decode(system.model.posterior(hand_like)[0], 0)
+            extra["cycle_img"] = (back_hand - hand_images[hi]).pow(2).mean() + (
+                back_print - ref
+            ).pow(2).mean()
+            more_loss = more_loss + args.image_cycle_weight * unit * extra["cycle_img"]
         if adversarial:
             # the critic's step: prints of class c are real, outputs for class c are fake
-            d_loss = (
-                torch.relu(1 - critic(ref, prints.labels[pi])).mean()
-                + torch.relu(1 + critic(out.detach(), hand_labels[hi])).mean()
-            )
-            if args.critic_wrong_class:  # a real print shown with another class is fake
-                wrong = (prints.labels[pi] + torch.randint(1, 10, pi.shape, generator=gen)) % 10
-                d_loss = d_loss + torch.relu(1 + critic(ref, wrong)).mean()
-            opt_critic.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_critic.step()
+            d_loss = _critic_step(
+                critic, opt_critic, ref, prints.labels[pi], out, hand_labels[hi],
+                args.critic_wrong_class, gen,
+            )  # fmt: skip
             term = -critic(out, hand_labels[hi]).mean()
             extra["critic"] = d_loss
+            if args.hand_critic:  # handwriting of class c is real, prints made handwriting fake
+                extra["hand_critic"] = _critic_step(
+                    hand_critic, opt_hand, hand_images[hi], hand_labels[hi], hand_like,
+                    prints.labels[pi], args.critic_wrong_class, gen,
+                )  # fmt: skip
+                extra["hand_adv"] = -hand_critic(hand_like, prints.labels[pi]).mean()
+                more_loss = more_loss + scale * extra["hand_adv"]
             if args.cycle_weight > 0:
                 back = system.model.posterior(out)[0]
                 extra["cycle"] = (back - z.detach()).abs().pow(2).sum(1).mean()
@@ -563,6 +652,7 @@ def unpaired_finetune(args) -> None:
             "adv_weight": args.adv_weight,
             "cycle_weight": args.cycle_weight,
             "critic_wrong_class": args.critic_wrong_class,
+            "hand_critic": args.hand_critic,
             "also_mmd": args.also_mmd,
             "mmd_weight": args.mmd_weight if args.also_mmd else None,
             "mmd_blur_px": args.mmd_blur_px if args.also_mmd else None,
@@ -578,8 +668,13 @@ def unpaired_finetune(args) -> None:
             "mmd_per_class": args.mmd_per_class,
             "mmd_blur_px": args.mmd_blur_px,
         }
+    if args.hand_critic:
+        report["what"] += " + handwriting-side critic"
+    if args.image_cycle_weight:
+        report["what"] += f" + image cycles (weight {args.image_cycle_weight})"
     report = {
         **report,
+        "image_cycle_weight": args.image_cycle_weight,
         "freeze_print_generator": args.freeze_print_generator,
         "lr": args.lr or cfg.lr,
         "train_seconds_this_call": round(train_s, 1),

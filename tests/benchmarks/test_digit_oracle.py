@@ -90,3 +90,53 @@ def test_a_matching_aware_critic_learns_to_check_the_class(load_script):
         opt.step()
     with torch.no_grad():
         assert (critic(images, right) > critic(images, 1 - right) + 1).all()
+
+
+class _LabelCritic(torch.nn.Module):
+    """A critic that scores ``w * label``: 0 for every image while ``w`` is 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, images, labels):
+        return self.w * labels.float()
+
+
+@pytest.mark.parametrize("wrong_class, expected", [(False, 2.0), (True, 3.0)])
+def test_critic_step_is_the_hinge_loss_and_a_matching_aware_one_adds_the_wrong_class_term(
+    load_script, wrong_class, expected
+):
+    # a critic that outputs 0 everywhere: each hinge term is relu(1 +- 0) = 1, so the loss is
+    # real + fake (= 2), plus the wrong-class term (= 3) when matching-aware
+    step = load_script("digit_oracle")._critic_step
+    critic = _LabelCritic()
+    opt = torch.optim.SGD(critic.parameters(), lr=0.1)
+    images, labels = torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+    fake = torch.rand(4, 1, 28, 28, requires_grad=True)
+    gen = torch.Generator().manual_seed(0)
+    loss = step(critic, opt, images, labels, fake, labels, wrong_class, gen)
+    assert float(loss.detach()) == pytest.approx(expected)
+    assert fake.grad is None  # the fakes are detached: the chip is not trained by this step
+    # d loss / d w at w = 0 is -mean(real labels) + mean(fake labels) + mean(wrong labels);
+    # real and fake carry the same labels here, so only the wrong-class term moves w
+    wrong = (labels + torch.randint(1, 10, (4,), generator=torch.Generator().manual_seed(0))) % 10
+    moved = -0.1 * wrong.float().mean() if wrong_class else 0.0
+    assert float(critic.w.detach()) == pytest.approx(float(moved))
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--hand-critic"], "--hand-critic"),
+        (["--critic-wrong-class"], "--critic-wrong-class"),
+        (["--cycle-weight", "1"], "--cycle-weight"),
+        (["--image-cycle-weight", "1"], "--image-cycle-weight"),
+        (["--mmd-from", "nowhere", "--also-mmd"], "--also-mmd"),
+    ],
+)
+def test_an_option_of_another_method_is_named_not_ignored(load_script, monkeypatch, flags, named):
+    mod = load_script("digit_oracle")
+    monkeypatch.setattr("sys.argv", ["digit_oracle.py", "--out", "unused", *flags])
+    with pytest.raises(SystemExit, match=named):
+        mod.main()
