@@ -270,7 +270,8 @@ def test_couple_equals_brute_force_overlap_with_the_2d_mode():
     # independent path: explicit 2-D Gaussian mode, normalised by its own discrete power
     torch.manual_seed(0)
     grid = Grid((48, 40), 0.5 * UM, (LAM,))
-    pos = torch.tensor([[-3.0, 2.5], [4.0, -3.0]], dtype=torch.float64) * UM
+    # 6.9 w apart: overlap e^-24, below OVERLAP_TOLERANCE (closer fibers are orthonormalised)
+    pos = torch.tensor([[-5.0, 4.5], [5.0, -5.0]], dtype=torch.float64) * UM
     w = 2.0 * UM
     fa = FiberArray(grid, grid, pos, mode_field_diameter_m=2 * w)
     field = torch.randn(2, 1, 48, 40, dtype=torch.complex128)
@@ -364,8 +365,40 @@ def test_mode_overlap_of_close_fibers_is_exp_minus_d2_over_2w2_and_warns():
     gram = fa.mode_overlap("input")[0]
     assert gram[0, 0].item() == pytest.approx(1.0, abs=1e-12)
     assert gram[0, 1].item() == pytest.approx(math.exp(-(25.0) / (2 * 9.0)), abs=1e-9)
-    c = torch.tensor([[[1.0 + 0j, 0.0]]], dtype=torch.complex128)
-    assert torch.allclose(fa.couple(fa.emit(c))[0, 0], gram[:, 0].to(torch.complex128))
+    # overlapping modes are coupled through their orthonormalised span: emit-then-couple
+    # returns the latent, and the emitted power is the latent's power
+    c = torch.tensor([[[1.0 + 0j, 0.5j]]], dtype=torch.complex128)
+    assert torch.allclose(fa.couple(fa.emit(c)), c, atol=1e-12)
+    assert power(fa.emit(c), GRID).item() == pytest.approx(1.25, rel=1e-9)
+
+
+@pytest.mark.parametrize("pitch_waists", [3.0, 2.5, 1.5])
+def test_overlapping_fibers_couple_no_more_power_than_arrives(pitch_waists):
+    # with non-orthogonal modes sum |<psi_k, E>|^2 exceeds the arriving power (1.036x at a
+    # pitch of 3w for the field below); the array must couple the projection onto the span
+    w = 2 * UM
+    grid = Grid((96, 96), 0.5 * UM, (LAM,))
+    pos = fiber_positions_m(9, pitch_waists * w, "square")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fa = FiberArray(grid, grid, pos, mode_field_diameter_m=2 * w)
+    gram = fa.mode_overlap("input")[0]
+    # a field in the span of the raw modes: sum_k psi_k (all in phase) carries 1^T G 1
+    raw = FiberArray(grid, grid, pos[:1], mode_field_diameter_m=2 * w)  # one-mode tables
+    field = sum(
+        FiberArray(grid, grid, pos[k : k + 1], mode_field_diameter_m=2 * w).emit(
+            torch.ones(1, 1, 1, dtype=torch.complex128)
+        )
+        for k in range(9)
+    )
+    del raw
+    arriving = power(field, grid).item()
+    assert arriving == pytest.approx(gram.sum().item(), rel=1e-9)
+    coupled = (fa.couple(field).abs() ** 2).sum().item()
+    assert coupled == pytest.approx(arriving, rel=1e-9)  # all of it lies in the span
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(4, 1, 96, 96, dtype=torch.complex128, generator=g)
+    assert (fa.coupling_efficiency(noise) <= 1 + 1e-12).all()
 
 
 def test_separated_fibers_do_not_warn():

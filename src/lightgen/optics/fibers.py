@@ -29,9 +29,19 @@ wide as the mode then match the continuous closed forms to ~2e-4 relative at 1.5
 ~4e-8 at 2 px; Poisson-summation aliasing falls as exp(-pi^2 w^2 / 2 dx^2)), and
 every mode centre +- 2w must lie inside its grid (power beyond 2w
 along an axis is erfc(2*sqrt(2)) ~ 6e-5 and is removed by the numerical
-normalisation). Fibers closer than 2w are allowed but warned about: their modes
-overlap by :math:`\langle\psi_j|\psi_k\rangle=e^{-d^2/2w^2}` (>13.5%), so the
-latent channels are not independent (see :meth:`FiberArray.mode_overlap`).
+normalisation).
+
+Overlapping modes. Fibers a distance ``d`` apart have modes that overlap by
+:math:`G_{jk}=\langle\psi_j|\psi_k\rangle=e^{-d^2/2w^2}` (1.1 % at 3w, 4.4 % at 2.5w).
+Non-orthogonal modes would make :math:`\sum_k|c_k|^2` exceed the arriving power (1.036x
+at a pitch of 3w), so whenever some :math:`|G_{jk}|` exceeds ``OVERLAP_TOLERANCE`` the
+array couples into and emits from the symmetrically orthonormalised modes
+:math:`\phi=\psi G^{-1/2}` (Loewdin 1950, the orthonormal set closest to the fiber
+modes): :math:`a=G^{-1/2}c` and :math:`E_{out}=\sum_j\psi_j(G^{-1/2}a)_j`. Then
+:math:`\sum_k|a_k|^2=c^HG^{-1}c` is the power of the field's projection onto the
+modes' span -- never more than arrives -- and emit-then-couple returns the latent.
+Fibers closer than 2w (overlap > 13.5 %) are also warned about: their latent channels
+are mixtures (supermodes) of neighbouring fibers (see :meth:`FiberArray.mode_overlap`).
 """
 
 from __future__ import annotations
@@ -56,6 +66,8 @@ V_SINGLE_MODE_CUTOFF = 2.405
 #: Below this V the Marcuse fit is no longer valid (Marcuse 1977, Fig. 1).
 V_MARCUSE_MIN = 0.8
 LAYOUTS = ("square", "hex")
+#: Largest mode overlap |G_jk| treated as orthogonal (above it: the exact projection).
+OVERLAP_TOLERANCE = 1e-6  # below float32 resolution of the coupled power
 
 
 def marcuse_mode_field_diameter_m(
@@ -324,6 +336,23 @@ def _warn_overlap(name: str, pos: torch.Tensor, waist_m: float) -> None:
         )
 
 
+def _inverse_sqrt_if_overlapping(gram: torch.Tensor) -> torch.Tensor | None:
+    """``G^(-1/2)`` ``(L, M, M)`` float64 when an off-diagonal ``|G_jk|`` exceeds
+    ``OVERLAP_TOLERANCE``; ``None`` for (numerically) orthogonal modes."""
+    m = gram.shape[-1]
+    off = gram - torch.diag_embed(torch.diagonal(gram, dim1=-2, dim2=-1))
+    if m < 2 or off.abs().max().item() <= OVERLAP_TOLERANCE:
+        return None
+    vals, vecs = torch.linalg.eigh(gram)
+    if vals.min().item() <= 1e-9:
+        raise ValueError(
+            f"the fiber modes are nearly linearly dependent (smallest Gram eigenvalue "
+            f"{vals.min().item():.2e}): two fibers (almost) coincide. Move the fibers apart "
+            "(positions_m / fiber pitch)."
+        )
+    return vecs @ torch.diag_embed(vals.rsqrt()) @ vecs.transpose(-1, -2)
+
+
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.complex128 else torch.float32
 
@@ -390,6 +419,11 @@ class FiberArray(nn.Module):
         for key, table in self._build_tables(torch.device("cpu"), torch.float32).items():
             self.register_buffer(key, table, persistent=False)
         self._tables_dtype = torch.float32  # precision the tables were computed in
+        # exact projection for overlapping modes: G^(-1/2) per facet and wavelength, or None
+        self._orthonormalisers = {
+            tag: _inverse_sqrt_if_overlapping(self.mode_overlap(facet))
+            for tag, facet in (("in", "input"), ("out", "output"))
+        }
 
     @classmethod
     def from_spec(
@@ -478,11 +512,24 @@ class FiberArray(nn.Module):
             )
         return latent
 
+    def _orthonormalise(self, latent: torch.Tensor, tag: str) -> torch.Tensor:
+        """``G^(-1/2) latent`` on facet ``tag`` when its modes overlap, else ``latent``."""
+        t = self._orthonormalisers[tag]
+        if t is None:
+            return latent
+        t = t.to(device=latent.device, dtype=latent.dtype)
+        return torch.einsum("lkj,blj->blk", t, latent)
+
     def couple(self, field: torch.Tensor) -> torch.Tensor:
-        """Latent ``(B, L, M)`` (sqrt(W)) of a ``(B, L, H, W)`` field on ``input_grid``."""
+        """Latent ``(B, L, M)`` (sqrt(W)) of a ``(B, L, H, W)`` field on ``input_grid``.
+
+        The overlap with each mode, orthonormalised when modes overlap (module docstring),
+        so ``sum |latent|^2`` is the power coupled into the array.
+        """
         self.input_grid.check_field(field)
         gy, hx = self._tables_for(field, "in")
-        return couple_separable(field, gy, hx, self.input_grid.pixel_pitch_m)
+        c = couple_separable(field, gy, hx, self.input_grid.pixel_pitch_m)
+        return self._orthonormalise(c, "in")
 
     def transmission(self, device=None, dtype: torch.dtype = torch.complex64) -> torch.Tensor:
         r"""Per-fiber amplitude transmission :math:`t_k=10^{-loss_k/20}e^{i\phi_k}`, ``(M,)``."""
@@ -498,7 +545,7 @@ class FiberArray(nn.Module):
         """Field ``(B, L, H', W')`` on ``output_grid``: each fiber's mode times its latent."""
         self.check_latent(latent)
         gy, hx = self._tables_for(latent, "out")
-        return emit_separable(latent, gy, hx)
+        return emit_separable(self._orthonormalise(latent, "out"), gy, hx)
 
     def forward(self, field: torch.Tensor) -> torch.Tensor:
         """couple -> transmit -> emit."""
@@ -515,8 +562,10 @@ class FiberArray(nn.Module):
         r"""Gram matrix :math:`G_{jk}=\sum\psi_j\psi_k\Delta x^2`, ``(L, M, M)`` float64.
 
         Identity for well-separated fibers; for equal waists the continuous value is
-        :math:`e^{-d_{jk}^2/2w^2}`. ``emit`` then ``couple`` on the same grid returns
-        ``G @ c``.
+        :math:`e^{-d_{jk}^2/2w^2}`. When an off-diagonal entry exceeds
+        ``OVERLAP_TOLERANCE``, ``couple``/``emit`` use the orthonormalised modes
+        :math:`\psi G^{-1/2}` (module docstring), so ``emit`` then ``couple`` on the same
+        grid returns the latent itself.
         """
         if facet not in ("input", "output"):
             raise ValueError(f"facet={facet!r} is unknown; choose 'input' or 'output'.")

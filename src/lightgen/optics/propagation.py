@@ -27,7 +27,7 @@ and from their per-axis approximation to the exact 2-D displacement). A displace
 of at most :math:`P\Delta x` on a circular window of :math:`N+P` samples means
 wrap-around never reaches the field's own window: the result equals the linear
 (open-boundary) convolution. If the band limit keeps less than
-``min_bandwidth_fraction`` of the grid's Nyquist band (far field,
+``min_bandwidth_fraction`` of the band light can use, :math:`\min(1/2\Delta x, 1/\lambda)` (far field,
 :math:`|z| \gtrsim 2N\Delta x^2/(\lambda f_{min})`) the planner raises: use a lens /
 :func:`fraunhofer_lens`, a finer pitch or a bigger grid.
 
@@ -80,7 +80,8 @@ class PropagationPlan:
         distance_m: propagation distance in metres (negative: backwards).
         padded_shape: ``(Hp, Wp)`` FFT size; the field sits in the top-left corner.
         bandwidth_fraction: for ``asm``, per wavelength, min over axes of
-            ``u_lim / u_nyquist`` (1.0 when nothing is cut).
+            ``u_lim / min(u_nyquist, 1/lambda)``: the kept part of the band that light can
+            use (1.0 when nothing is cut; :func:`propagating_band_limit`).
         periodic: the window is one period of a periodic field (``padding='periodic'``):
             no padding, no band limit, and the circular convolution is the exact answer.
         linear: ``padding='linear'`` (``asm`` only): the kernel is the windowed impulse
@@ -288,8 +289,12 @@ def plan_propagation(
     fractions: list[float] = []
     for lam in grid.wavelengths_m:
         if method == "asm":
+            # measured against the band light can use: propagating waves fill |u| < 1/lambda,
+            # so on a sub-half-wavelength grid the rest of the Nyquist band carries only
+            # evanescent waves, which the band limit never has to keep
+            band = propagating_band_limit(lam, dx)
             frac = min(
-                _asm_band_limit(lam, z, (pn - n) * dx) * 2 * dx
+                _asm_band_limit(lam, z, (pn - n) * dx) / band
                 for pn, n in zip(padded, grid.shape, strict=True)
             )
             frac = min(frac, 1.0)
@@ -302,7 +307,7 @@ def plan_propagation(
                 raise ValueError(
                     f"{why} ({h}x{w} at pitch {dx:g} m, wavelength {lam:g} m, padded to "
                     f"{padded[0]}x{padded[1]}): the band limit keeps only {frac:.1%} of the "
-                    f"grid's bandwidth (< {min_bandwidth_fraction:.0%}). Use a lens and "
+                    f"propagating band min(1/(2dx), 1/lambda) (< {min_bandwidth_fraction:.0%}). Use a lens and "
                     "fraunhofer_lens(), a bigger grid, padding='auto', or pass a smaller "
                     "min_bandwidth_fraction if you accept the low-pass."
                 )
@@ -327,6 +332,15 @@ def plan_propagation(
                 )
             fractions.append(1.0)
     return PropagationPlan(method, grid, z, padded, tuple(fractions))
+
+
+def propagating_band_limit(wavelength_m: float, pixel_pitch_m: float) -> float:
+    """Largest spatial frequency (1/m) of light on the grid: ``min(1/(2 dx), 1/lambda)``.
+
+    Nyquist bounds what the grid holds; ``1/lambda`` what propagates (beyond it the
+    angular spectrum is evanescent). Band-limit fractions are measured against this.
+    """
+    return min(1.0 / (2.0 * pixel_pitch_m), 1.0 / wavelength_m)
 
 
 def _asm_band_limit(wavelength_m: float, distance_m: float, padding_m: float) -> float:
@@ -386,8 +400,18 @@ FINE_LATTICE_MARGIN = 4096
 """Samples beyond the geometric cone that the fine lattice keeps clear of aliasing."""
 
 
+def _sub_half_wavelength(grid: Grid, wavelength_m: float) -> bool:
+    """The grid's Nyquist band holds every propagating wave of this wavelength (dx <= lambda/2)."""
+    return wavelength_m >= 2 * grid.pixel_pitch_m
+
+
 def _fine_lattice(grid: Grid, distance_m: float) -> tuple[int, int]:
     """Fine-lattice size ``(Qy, Qx)`` for :func:`asm_windowed_kernel`.
+
+    Only wavelengths with ``lambda < 2 dx`` use the fine lattice; on a sub-half-wavelength
+    grid the sampled Rayleigh-Sommerfeld kernel is the exact windowed kernel (no cone
+    to alias, see :func:`asm_windowed_kernel`), so such a grid never needs one
+    (returns ``(0, 0)`` when no wavelength needs it).
 
     The inverse DFT on ``Q`` samples returns the unbounded-window impulse response
     periodised with period ``Q``, so offsets ``|d| <= N-1`` pick up what lies beyond
@@ -396,7 +420,11 @@ def _fine_lattice(grid: Grid, distance_m: float) -> tuple[int, int]:
     than ``max(7N, s + 4096)`` samples out (per hop 2.3e-4 relative L2 on a white field
     at 532 nm / 8 um / 5 cm, N = 128, against a 12,000-sample margin; docs/physics.md).
     """
-    spread = spread_samples(grid, distance_m) if distance_m else 0
+    coarse = [lam for lam in grid.wavelengths_m if not _sub_half_wavelength(grid, lam)]
+    if not coarse:
+        return 0, 0
+    sub = Grid(grid.shape, grid.pixel_pitch_m, tuple(coarse))
+    spread = spread_samples(sub, distance_m) if distance_m else 0
     out = []
     for n in grid.shape:
         q = next_fast_size(
@@ -442,11 +470,37 @@ def asm_windowed_kernel(
     grid, z = plan.grid, plan.distance_m
     (h, w), (hp, wp) = grid.shape, plan.padded_shape
     qy, qx = _fine_lattice(grid, z)
-    kernels = [
-        _windowed_kernel(float(lam), grid.pixel_pitch_m, z, h, w, hp, wp, qy, qx, block_rows)
-        for lam in grid.wavelengths_m
-    ]
+    kernels = []
+    for lam in grid.wavelengths_m:
+        if _sub_half_wavelength(grid, lam):
+            kernels.append(_sub_half_wavelength_kernel(grid, float(lam), z, hp, wp))
+        else:
+            kernels.append(
+                _windowed_kernel(
+                    float(lam), grid.pixel_pitch_m, z, h, w, hp, wp, qy, qx, block_rows
+                )
+            )
     return torch.stack(kernels).to(device=device, dtype=dtype)
+
+
+def _sub_half_wavelength_kernel(grid: Grid, lam: float, z: float, hp: int, wp: int) -> torch.Tensor:
+    """Windowed kernel of one wavelength with ``dx <= lambda/2``, complex128 ``(Hp, Wp)``.
+
+    The grid's Nyquist band holds every propagating wave, so the sampled first
+    Rayleigh-Sommerfeld kernel is the impulse response of the band (its evanescent part
+    has decayed as ``exp(-2 pi |z| sqrt(1/(4dx^2) - 1/lambda^2))`` at the band edge; the
+    planner's RS rule ``L/sqrt(L^2+z^2) <= lambda/(2dx)`` always holds here). Backwards
+    (``z < 0``) it is the conjugate of the forward kernel, the inverse on the
+    propagating band.
+    """
+    if z == 0:
+        return torch.full((hp, wp), 1.0 / (hp * wp), dtype=torch.complex128)
+    one = PropagationPlan(
+        "rs", Grid(grid.shape, grid.pixel_pitch_m, (lam,)), abs(z), (hp, wp), (1.0,)
+    )
+    # the DFT of the conjugate of a kernel symmetric under x -> -x is the conjugate DFT
+    kernel = rs_impulse_response(one, dtype=torch.complex128)[0]
+    return kernel if z > 0 else kernel.conj()
 
 
 @functools.lru_cache(maxsize=12)
