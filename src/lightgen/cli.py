@@ -70,7 +70,33 @@ def info(preset: Annotated[str, typer.Option(help="chip preset name")] = "paper"
     )
     t.add_row("[bold]total", f"[bold]{n['total']:,}")
     console.print(t)
+    _print_connectivity(cfg)
     console.print(cfg.model_dump_json(indent=1))
+
+
+def _print_connectivity(cfg) -> None:
+    from lightgen.chip.connectivity import connectivity
+
+    c = connectivity(cfg)
+    t = Table(
+        title=(
+            f"connectivity: one neuron's sideways reach d*tan(theta_max), theta_max = "
+            f"{c.max_angle_rad * 1e3:.1f} mrad, over the {c.aperture_m * 1e3:.2f} mm aperture "
+            "(>= 1: fully connected hop)"
+        )
+    )
+    t.add_column("hop")
+    t.add_column("distance (mm)", justify="right")
+    t.add_column("reach / aperture", justify="right")
+    for h in c.hops:
+        t.add_row(h.name, f"{h.distance_m * 1e3:.2f}", f"{h.reach_fraction:.2f}")
+    t.add_row(
+        "one fiber -> camera", "", f"{c.generator_fiber_reach_fraction:.2f} of the camera width"
+    )
+    t.add_row("SLM -> one fiber", "", f"{c.encoder_fiber_reach_fraction:.2f} of the SLM width")
+    console.print(t)
+    for w in c.warnings():
+        console.print(f"[yellow]warning:[/] {w}")
 
 
 def _train_config(config: Path | None, **opts) -> TrainConfig:  # noqa: F821

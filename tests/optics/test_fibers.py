@@ -19,6 +19,7 @@ from lightgen.optics.fibers import (
     marcuse_mode_field_diameter_m,
 )
 from lightgen.optics.grid import Grid, intensity, power
+from lightgen.optics.propagation import fraunhofer_lens
 
 UM = 1e-6
 LAM = 1.55 * UM
@@ -579,3 +580,63 @@ def test_latent_with_wrong_fiber_count_raises():
 def test_bad_loss_or_phase_raises(kw, match):
     with pytest.raises(ValueError, match=match):
         separated_array(**kw)
+
+
+# --- lens-coupled facets (2f Fourier lens between the grid and the fibers) -------------------
+
+
+def _lens_setup(n=128, n_facet=512, dx=8 * UM, dx_facet=3 * UM):
+    # choose f so that fraunhofer_lens maps the facet grid's pitch onto the chip grid's
+    f = n_facet * dx * dx_facet / LAM
+    grid, facet_grid = Grid((n, n), dx, (LAM,)), Grid((n_facet, n_facet), dx_facet, (LAM,))
+    pos = torch.tensor([[0.0, 0.0], [30.0, -21.0], [-45.0, 12.0]], dtype=torch.float64) * UM
+    return f, grid, facet_grid, pos
+
+
+def test_lens_coupled_emission_is_the_fraunhofer_transform_of_the_fiber_spots():
+    f, grid, facet_grid, pos = _lens_setup()
+    spots = FiberArray(facet_grid, facet_grid, pos, mode_field_diameter_m=24 * UM)
+    lens = FiberArray(grid, grid, pos, mode_field_diameter_m=24 * UM, output_lens_focal_length_m=f)
+    c = torch.tensor([[[1.0 + 0.5j, -0.3 + 0.2j, 0.1j]]], dtype=torch.complex128)
+    far, pitches = fraunhofer_lens(spots.emit(c), facet_grid, f)
+    assert pitches[0] == pytest.approx(grid.pixel_pitch_m)
+    lo = 512 // 2 - 128 // 2
+    far = far[..., lo : lo + 128, lo : lo + 128]
+    near = lens.emit(c)
+    assert (far - near).abs().max() / near.abs().max() < 1e-12
+
+
+def test_lens_coupled_coupling_is_the_spot_overlap_of_the_fraunhofer_transform():
+    f, grid, facet_grid, pos = _lens_setup()
+    spots = FiberArray(facet_grid, facet_grid, pos, mode_field_diameter_m=24 * UM)
+    lens = FiberArray(grid, grid, pos, mode_field_diameter_m=24 * UM, input_lens_focal_length_m=f)
+    g = torch.Generator().manual_seed(0)
+    field = torch.randn(2, 1, 128, 128, dtype=torch.complex128, generator=g)
+    far, _ = fraunhofer_lens(field, grid, f, padded_size=512)
+    expected = spots.couple(far)
+    assert (lens.couple(field) - expected).abs().max() / expected.abs().max() < 1e-12
+
+
+def test_lens_coupled_beam_radius_is_lambda_f_over_pi_w_and_power_is_kept_inside_the_aperture():
+    f, grid, _, pos = _lens_setup(n=256)
+    w = 12 * UM
+    lens = FiberArray(
+        grid, grid, pos[:1], mode_field_diameter_m=2 * w, output_lens_focal_length_m=f
+    )
+    i = intensity(lens.emit(torch.ones(1, 1, 1, dtype=torch.complex128)))[0, 0]
+    yy, _ = grid.meshgrid()
+    p = i / i.sum()
+    big_w = LAM * f / (math.pi * w)  # |E|^2 ~ exp(-2 y^2/W^2): standard deviation W/2
+    assert math.sqrt((p * yy**2).sum().item()) == pytest.approx(big_w / 2, rel=1e-3)
+    a = 128 * grid.pixel_pitch_m  # half-width of the aperture; erf per axis, squared
+    inside = math.erf(math.sqrt(2) * a / big_w) ** 2
+    assert power(lens.emit(torch.ones(1, 1, 1, dtype=torch.complex128)), grid).item() == (
+        pytest.approx(inside, rel=1e-3)
+    )
+
+
+def test_lens_coupled_fiber_beyond_the_grids_nyquist_tilt_is_refused():
+    grid = Grid((64, 64), 8 * UM, (LAM,))
+    far = torch.tensor([[0.0, 2000.0 * UM]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"Nyquist.*focal length >="):
+        FiberArray(grid, grid, far, mode_field_diameter_m=24 * UM, input_lens_focal_length_m=0.01)

@@ -22,6 +22,13 @@ def test_info_prints_the_paper_preset_neuron_count():
     assert "2,359,296" in _text(res) and "100" in res.output
 
 
+def test_info_prints_connectivity_and_warns_on_an_under_connected_design():
+    res = runner.invoke(app, ["info", "--preset", "emoji-512"])
+    assert res.exit_code == 0
+    text = _text(res)
+    assert "reach / aperture" in text and "generator under-connected" in text
+
+
 def test_unknown_preset_is_a_clear_cli_error():
     res = runner.invoke(app, ["info", "--preset", "huge"])
     assert res.exit_code == 2 and "unknown preset" in _text(res)

@@ -102,7 +102,7 @@ class PhotonicEncoder(nn.Module):
             grid,
             config.encoder_layers,
             config.input_to_encoder_m,
-            config.encoder_to_fiber_m,
+            config.encoder_last_hop_m,
             activation_checkpointing,
         )
 
@@ -126,7 +126,7 @@ class PhotonicGenerator(nn.Module):
             config,
             grid,
             config.generator_layers,
-            config.fiber_to_generator_m,
+            config.generator_first_hop_m,
             config.generator_to_camera_m,
             activation_checkpointing,
         )
@@ -175,6 +175,8 @@ class LightGenChip(nn.Module):
             positions,
             mode_field_diameter_m=config.fiber_mode_field_diameter_m,
             loss_db=config.fiber_loss_db,
+            input_lens_focal_length_m=config.encoder_lens_focal_length_m,
+            output_lens_focal_length_m=config.generator_lens_focal_length_m,
         )
         self.encoder = PhotonicEncoder(config, self.grid, activation_checkpointing)
         self.generators = nn.ModuleList(

@@ -67,6 +67,27 @@ class ChipConfig(BaseModel):
     fiber_layout: Literal["square", "hex"] = "square"
     fiber_mode_field_diameter_m: float = Field(gt=0)
     fiber_loss_db: float = Field(default=0.0, ge=0)
+    encoder_lens_focal_length_m: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "None: the fibers couple straight from the field at encoder_to_fiber_m. A focal "
+            "length f: a thin lens forms a 2f Fourier system in front of the fiber facets "
+            "(its front focal plane encoder_to_fiber_m - 2f after the last layer), so each "
+            "fiber couples a broad beam tilted by its position / f from the whole aperture "
+            "(global connectivity)"
+        ),
+    )
+    generator_lens_focal_length_m: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "None: the fibers emit their spots fiber_to_generator_m before the first "
+            "generator layer. A focal length f: a 2f Fourier lens after the fiber facets, so "
+            "each fiber lights the whole first layer (fiber_to_generator_m - 2f before it) "
+            "with a broad tilted beam"
+        ),
+    )
     n_generators: int = Field(default=1, ge=1, le=16)
     quantization_levels: int | None = Field(default=None, ge=2, le=65536)
     input_power_w: float = Field(default=1e-3, gt=0, description="laser power on the SLM, watts")
@@ -112,16 +133,54 @@ class ChipConfig(BaseModel):
                     f"image_size*{what} = {self.image_size}*{k} = {self.image_size * k} samples does not "
                     f"fit the {n}-sample grid; lower {what} or raise grid_samples to >= {self.image_size * k}."
                 )
+        for what, f, dist, dname in (
+            (
+                "encoder_lens_focal_length_m",
+                self.encoder_lens_focal_length_m,
+                self.encoder_to_fiber_m,
+                "encoder_to_fiber_m",
+            ),
+            (
+                "generator_lens_focal_length_m",
+                self.generator_lens_focal_length_m,
+                self.fiber_to_generator_m,
+                "fiber_to_generator_m",
+            ),
+        ):
+            if f is not None and dist < 2 * f * (1 - 1e-12):
+                raise ValueError(
+                    f"{what}={f:g} needs a 2f = {2 * f:g} m Fourier system but {dname}={dist:g} m; "
+                    f"set {dname} >= {2 * f:g} (= 2f puts the layer in the focal plane)."
+                )
         side = math.ceil(math.sqrt(self.n_fibers))
         span_m = (side - 1) * self.fiber_pitch_m + 2 * self.fiber_mode_field_diameter_m
-        # sample centres reach only (n/2 - 1) pitches on the positive side
-        if span_m > (n - 2) * self.pixel_pitch_m:
+        both_lensed = (
+            self.encoder_lens_focal_length_m is not None
+            and self.generator_lens_focal_length_m is not None
+        )
+        # sample centres reach only (n/2 - 1) pitches on the positive side; lens-coupled
+        # facets are not on the grid (FiberArray checks their tilts against Nyquist)
+        if not both_lensed and span_m > (n - 2) * self.pixel_pitch_m:
             raise ValueError(
                 f"the {self.n_fibers}-fiber array spans {span_m * 1e3:.3f} mm with mode margins but the grid "
                 f"is {n * self.pixel_pitch_m * 1e3:.3f} mm wide; lower fiber_pitch_m={self.fiber_pitch_m:g} "
                 "or raise grid_samples / pixel_pitch_m."
             )
         return self
+
+    @property
+    def encoder_last_hop_m(self) -> float:
+        """Free space between the last encoder layer and the fibers (or their lens system)."""
+        f = self.encoder_lens_focal_length_m
+        return self.encoder_to_fiber_m if f is None else max(self.encoder_to_fiber_m - 2 * f, 0.0)
+
+    @property
+    def generator_first_hop_m(self) -> float:
+        """Free space between the fibers (or their lens system) and the first generator layer."""
+        f = self.generator_lens_focal_length_m
+        return (
+            self.fiber_to_generator_m if f is None else max(self.fiber_to_generator_m - 2 * f, 0.0)
+        )
 
     @property
     def n_wavelengths(self) -> int:

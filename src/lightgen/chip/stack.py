@@ -21,7 +21,8 @@ class DiffractiveStack(nn.Module):
     Args:
         grid: sampling grid of every plane.
         n_layers: number of metasurface layers.
-        first_distance_m, spacing_m, last_distance_m: free-space gaps in metres.
+        first_distance_m, spacing_m, last_distance_m: free-space gaps in metres
+            (a first or last gap of 0 is no propagation: the layer sits in that plane).
         activation_checkpointing: recompute each layer's fields in the backward pass
             instead of storing them (for large grids; trades ~1.3x time for memory).
         tail_tolerance: the padding planner's guard-band tolerance
@@ -49,7 +50,9 @@ class DiffractiveStack(nn.Module):
         self.grid = grid
         cache: dict[float, FreeSpace] = {}
 
-        def free(d: float) -> FreeSpace:
+        def free(d: float) -> FreeSpace | None:
+            if d == 0:
+                return None
             if d not in cache:
                 cache[d] = FreeSpace(grid, d, padding=padding, tail_tolerance=tail_tolerance)
             return cache[d]
@@ -69,10 +72,13 @@ class DiffractiveStack(nn.Module):
         self.activation_checkpointing = activation_checkpointing
 
     def _step(self, i: int, field: torch.Tensor) -> torch.Tensor:
-        return self._gaps[i + 1](self.layers[i](field))
+        field = self.layers[i](field)
+        gap = self._gaps[i + 1]
+        return field if gap is None else gap(field)
 
     def forward(self, field: torch.Tensor) -> torch.Tensor:
-        field = self._gaps[0](field)
+        if self._gaps[0] is not None:
+            field = self._gaps[0](field)
         for i in range(len(self.layers)):
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():
                 field = checkpoint(self._step, i, field, use_reentrant=False)

@@ -228,6 +228,40 @@ def gaussian_mode_table(
     return g / torch.sqrt((g * g).sum(0, keepdim=True) * pixel_pitch_m)
 
 
+def fourier_mode_table(
+    coords_m: torch.Tensor,
+    centres_m: torch.Tensor,
+    waist_m: float,
+    wavelength_m: float,
+    focal_length_m: float,
+    sign: int,
+) -> torch.Tensor:
+    r"""1-D factors ``(N, M)`` of a fiber mode seen through a 2f lens, complex128.
+
+    A facet at one focal plane of a thin lens of focal length ``f``, the grid at the
+    other (Goodman eq. 5-19, the unitary Fourier transform
+    :math:`\frac{1}{i\lambda f}\iint\psi(\xi)e^{-i2\pi x\cdot\xi/\lambda f}d\xi`): the
+    Gaussian mode of radius ``w`` centred at :math:`\xi_k` becomes, per axis,
+
+    .. math::
+
+        \tilde g_k(x)=\Big(\frac{2}{\pi W^2}\Big)^{1/4}e^{-x^2/W^2}
+        e^{\mp i2\pi x\xi_k/\lambda f}e^{\mp i\pi/4},\qquad W=\frac{\lambda f}{\pi w},
+
+    a broad beam of radius ``W`` over the aperture, tilted by :math:`\xi_k/f`.
+    ``sign=-1``: the facet emits through the lens onto the grid (:math:`F\psi`);
+    ``sign=+1``: the facet receives from the grid, and its coupling is the overlap
+    with :math:`F^H\psi`. The normalisation is the continuous one, so beam power
+    outside the grid is really lost at the aperture.
+    """
+    big_w = wavelength_m * focal_length_m / (math.pi * waist_m)
+    x = coords_m.double()[:, None]
+    amp = (2 / (math.pi * big_w**2)) ** 0.25 * torch.exp(-((x / big_w) ** 2))
+    tilt = 2 * math.pi * x * centres_m.double()[None, :] / (wavelength_m * focal_length_m)
+    phase = sign * (tilt + math.pi / 4)
+    return torch.polar(amp.expand_as(phase).contiguous(), phase)
+
+
 def couple_separable(
     field: torch.Tensor, mode_y: torch.Tensor, mode_x: torch.Tensor, pixel_pitch_m: float
 ) -> torch.Tensor:
@@ -235,7 +269,9 @@ def couple_separable(
 
     Args:
         field: complex ``(B, L, H, W)``, sqrt(W/m^2).
-        mode_y: real ``(L, H, M)`` factors :math:`g_k(y)`; mode_x: real ``(L, W, M)``.
+        mode_y: ``(L, H, M)`` factors :math:`g_k(y)`; mode_x: ``(L, W, M)``; real for
+            facets on the grid, complex for lens-coupled facets (then :math:`\psi^*`
+            is used, :func:`fourier_mode_table`).
         pixel_pitch_m: grid pitch (m).
 
     Returns:
@@ -245,6 +281,9 @@ def couple_separable(
     """
     b, n_l, h, w = field.shape
     m = mode_y.shape[-1]
+    if mode_y.is_complex():  # lens-coupled facets (tilted waves): c_k = sum E conj(psi_k)
+        partial = mode_y.conj().transpose(-1, -2) @ field  # (B, L, M, W)
+        return (partial * mode_x.conj().transpose(-1, -2)).sum(-1) * pixel_pitch_m**2
     pairs = torch.view_as_real(field).reshape(b, n_l, h, 2 * w)
     partial = mode_y.transpose(-1, -2) @ pairs  # (B, L, M, 2W): sum_y g_k(y) E(y, x)
     partial = torch.view_as_complex(partial.view(b, n_l, m, w, 2))
@@ -258,7 +297,8 @@ def emit_separable(
 
     Args:
         latent: complex ``(B, L, M)`` mode amplitudes, sqrt(W).
-        mode_y: real ``(L, H, M)``; mode_x: real ``(L, W, M)`` (unit-power modes).
+        mode_y: ``(L, H, M)``; mode_x: ``(L, W, M)`` (unit-power modes; real, or complex
+            for lens-coupled facets).
 
     Returns:
         complex ``(B, L, H, W)`` in sqrt(W/m^2); its power is :math:`c^H G c` with
@@ -267,6 +307,8 @@ def emit_separable(
     b, n_l, m = latent.shape
     h, w = mode_y.shape[-2], mode_x.shape[-2]
     rows = latent[..., None] * mode_x.transpose(-1, -2)  # (B, L, M, W): c_k h_k(x)
+    if mode_y.is_complex():
+        return mode_y @ rows
     pairs = torch.view_as_real(rows).reshape(b, n_l, m, 2 * w)
     out = mode_y @ pairs  # (B, L, H, 2W)
     return torch.view_as_complex(out.view(b, n_l, h, w, 2))
@@ -336,6 +378,44 @@ def _warn_overlap(name: str, pos: torch.Tensor, waist_m: float) -> None:
         )
 
 
+def _optional_focal_length(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    return require_positive(
+        name, value, "Give the lens focal length in metres, e.g. 0.05, or None."
+    )
+
+
+def _check_lens_sampling(
+    name: str, grid: Grid, pos: torch.Tensor, waists_m: tuple[float, ...], focal_length_m: float
+) -> None:
+    """Sampling rule of lens-coupled facets (:func:`fourier_mode_table`).
+
+    Per wavelength the beam radius ``W = lambda f / (pi w)`` must span
+    ``MIN_WAIST_PIXELS`` pixels, and the highest spatial frequency of each fiber's
+    tilted beam, ``|xi_k| / (lambda f) + 2 / (pi W)`` (its tilt plus the Gaussian's
+    spectrum down to exp(-4)), must stay below Nyquist ``1/(2 dx)`` on each axis.
+    """
+    dx = grid.pixel_pitch_m
+    far = pos.abs().max().item()
+    for lam, w in zip(grid.wavelengths_m, waists_m, strict=True):
+        big_w = lam * focal_length_m / (math.pi * w)
+        if big_w < MIN_WAIST_PIXELS * dx:
+            raise ValueError(
+                f"{name} lens: the beam radius lambda*f/(pi*w) = {big_w:g} m at {lam:g} m is "
+                f"below {MIN_WAIST_PIXELS} pixels of the {name} grid (pitch {dx:g} m); use a "
+                "longer focal length."
+            )
+        u_max = far / (lam * focal_length_m) + 2 / (math.pi * big_w)
+        if u_max > 1 / (2 * dx):
+            f_min = (far / lam + 2 * w / lam) * 2 * dx
+            raise ValueError(
+                f"{name} lens: a fiber {far:g} m off axis tilts its beam to {u_max:g} 1/m at "
+                f"{lam:g} m, above the grid's Nyquist frequency {1 / (2 * dx):g} 1/m; use a "
+                f"focal length >= {f_min:g} m, a smaller fiber pitch, or a finer grid."
+            )
+
+
 def _inverse_sqrt_if_overlapping(gram: torch.Tensor) -> torch.Tensor | None:
     """``G^(-1/2)`` ``(L, M, M)`` float64 when an off-diagonal ``|G_jk|`` exceeds
     ``OVERLAP_TOLERANCE``; ``None`` for (numerically) orthogonal modes."""
@@ -369,6 +449,11 @@ class FiberArray(nn.Module):
             (required; ``None`` raises -- see :meth:`from_spec` to derive it).
         loss_db: per-fiber insertion loss in dB, scalar or ``(M,)``, >= 0.
         phase_rad: per-fiber phase ``(M,)`` (e.g. from length differences); default 0.
+        input_lens_focal_length_m, output_lens_focal_length_m: ``None`` (the facets sit
+            on the grid's plane), or the focal length of a thin lens forming a 2f system
+            between the grid's plane and the facets (:func:`fourier_mode_table`): each
+            fiber then couples from / emits onto the whole aperture a broad beam tilted by
+            its position over ``f``. Positions stay facet coordinates.
 
     ``loss_db`` and ``phase_rad`` are persistent buffers (a device's calibration);
     the 1-D mode tables are non-persistent buffers rebuilt for the field's
@@ -384,8 +469,14 @@ class FiberArray(nn.Module):
         mode_field_diameter_m: float | Sequence[float] | None = None,
         loss_db: float | torch.Tensor = 0.0,
         phase_rad: torch.Tensor | None = None,
+        input_lens_focal_length_m: float | None = None,
+        output_lens_focal_length_m: float | None = None,
     ) -> None:
         super().__init__()
+        self.lens_focal_lengths_m: dict[str, float | None] = {
+            "in": _optional_focal_length("input_lens_focal_length_m", input_lens_focal_length_m),
+            "out": _optional_focal_length("output_lens_focal_length_m", output_lens_focal_length_m),
+        }
         if mode_field_diameter_m is None:
             raise ValueError(
                 "mode_field_diameter_m is required (no default: it depends on fiber and "
@@ -407,8 +498,15 @@ class FiberArray(nn.Module):
         m = self.positions_m.shape[0]
         out_pos = positions_m if output_positions_m is None else output_positions_m
         self.output_positions_m = _as_positions("output_positions_m", out_pos, m)
-        _check_sampling("input", input_grid, self.positions_m, waists)
-        _check_sampling("output", output_grid, self.output_positions_m, waists)
+        for tag, name, grid, pos in (
+            ("in", "input", input_grid, self.positions_m),
+            ("out", "output", output_grid, self.output_positions_m),
+        ):
+            f = self.lens_focal_lengths_m[tag]
+            if f is None:
+                _check_sampling(name, grid, pos, waists)
+            else:
+                _check_lens_sampling(name, grid, pos, waists, f)
         _warn_overlap("positions_m", self.positions_m, max(waists))
         if output_positions_m is not None:
             _warn_overlap("output_positions_m", self.output_positions_m, max(waists))
@@ -474,21 +572,36 @@ class FiberArray(nn.Module):
             "mode_y_out": [],
             "mode_x_out": [],
         }
-        for mfd in self.mode_field_diameters_m:
+        lams = self.input_grid.wavelengths_m
+        for mfd, lam in zip(self.mode_field_diameters_m, lams, strict=True):
             for tag, grid, pos in (
                 ("in", self.input_grid, self.positions_m),
                 ("out", self.output_grid, self.output_positions_m),
             ):
                 y, x = grid.axes()
-                dx = grid.pixel_pitch_m
-                tables[f"mode_y_{tag}"].append(gaussian_mode_table(y, pos[:, 0], mfd / 2, dx))
-                tables[f"mode_x_{tag}"].append(gaussian_mode_table(x, pos[:, 1], mfd / 2, dx))
-        return {k: torch.stack(v).to(device=device, dtype=dtype) for k, v in tables.items()}
+                y, x = y.double(), x.double()
+                f = self.lens_focal_lengths_m[tag]
+                if f is None:
+                    dx = grid.pixel_pitch_m
+                    ty = gaussian_mode_table(y, pos[:, 0], mfd / 2, dx)
+                    tx = gaussian_mode_table(x, pos[:, 1], mfd / 2, dx)
+                else:
+                    sign = 1 if tag == "in" else -1
+                    ty = fourier_mode_table(y, pos[:, 0], mfd / 2, lam, f, sign)
+                    tx = fourier_mode_table(x, pos[:, 1], mfd / 2, lam, f, sign)
+                tables[f"mode_y_{tag}"].append(ty)
+                tables[f"mode_x_{tag}"].append(tx)
+        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        return {
+            k: torch.stack(v).to(device=device, dtype=cdtype if v[0].is_complex() else dtype)
+            for k, v in tables.items()
+        }
 
     def _tables_for(self, like: torch.Tensor, tag: str) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = _real_dtype(like.dtype)
         gy, hx = getattr(self, f"mode_y_{tag}"), getattr(self, f"mode_x_{tag}")
-        if gy.device != like.device or gy.dtype != dtype or self._tables_dtype != dtype:
+        table_dtype = gy.real.dtype if gy.is_complex() else gy.dtype
+        if gy.device != like.device or table_dtype != dtype or self._tables_dtype != dtype:
             # rebuilt from float64, never up-cast from float32 (e.g. after module.double()),
             # so complex128 runs keep the exact discrete normalisation
             for key, table in self._build_tables(like.device, dtype).items():
@@ -571,6 +684,13 @@ class FiberArray(nn.Module):
             raise ValueError(f"facet={facet!r} is unknown; choose 'input' or 'output'.")
         tag = "in" if facet == "input" else "out"
         grid = self.input_grid if facet == "input" else self.output_grid
+        if self.lens_focal_lengths_m[tag] is not None:
+            # the 2f lens is unitary: the overlap is the facet spots' own, exp(-d^2 / 2w^2)
+            pos = self.positions_m if tag == "in" else self.output_positions_m
+            d2 = torch.cdist(pos, pos).square()
+            return torch.stack(
+                [torch.exp(-d2 / (2 * (mfd / 2) ** 2)) for mfd in self.mode_field_diameters_m]
+            )
         t = self._build_tables(torch.device("cpu"), torch.float64)
         gy, hx = t[f"mode_y_{tag}"], t[f"mode_x_{tag}"]
         dx = grid.pixel_pitch_m

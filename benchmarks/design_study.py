@@ -1,0 +1,101 @@
+"""Design study of issue 15 (docs/design-study.md): held-out reconstruction of trained chips
+beside the PCA ceiling at the same latent width, plus each design's connectivity.
+
+    python benchmarks/design_study.py runs/design/base runs/design/lens ... [--size 128]
+
+For each run folder: the chip's connectivity (lightgen.chip.connectivity), held-out
+reconstruction PSNR/SSIM on the run's data set and size, the time per training step from
+its log, and -- once per data set -- the mean-image baseline and PCA fitted on the same
+train split with k = 2 x (complex latent values) components (the chip's real latent
+width) and k = 2 x fibers. Prints one table and writes ``<run>/design-study.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from lightgen.chip.connectivity import connectivity
+from lightgen.data.registry import load_dataset
+from lightgen.metrics.image import psnr, ssim
+from lightgen.tasks.generate import reconstruct
+from lightgen.train.trainer import load_trained
+
+
+def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> tuple[float, float]:
+    """Held-out PSNR/SSIM of PCA with ``k`` components fitted on ``train`` (k=0: the mean)."""
+    x = train.flatten(1).double()
+    mean = x.mean(0, keepdim=True)
+    t = test.flatten(1).double() - mean
+    if k > 0:
+        _, _, v = torch.linalg.svd(x - mean, full_matrices=False)
+        basis = v[:k]
+        t = t @ basis.T @ basis
+    rec = (t + mean).clamp(0, 1).float().view_as(test)
+    return psnr(rec, test).item(), ssim(rec, test).item()
+
+
+def seconds_per_step(run: Path) -> float | None:
+    log = run / "log.csv"
+    if not log.is_file():
+        return None
+    rows = list(csv.DictReader(log.open()))
+    if len(rows) < 3 or "seconds" not in rows[0]:
+        return None
+    a, b = rows[1], rows[-1]
+    return (float(b["seconds"]) - float(a["seconds"])) / (int(b["step"]) - int(a["step"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--n-test", type=int, default=67)
+    args = ap.parse_args()
+    ceilings: dict[tuple, dict] = {}
+    rows = []
+    for run in args.runs:
+        system, cfg = load_trained(run)
+        chip_cfg = cfg.chip_config()
+        size = chip_cfg.image_size
+        key = (cfg.dataset, size, cfg.data_root)
+        train = load_dataset(cfg.dataset, split="train", size=size, root=cfg.data_root).images
+        test = load_dataset(cfg.dataset, split="test", size=size, root=cfg.data_root).images
+        test = test[: args.n_test]
+        if key not in ceilings:
+            ceilings[key] = {
+                "mean_image": pca_psnr(train, test, 0),
+                f"pca_{2 * chip_cfg.n_fibers}": pca_psnr(train, test, 2 * chip_cfg.n_fibers),
+                f"pca_{2 * chip_cfg.latent_dim}": pca_psnr(train, test, 2 * chip_cfg.latent_dim),
+            }
+        with torch.no_grad():
+            recs = torch.cat([reconstruct(system, test[i : i + 8]) for i in range(0, len(test), 8)])
+        conn = connectivity(chip_cfg)
+        row = {
+            "run": str(run),
+            "size": size,
+            "n_fibers": chip_cfg.n_fibers,
+            "latent_real_dims": 2 * chip_cfg.latent_dim,
+            "psnr_db": psnr(recs, test).item(),
+            "ssim": ssim(recs, test).item(),
+            "generator_fiber_reach": conn.generator_fiber_reach_fraction,
+            "encoder_fiber_reach": conn.encoder_fiber_reach_fraction,
+            "s_per_step": seconds_per_step(run),
+            "ceilings": {k: {"psnr_db": v[0], "ssim": v[1]} for k, v in ceilings[key].items()},
+        }
+        rows.append(row)
+        (run / "design-study.json").write_text(json.dumps(row, indent=1))
+    for row in rows:
+        c = " ".join(f"{k} {v['psnr_db']:.2f}" for k, v in row["ceilings"].items())
+        print(
+            f"{row['run']}: PSNR {row['psnr_db']:.2f} dB SSIM {row['ssim']:.3f} "
+            f"reach gen/enc {row['generator_fiber_reach']:.2f}/{row['encoder_fiber_reach']:.2f} "
+            f"s/step {row['s_per_step']} | ceilings (PSNR dB): {c}"
+        )
+
+
+if __name__ == "__main__":
+    main()
