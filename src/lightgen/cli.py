@@ -99,6 +99,11 @@ def _print_connectivity(cfg) -> None:
         console.print(f"[yellow]warning:[/] {w}")
 
 
+def _csv_list(text: str | None) -> list[str] | None:
+    """``"a,b"`` -> ``["a", "b"]`` (``None`` stays ``None``)."""
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
 def _train_config(config: Path | None, **opts) -> TrainConfig:  # noqa: F821
     from lightgen.train.config import load_train_config
 
@@ -123,10 +128,28 @@ def train(
         str | None, typer.Option(help="chip preset: tiny, mnist, emoji-512, paper")
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="mnist, fashion-mnist, emoji, shapes, printed-digits")
+        str | None,
+        typer.Option(
+            help="mnist, fashion-mnist, emoji, emoji-black, emoji-svg, shapes, printed-digits "
+            "(image size: the preset's, e.g. --preset emoji-128)"
+        ),
     ] = None,
     data_root: Annotated[
         str | None, typer.Option(help="folder holding the data sets (default ../shared/data)")
+    ] = None,
+    emoji_families: Annotated[
+        str | None,
+        typer.Option(help="emoji-svg: comma-separated families (default noto,twemoji,openmoji)"),
+    ] = None,
+    emoji_groups: Annotated[
+        str | None,
+        typer.Option(
+            help="emoji-svg: comma-separated CLDR groups = classes (default smileys-emotion,"
+            "animals-nature,food-drink,travel-places; 'all' = every group)"
+        ),
+    ] = None,
+    emoji_background: Annotated[
+        str | None, typer.Option(help="emoji-svg: black (default) | white")
     ] = None,
     steps: Annotated[int | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
@@ -191,6 +214,9 @@ def train(
         preset=preset,
         dataset=dataset,
         data_root=data_root,
+        emoji_families=_csv_list(emoji_families),
+        emoji_groups=_csv_list(emoji_groups),
+        emoji_background=emoji_background,
         steps=steps,
         batch_size=batch_size,
         lr=lr,

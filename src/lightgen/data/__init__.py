@@ -4,7 +4,7 @@ Start with :func:`load_dataset`; see ``docs/data.md``.
 """
 
 from lightgen.data.dataset import ImageDataset, tensor_fingerprint
-from lightgen.data.errors import DataFileError, MissingDataError
+from lightgen.data.errors import DataFileError, MissingDataError, MissingDependencyError
 from lightgen.data.folder import FolderImages, load_image, load_image_folder
 from lightgen.data.idx import read_idx, read_idx_images, read_idx_labels, write_idx
 from lightgen.data.procedural import (
@@ -24,6 +24,7 @@ __all__ = [
     "FolderImages",
     "ImageDataset",
     "MissingDataError",
+    "MissingDependencyError",
     "default_data_root",
     "load_dataset",
     "load_image",

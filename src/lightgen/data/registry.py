@@ -6,6 +6,7 @@ name                  source                                     splits
 ``mnist``             ``<root>/mnist/`` IDX files                train; test = t10k
 ``fashion-mnist``     ``<root>/fashion-mnist/`` IDX files        see below
 ``emoji``             ``<root>/noto-emoji-512/<class>/*.png``    per class 80/20
+``emoji-svg``         ``<root>/emoji-svg/<family>/*.svg``        by emoji key 80/20
 ``folder``            ``root`` itself, one sub-folder per class  as ``emoji``
 ``shapes``            drawn (:mod:`lightgen.data.procedural`)    independent seeds
 ``printed-digits``    drawn (:mod:`lightgen.data.procedural`)    independent seeds
@@ -20,6 +21,10 @@ Split rules (fixed, independent of ``seed``, so scores stay comparable between r
   (positions 4, 9, 14, ...) is test, the rest train (animal 111 -> 89/22, face 112 ->
   90/22, food 91 -> 73/18, plant 26 -> 21/5; 273 train, 67 test). Images are ordered
   round-robin over classes so that ``limit=k`` keeps the classes balanced.
+* ``emoji-svg``: held out by emoji key (file stem), so the same emoji in another family
+  never crosses the split (:func:`lightgen.data.emoji_svg.is_test_key`); its options
+  ``families``, ``groups`` (the class labels) and ``background`` select and draw the
+  images (:mod:`lightgen.data.emoji_svg`); they are refused for every other set.
 * ``shapes`` / ``printed-digits``: train draws 10,000 images from seed ``[seed, 0]``,
   test 2,000 from ``[seed, 1]`` (never the same images); ``limit`` sets the count.
 * ``split="all"`` returns train and test together.
@@ -43,6 +48,7 @@ files are already shuffled). ``size`` resizes (antialiased) to ``size x size``;
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +95,7 @@ DATASET_NAMES: tuple[str, ...] = (
     "fashion-mnist",
     "emoji",
     "emoji-black",
+    "emoji-svg",
     "folder",
     "shapes",
     "printed-digits",
@@ -259,13 +266,13 @@ def _set_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     raise ValueError(f"cannot convert {c} channels to channels={channels}; use 1 or 3.")
 
 
-def _load_derived(key, root, split, size, limit, seed, channels) -> ImageDataset:
+def _load_derived(key, root, split, size, limit, seed, channels, **options) -> ImageDataset:
     """``<base>+<transform>`` (see the module doc)."""
     from lightgen.data.styles import apply_style, cut_patches, is_style_spec
 
     base, transform = key.split("+", 1)
     if is_style_spec(transform):
-        ds = load_dataset(base, root, split, size, limit, seed, channels)
+        ds = load_dataset(base, root, split, size, limit, seed, channels, **options)
         images = apply_style(transform, ds.images).clamp_(0.0, 1.0)
         return ImageDataset(images.contiguous(), ds.labels, ds.class_names, key, split)
     digits = transform.removeprefix("patches")
@@ -282,7 +289,7 @@ def _load_derived(key, root, split, size, limit, seed, channels) -> ImageDataset
             f"(or a chip with image_size={p})."
         )
     # limit counts patches; every image gives at least one, so `limit` images suffice
-    ds = load_dataset(base, root, split, None, limit, seed, channels)
+    ds = load_dataset(base, root, split, None, limit, seed, channels, **options)
     patches = cut_patches(ds.images, p)
     labels = ds.labels.repeat_interleave(patches.shape[0] // ds.images.shape[0])
     if limit is not None:
@@ -298,6 +305,10 @@ def load_dataset(
     limit: int | None = None,
     seed: int = 0,
     channels: int | None = None,
+    *,
+    families: Sequence[str] | str | None = None,
+    groups: Sequence[str] | str | None = None,
+    background: str | None = None,
 ) -> ImageDataset:
     """Load data set ``name`` (see the module doc for names and split rules).
 
@@ -311,6 +322,10 @@ def load_dataset(
         limit: keep at most this many images (procedural sets: draw this many).
         seed: generation seed of procedural sets (file-backed splits are fixed).
         channels: 1 (grey) or 3 (RGB); default native (3 for emoji/folder, else 1).
+        families, groups, background: ``emoji-svg`` only (:func:`load_emoji_svg`): the
+            artists' families (default all three), the CLDR groups used as classes (default
+            the four of :data:`~lightgen.data.emoji_svg.DEFAULT_GROUPS`) and the colour
+            under transparent pixels (``"black"`` default, or ``"white"``).
 
     Returns:
         :class:`ImageDataset` with ``images`` float32 ``(N, C, size, size)`` in ``[0, 1]``.
@@ -320,8 +335,18 @@ def load_dataset(
         ``size=64/128/256`` unless you need full resolution.
     """
     key = str(name).lower().replace("_", "-")
+    options = {
+        k: v
+        for k, v in dict(families=families, groups=groups, background=background).items()
+        if v is not None
+    }
+    if options and key.split("+", 1)[0] != "emoji-svg":
+        raise ValueError(
+            f"{sorted(options)} select emoji-svg images, but name={name!r}. Drop them, or load "
+            "'emoji-svg'."
+        )
     if "+" in key and key.split("+", 1)[0] in DATASET_NAMES:
-        return _load_derived(key, root, split, size, limit, seed, channels)
+        return _load_derived(key, root, split, size, limit, seed, channels, **options)
     if key not in DATASET_NAMES:
         raise ValueError(f"name={name!r} is not a lightgen data set. Use one of {DATASET_NAMES}.")
     if split not in SPLITS:
@@ -348,6 +373,12 @@ def load_dataset(
         ]
         images = torch.cat([d[0] for d in drawn])
         labels = torch.cat([d[1] for d in drawn])
+    elif key == "emoji-svg":
+        from lightgen.data.emoji_svg import FOLDER, INDEX_FILE, load_emoji_svg
+
+        folder = _dataset_dir(root, FOLDER, INDEX_FILE)
+        ds = load_emoji_svg(folder, split, size or None, limit, **options)
+        images, labels, class_names = ds.images, ds.labels, ds.class_names
     elif key in _IDX_FOLDERS:
         images, labels = _load_idx_dataset(key, root, split)
         class_names = MNIST_CLASSES if key == "mnist" else FASHION_CLASSES

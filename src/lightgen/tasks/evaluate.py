@@ -576,12 +576,15 @@ def _evaluate(
 ) -> dict:
     name = dataset or cfg.dataset
     size = cfg.chip_config().image_size
-    train = load_dataset(name, root=data_root, split="train", size=size, seed=seed)
-    test = load_dataset(name, root=data_root, split="test", size=size, seed=seed)
+    opts = cfg.dataset_options(name)  # emoji-svg: the families and groups it was trained on
+    train = load_dataset(name, root=data_root, split="train", size=size, seed=seed, **opts)
+    test = load_dataset(name, root=data_root, split="test", size=size, seed=seed, **opts)
     n = min(n, test.images.shape[0])
     clf_train = train
     if clf_size is not None and clf_size != size:
-        clf_train = load_dataset(name, root=data_root, split="train", size=clf_size, seed=seed)
+        clf_train = load_dataset(
+            name, root=data_root, split="train", size=clf_size, seed=seed, **opts
+        )
     clf, clf_acc = load_or_train_classifier(
         name,
         clf_train,

@@ -23,6 +23,24 @@ class TrainConfig(BaseModel):
     )
     dataset: str = "printed-digits"
     data_root: str | None = None
+    emoji_families: list[str] | None = Field(
+        default=None,
+        description=(
+            "emoji-svg only: the artists' families to pool (noto, twemoji, openmoji; "
+            "default all three)"
+        ),
+    )
+    emoji_groups: list[str] | None = Field(
+        default=None,
+        description=(
+            "emoji-svg only: the CLDR groups used as classes, in label order (default "
+            "smileys-emotion, animals-nature, food-drink, travel-places; ['all'] = every group)"
+        ),
+    )
+    emoji_background: Literal["black", "white"] | None = Field(
+        default=None,
+        description="emoji-svg only: colour under transparent pixels (default black)",
+    )
     train_limit: int | None = Field(default=None, ge=1)
     steps: int = Field(default=1000, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -117,6 +135,41 @@ class TrainConfig(BaseModel):
     def chip_config(self) -> ChipConfig:
         return preset(self.preset, **self.chip)
 
+    def dataset_options(self, name: str | None = None) -> dict[str, Any]:
+        """The loader options of data set ``name`` (default ``dataset``): the ``emoji_*``
+        fields for ``emoji-svg`` (and its derived sets), nothing for any other set."""
+        if not is_emoji_svg(name or self.dataset):
+            return {}
+        opts = {
+            "families": self.emoji_families,
+            "groups": self.emoji_groups,
+            "background": self.emoji_background,
+        }
+        return {k: v for k, v in opts.items() if v is not None}
+
+    @model_validator(mode="after")
+    def _emoji_options_need_emoji_svg(self) -> TrainConfig:
+        from lightgen.data.emoji_svg import check_families, check_groups
+
+        set_ = [
+            k
+            for k in ("emoji_families", "emoji_groups", "emoji_background")
+            if getattr(self, k) is not None
+        ]
+        if not set_:
+            return self
+        names = [n for n in (self.dataset, self.source_dataset) if n is not None]
+        if not any(is_emoji_svg(n) for n in names):
+            raise ValueError(
+                f"{set_} select emoji-svg images, but dataset={self.dataset!r} and "
+                f"source_dataset={self.source_dataset!r}. Use dataset='emoji-svg' or drop them."
+            )
+        if self.emoji_families is not None:
+            check_families(self.emoji_families)
+        if self.emoji_groups is not None:
+            check_groups(self.emoji_groups)
+        return self
+
     @model_validator(mode="after")
     def _all_wavelengths_needs_conditions(self) -> TrainConfig:
         if (
@@ -209,6 +262,11 @@ class TrainConfig(BaseModel):
                 f"got {self.condition_fibers}."
             )
         return self.model_copy(update={"condition_fibers": n_classes})
+
+
+def is_emoji_svg(name: str) -> bool:
+    """True for ``emoji-svg`` and the sets derived from it (``emoji-svg+mosaic``)."""
+    return str(name).lower().replace("_", "-").split("+", 1)[0] == "emoji-svg"
 
 
 def load_train_config(data: dict) -> TrainConfig:

@@ -9,7 +9,7 @@ from lightgen.data.registry import load_dataset
 
 def train_split(cfg, name: str, size: int, channels: int | None = None):
     """The training split of data set ``name`` as ``cfg`` loads it (its data root,
-    ``train_limit`` and seed)."""
+    ``train_limit``, seed and, for ``emoji-svg``, its ``emoji_*`` options)."""
     return load_dataset(
         name,
         root=cfg.data_root,
@@ -18,6 +18,7 @@ def train_split(cfg, name: str, size: int, channels: int | None = None):
         limit=cfg.train_limit,
         seed=cfg.seed,
         channels=channels,
+        **cfg.dataset_options(name),
     )
 
 
