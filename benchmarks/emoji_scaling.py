@@ -1,11 +1,14 @@
 """Time per BOGT training step and peak memory of the colour emoji chips at 64, 128 and 512 px.
 
-    python benchmarks/emoji_scaling.py [--sizes 64 128 512] [--batch 4] [--steps 3]
+    python benchmarks/emoji_scaling.py [--sizes 64 128 512] [--batch 4] [--steps 3] [--chip JSON]
 
 Each size runs in its own process (so peak RSS is that size's alone): one warm-up step,
 then ``--steps`` timed steps of encoder -> fibers -> generator forward + backward + Adam on
 random RGB images, RGB as three wavelengths. Prints one line per size:
-``size=128 preset=emoji-128 grid=288 neurons=... batch=4 s_per_step=... s_per_image=... peak_rss_mb=...``
+``size=128 preset=emoji-128 grid=288 neurons=... batch=4 s_per_step=... s_per_image=...
+fft_s=... step_over_fft=... peak_rss_mb=...``: ``fft_s`` is the bare FFTs the step performs
+(one unpruned forward + inverse FFT pair per hop forward and again backward, on the same
+backend, timed in the same process), ``step_over_fft`` the step's ratio to them
 and, with ``--checkpointing``, the same with activation checkpointing.
 """
 
@@ -21,9 +24,10 @@ import time
 PRESETS = {64: "emoji-64", 128: "emoji-128", 512: "emoji-512"}
 
 
-def one(size: int, batch: int, steps: int, checkpointing: bool) -> dict:
+def one(size: int, batch: int, steps: int, checkpointing: bool, chip: dict) -> dict:
     import torch
 
+    from lightgen.optics.fft import bare_fft_pair_seconds
     from lightgen.train.config import TrainConfig
     from lightgen.train.trainer import BOGTSystem
 
@@ -33,6 +37,7 @@ def one(size: int, batch: int, steps: int, checkpointing: bool) -> dict:
         prior="mixture",
         n_components=4,
         activation_checkpointing=checkpointing,
+        chip=chip,
     )
     system = BOGTSystem(cfg)
     opt = torch.optim.Adam(system.parameters(), lr=0.01)
@@ -49,6 +54,13 @@ def one(size: int, batch: int, steps: int, checkpointing: bool) -> dict:
         if i:
             times.append(time.perf_counter() - t)
     s = sorted(times)[len(times) // 2]
+    # the bare FFTs the step performs: every hop of every stack runs one padded FFT pair
+    # forward and one backward (only generator 0 runs)
+    hops = [h for h in system.model.chip.encoder.stack.hops()]
+    hops += system.model.chip.generators[0].stack.hops()
+    fft_s = 2 * sum(
+        bare_fft_pair_seconds((batch, cc.n_wavelengths, *h.plan.padded_shape)) for h in hops
+    )
     return {
         "size": size,
         "preset": PRESETS[size],
@@ -58,6 +70,8 @@ def one(size: int, batch: int, steps: int, checkpointing: bool) -> dict:
         "checkpointing": checkpointing,
         "s_per_step": s,
         "s_per_image": s / batch,
+        "fft_s_per_step": fft_s,
+        "step_over_fft": s / fft_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
     }
@@ -73,10 +87,18 @@ def main() -> None:
     ap.add_argument(
         "--checkpointing", action="store_true", help="also measure activation checkpointing"
     )
+    ap.add_argument(
+        "--chip",
+        default="{}",
+        help="chip overrides as JSON, e.g. '{\"encoder_lens_focal_length_m\": 0.189, ...}'",
+    )
     ap.add_argument("--child", nargs=2, metavar=("SIZE", "CKPT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(one(int(args.child[0]), args.batch, args.steps, args.child[1] == "1")))
+        chip = json.loads(args.chip)
+        print(
+            json.dumps(one(int(args.child[0]), args.batch, args.steps, args.child[1] == "1", chip))
+        )
         return
     for size in args.sizes:
         for ck in [False, True] if args.checkpointing else [False]:
@@ -92,6 +114,8 @@ def main() -> None:
                         str(args.batch),
                         "--steps",
                         str(args.steps),
+                        "--chip",
+                        args.chip,
                     ],
                     capture_output=True,
                     text=True,
@@ -104,7 +128,8 @@ def main() -> None:
             print(
                 f"size={r['size']} preset={r['preset']} grid={r['grid']} neurons={r['neurons']} batch={r['batch']} "
                 f"checkpointing={int(r['checkpointing'])} s_per_step={r['s_per_step']:.3f} "
-                f"s_per_image={r['s_per_image']:.3f} peak_rss_mb={r['peak_rss_mb']:.0f} threads={r['threads']}",
+                f"s_per_image={r['s_per_image']:.3f} fft_s={r['fft_s_per_step']:.3f} "
+                f"step_over_fft={r['step_over_fft']:.2f} peak_rss_mb={r['peak_rss_mb']:.0f} threads={r['threads']}",
                 flush=True,
             )
 

@@ -86,6 +86,10 @@ class DiffractiveStack(nn.Module):
                 field = self._step(i, field)
         return field
 
+    def hops(self) -> list[FreeSpace]:
+        """The free-space hops one forward pass runs, in order (zero-length gaps left out)."""
+        return [g for g in self._gaps if g is not None]
+
     def height_maps_m(self) -> list[torch.Tensor]:
         """Height map of every layer, metres, each ``(H, W)``."""
         return [layer.height_m().detach() for layer in self.layers]

@@ -42,6 +42,7 @@ import math
 import os
 import platform
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -445,6 +446,35 @@ def _use_fftw(x: torch.Tensor, padded: tuple[int, int]) -> bool:
     if backend == "auto" and padded[0] * padded[1] < AUTO_FFTW_MIN_SAMPLES:
         return False
     return pyfftw_available()
+
+
+def bare_fft_pair_seconds(
+    shape: tuple[int, ...], dtype: torch.dtype = torch.complex64, repeats: int = 3
+) -> float:
+    """Median seconds of one unpruned forward + inverse 2-D FFT of a ``shape`` array on the
+    backend :func:`padded_fft_filter` would pick for it (FFTW plans made beforehand):
+    the bound a propagation's cost is measured against (benchmarks)."""
+    x = torch.randn(shape, dtype=dtype)
+    times = []
+    if _use_fftw(x, tuple(shape[-2:])):
+        import pyfftw
+
+        threads, effort = _state["threads"], _state["effort"]
+        a = pyfftw.empty_aligned(tuple(shape), dtype=str(x.numpy().dtype))
+        a[...] = x.numpy()
+        fwd = pyfftw.FFTW(a, a, axes=(-2, -1), flags=(effort,), threads=threads)
+        inv = pyfftw.FFTW(
+            a, a, axes=(-2, -1), direction="FFTW_BACKWARD", flags=(effort,), threads=threads
+        )
+        run = lambda: (fwd.execute(), inv.execute())  # noqa: E731
+    else:
+        run = lambda: torch.fft.ifft2(torch.fft.fft2(x))  # noqa: E731
+    run()
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
 
 
 def _filter(
