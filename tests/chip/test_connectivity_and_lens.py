@@ -89,3 +89,21 @@ def test_lens_chip_trains_gradients_reach_every_layer():
     for name, p in chip.named_parameters():
         if "raw" in name or "height" in name:
             assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_fourier_lenses_at_the_slm_and_camera_connect_every_fiber_to_every_pixel():
+    cfg = preset(
+        "tiny",
+        slm_lens_focal_length_m=0.02,
+        camera_lens_focal_length_m=0.02,
+        input_to_encoder_m=0.04,
+        generator_to_camera_m=0.04,
+    )
+    c = connectivity(cfg)
+    assert c.generator_fiber_reach_fraction == math.inf and c.warnings() == []
+    chip = LightGenChip(cfg).double()
+    assert chip.generators[0].stack._gaps[-1] is None  # the last layer sits in the focal plane
+    field = chip.encoder(torch.rand(2, 1, 12, 12, dtype=torch.float64))
+    assert field.shape == (2, 1, 48, 48)
+    with pytest.raises(ValueError, match=r"generator_to_camera_m >= 0\.04"):
+        preset("tiny", camera_lens_focal_length_m=0.02)

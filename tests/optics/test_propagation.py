@@ -22,6 +22,7 @@ from lightgen.optics import fft as lfft
 from lightgen.optics.grid import Grid, intensity, power
 from lightgen.optics.propagation import (
     FAST_TAIL_TOLERANCE,
+    FourierLens,
     FreeSpace,
     apply_transfer_function,
     asm_transfer_function,
@@ -732,3 +733,39 @@ def test_band_limit_fraction_is_measured_against_the_propagating_band():
     assert plan.bandwidth_fraction[0] == pytest.approx(u_lim * lam)
     # the old Nyquist-relative fraction, u_lim * 2 dx = 0.18, was refused (< 0.25)
     assert plan.bandwidth_fraction[0] > 0.7
+
+
+# ----------------------------------------------- FourierLens: a 2f system onto a chosen grid
+def test_fourier_lens_equals_fraunhofer_lens_on_its_own_output_grid():
+    # fraunhofer_lens lands on pitch lambda f / (M dx); FourierLens evaluates the same
+    # integral by the chirp-z transform on any grid, so on that grid they must agree
+    lam, n, dx, f = 532e-9, 64, 8e-6, 0.05
+    grid = Grid((n, n), dx, (lam,))
+    field = torch.randn(
+        2, 1, n, n, dtype=torch.complex128, generator=torch.Generator().manual_seed(0)
+    )
+    ref, pitches = fraunhofer_lens(field, grid, f, padded_size=160)
+    out_grid = Grid((100, 120), pitches[0], (lam,))
+    out = FourierLens(grid, f, out_grid)(field)
+    ref = ref[..., 80 - 50 : 80 + 50, 80 - 60 : 80 + 60]
+    assert (out - ref).abs().max() / ref.abs().max() < 1e-12
+
+
+def test_fourier_lens_conserves_power_when_the_window_holds_one_spectral_period():
+    lams = (640e-9, 450e-9)
+    n, dx = 48, 8e-6
+    f = n * dx * dx / min(lams)  # blue: window = one period exactly; red: a smaller fraction
+    grid = Grid((n, n), dx, lams)
+    field = torch.randn(
+        3, 2, n, n, dtype=torch.complex128, generator=torch.Generator().manual_seed(1)
+    )
+    out = FourierLens(grid, f, grid)(field)
+    ratio = power(out, grid) / power(field, grid)
+    assert ratio[:, 1].tolist() == pytest.approx([1.0] * 3, rel=1e-9)  # blue: whole period
+    assert (ratio[:, 0] < 1).all()  # red: its spectrum is wider than the window -> cut
+
+
+def test_fourier_lens_refuses_an_output_window_wider_than_the_spectral_period():
+    grid = Grid((64, 64), 8e-6, (450e-9,))
+    with pytest.raises(ValueError, match=r"focal_length_m >= 0\.0091"):
+        FourierLens(grid, 0.005, grid)

@@ -19,6 +19,7 @@ from lightgen.chip.config import ChipConfig
 from lightgen.chip.stack import DiffractiveStack
 from lightgen.optics.fibers import FiberArray, fiber_positions_m
 from lightgen.optics.grid import Grid, intensity
+from lightgen.optics.propagation import FourierLens
 
 
 def image_to_field(
@@ -101,13 +102,19 @@ class PhotonicEncoder(nn.Module):
             config,
             grid,
             config.encoder_layers,
-            config.input_to_encoder_m,
+            config.encoder_first_hop_m,
             config.encoder_last_hop_m,
             activation_checkpointing,
         )
 
+        f = config.slm_lens_focal_length_m
+        self.slm_lens = None if f is None else FourierLens(grid, f, grid)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.stack(image_to_field(images, self.config, self.grid))
+        field = image_to_field(images, self.config, self.grid)
+        if self.slm_lens is not None:
+            field = self.slm_lens(field)
+        return self.stack(field)
 
 
 class PhotonicGenerator(nn.Module):
@@ -127,9 +134,11 @@ class PhotonicGenerator(nn.Module):
             grid,
             config.generator_layers,
             config.generator_first_hop_m,
-            config.generator_to_camera_m,
+            config.generator_last_hop_m,
             activation_checkpointing,
         )
+        f = config.camera_lens_focal_length_m
+        self.camera_lens = None if f is None else FourierLens(grid, f, grid)
         c = config.n_wavelengths
         self.camera_log_gain = nn.Parameter(torch.zeros(c))
         self.camera_offset = nn.Parameter(torch.zeros(c))
@@ -149,7 +158,10 @@ class PhotonicGenerator(nn.Module):
         )
 
     def forward(self, field_at_fibers: torch.Tensor) -> torch.Tensor:
-        return self.camera(self.stack(field_at_fibers))
+        field = self.stack(field_at_fibers)
+        if self.camera_lens is not None:
+            field = self.camera_lens(field)
+        return self.camera(field)
 
 
 class LightGenChip(nn.Module):

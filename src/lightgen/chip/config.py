@@ -88,6 +88,26 @@ class ChipConfig(BaseModel):
             "with a broad tilted beam"
         ),
     )
+    slm_lens_focal_length_m: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "None: the SLM field propagates input_to_encoder_m to the first encoder layer. A "
+            "focal length f: a 2f Fourier lens after the SLM, so the first layer "
+            "(input_to_encoder_m - 2f past the lens's back focal plane) sees the image's "
+            "spectrum and each fiber's template is global (optics.propagation.FourierLens)"
+        ),
+    )
+    camera_lens_focal_length_m: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "None: the last generator layer's field propagates generator_to_camera_m to the "
+            "camera. A focal length f: a 2f Fourier lens before the camera, so the camera reads "
+            "the spectrum of the last layer's field and every fiber's light reaches every "
+            "camera pixel"
+        ),
+    )
     n_generators: int = Field(default=1, ge=1, le=16)
     quantization_levels: int | None = Field(default=None, ge=2, le=65536)
     input_power_w: float = Field(default=1e-3, gt=0, description="laser power on the SLM, watts")
@@ -146,6 +166,18 @@ class ChipConfig(BaseModel):
                 self.fiber_to_generator_m,
                 "fiber_to_generator_m",
             ),
+            (
+                "slm_lens_focal_length_m",
+                self.slm_lens_focal_length_m,
+                self.input_to_encoder_m,
+                "input_to_encoder_m",
+            ),
+            (
+                "camera_lens_focal_length_m",
+                self.camera_lens_focal_length_m,
+                self.generator_to_camera_m,
+                "generator_to_camera_m",
+            ),
         ):
             if f is not None and dist < 2 * f * (1 - 1e-12):
                 raise ValueError(
@@ -180,6 +212,22 @@ class ChipConfig(BaseModel):
         f = self.generator_lens_focal_length_m
         return (
             self.fiber_to_generator_m if f is None else max(self.fiber_to_generator_m - 2 * f, 0.0)
+        )
+
+    @property
+    def encoder_first_hop_m(self) -> float:
+        """Free space between the SLM (or its lens system) and the first encoder layer."""
+        f = self.slm_lens_focal_length_m
+        return self.input_to_encoder_m if f is None else max(self.input_to_encoder_m - 2 * f, 0.0)
+
+    @property
+    def generator_last_hop_m(self) -> float:
+        """Free space between the last generator layer and the camera (or its lens system)."""
+        f = self.camera_lens_focal_length_m
+        return (
+            self.generator_to_camera_m
+            if f is None
+            else max(self.generator_to_camera_m - 2 * f, 0.0)
         )
 
     @property

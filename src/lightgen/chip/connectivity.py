@@ -84,8 +84,8 @@ def connectivity(cfg: ChipConfig) -> Connectivity:
     def reach(d: float) -> float:
         return d * tan_t
 
-    enc = [cfg.input_to_encoder_m] + [cfg.layer_spacing_m] * (cfg.encoder_layers - 1)
-    gen = [cfg.layer_spacing_m] * (cfg.generator_layers - 1) + [cfg.generator_to_camera_m]
+    enc = [cfg.encoder_first_hop_m] + [cfg.layer_spacing_m] * (cfg.encoder_layers - 1)
+    gen = [cfg.layer_spacing_m] * (cfg.generator_layers - 1) + [cfg.generator_last_hop_m]
     hops = [HopReach(f"encoder hop {i}", d, reach(d) / aperture) for i, d in enumerate(enc)] + [
         HopReach(f"generator hop {i + 1}", d, reach(d) / aperture) for i, d in enumerate(gen)
     ]
@@ -99,6 +99,12 @@ def connectivity(cfg: ChipConfig) -> Connectivity:
 
     gen_r = fiber_reach(cfg.generator_lens_focal_length_m, cfg.generator_first_hop_m, gen)
     enc_r = fiber_reach(cfg.encoder_lens_focal_length_m, cfg.encoder_last_hop_m, enc)
+    # a 2f lens before the camera (after the SLM) maps any light that reaches its front
+    # focal plane onto the whole camera (spreads every SLM pixel over the first layer)
+    if cfg.camera_lens_focal_length_m is not None:
+        gen_r = math.inf
+    if cfg.slm_lens_focal_length_m is not None:
+        enc_r = math.inf
     return Connectivity(
         aperture_m=aperture,
         max_angle_rad=math.asin(sin_t),

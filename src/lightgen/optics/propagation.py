@@ -714,3 +714,106 @@ class FreeSpace(nn.Module):
     def extra_repr(self) -> str:
         p = self.plan
         return f"method={p.method}, distance_m={p.distance_m:g}, grid={p.grid.shape}, padded={p.padded_shape}"
+
+
+def _chirp_z_axis_kernels(
+    n_in: int, n_out: int, alphas: tuple[float, ...], device, dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Bluestein factors for ``out[J] = sum_n a[n] exp(-i 2 pi alpha J' n')`` along one axis,
+    ``n' = n - n_in//2``, ``J' = J - n_out//2``: pre-chirp ``(L, n_in)``, the chirp kernel's
+    DFT ``(L, P)``, post-chirp ``(L, n_out)`` and the FFT length ``P >= n_in + n_out - 1``.
+    Built in float64 (the chirp phases reach ~1e5 rad), then cast."""
+    p = next_fast_size(n_in + n_out - 1)
+    ci, co = n_in // 2, n_out // 2
+    n = torch.arange(n_in, dtype=torch.float64) - ci
+    j = torch.arange(n_out, dtype=torch.float64) - co
+    m = torch.arange(p, dtype=torch.float64)
+    m = torch.where(m < n_out, m, m - p)  # circular index -> offset J - n in [-(n_in-1), n_out-1]
+    pre, ker, post = [], [], []
+    for a in alphas:
+        pre.append(torch.polar(torch.ones_like(n), -math.pi * a * n**2))
+        ker.append(torch.fft.fft(torch.polar(torch.ones_like(m), math.pi * a * (m + ci - co) ** 2)))
+        post.append(torch.polar(torch.ones_like(j), -math.pi * a * j**2))
+    cast = lambda ts: torch.stack(ts).to(device=device, dtype=dtype)  # noqa: E731
+    return cast(pre), cast(ker), cast(post), p
+
+
+class FourierLens(nn.Module):
+    r"""A 2f system: a thin lens of focal length ``f`` with the input grid in its front
+    focal plane and ``output_grid`` in its back focal plane (Goodman eq. 5-19):
+
+    .. math::
+
+        U_f(x',y')=\frac{1}{i\lambda f}\iint U(x,y)\,e^{-i2\pi(xx'+yy')/\lambda f}\,dx\,dy,
+
+    evaluated exactly on ``output_grid`` for every wavelength by the chirp-z (Bluestein)
+    transform, so all wavelengths land on one camera-pitch grid (the red image is
+    larger than the blue one, as in a real 2f system). Unlike
+    :func:`fraunhofer_lens` (whose output pitch ``lambda f / (M dx)`` differs per
+    wavelength) it needs no choice of FFT size. Cost: one FFT pair of length
+    ``P >= N + N' - 1`` per axis (about half a padded free-space hop).
+
+    Sampling rule (checked): the input field's spectrum is periodic in ``x'`` with period
+    ``lambda f / dx``, so the output window must fit in one period,
+    ``N' dx' <= lambda f / dx`` for every wavelength (equivalently ``dx' <= lambda f /
+    (N' dx)``: then the output also resolves the finest features ``lambda f / (N dx)``
+    when ``N' >= N``). Light of the spectrum outside the output window is lost (the
+    camera or layer aperture), so power is conserved only when the window holds the whole
+    spectrum.
+    """
+
+    def __init__(self, grid: Grid, focal_length_m: float, output_grid: Grid) -> None:
+        super().__init__()
+        f = require_positive("focal_length_m", focal_length_m, "Give the focal length in metres.")
+        if tuple(output_grid.wavelengths_m) != tuple(grid.wavelengths_m):
+            raise ValueError(
+                f"output_grid wavelengths {output_grid.wavelengths_m} differ from the input's "
+                f"{grid.wavelengths_m}; a lens keeps each wavelength, build both grids alike."
+            )
+        dx, dxo = grid.pixel_pitch_m, output_grid.pixel_pitch_m
+        for lam in grid.wavelengths_m:
+            period = lam * f / dx
+            for n_out in output_grid.shape:
+                if n_out * dxo > period * (1 + 1e-12):
+                    f_min = n_out * dxo * dx / lam
+                    raise ValueError(
+                        f"focal_length_m={f:g}: at {lam:g} m the spectrum repeats every "
+                        f"lambda*f/dx = {period:g} m but the output window is {n_out * dxo:g} m "
+                        f"wide; use focal_length_m >= {f_min:g}, a coarser input pitch, or a "
+                        "smaller output window."
+                    )
+        self.grid, self.output_grid, self.focal_length_m = grid, output_grid, f
+        self._alphas = tuple(dx * dxo / (lam * f) for lam in grid.wavelengths_m)
+        self._factors: dict = {}
+
+    def _axis(self, n_in: int, n_out: int, device, dtype):
+        key = (n_in, n_out, device, dtype)
+        if key not in self._factors:
+            self._factors[key] = _chirp_z_axis_kernels(n_in, n_out, self._alphas, device, dtype)
+        return self._factors[key]
+
+    def _transform_last_axis(self, x: torch.Tensor, n_out: int) -> torch.Tensor:
+        n_in = x.shape[-1]
+        pre, ker, post, p = self._axis(n_in, n_out, x.device, x.dtype)
+        lead = (1,) * (x.ndim - 3)
+        a = x * pre.view(*lead, -1, 1, n_in)
+        y = torch.fft.ifft(torch.fft.fft(a, n=p) * ker.view(*lead, -1, 1, p))
+        return y[..., :n_out] * post.view(*lead, -1, 1, n_out)
+
+    def forward(self, field: torch.Tensor) -> torch.Tensor:
+        """``(B, L, H, W)`` on ``grid`` -> ``(B, L, H', W')`` on ``output_grid``."""
+        self.grid.check_field(field)
+        ho, wo = self.output_grid.shape
+        out = self._transform_last_axis(field, wo)
+        out = self._transform_last_axis(out.transpose(-1, -2), ho).transpose(-1, -2)
+        lam = torch.tensor(self.grid.wavelengths_m, dtype=torch.float64)
+        scale = self.grid.pixel_pitch_m**2 / (lam * self.focal_length_m)  # dx^2 / (lambda f)
+        scale = (scale.to(field.device) * -1j).to(field.dtype)  # 1/i = -i
+        return out * scale.view(*(1,) * (field.ndim - 3), -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"focal_length_m={self.focal_length_m:g}, input={self.grid.shape}@"
+            f"{self.grid.pixel_pitch_m:g}m, output={self.output_grid.shape}@"
+            f"{self.output_grid.pixel_pitch_m:g}m"
+        )
