@@ -316,8 +316,9 @@ def eval_(
     classifier_augment: Annotated[
         str,
         typer.Option(
-            help="judge's training: 'none' (clean real images) or 'chip' (speckle, blur "
-            "and gain on half of them; cached separately)"
+            help="judge's training: 'none' (clean real images), 'chip' (speckle, blur "
+            "and gain on half of them) or 'colour' (every image recoloured at random: a "
+            "shape judge); augmented judges are cached separately"
         ),
     ] = "none",
 ) -> None:

@@ -173,6 +173,16 @@ def test_null_rates_are_the_judge_on_block_shuffled_held_out_images():
     assert "block" in r["null_control"]
 
 
+def test_generated_images_get_the_same_shuffled_tile_control():
+    # this toy chip draws flat images of its class's grey level: shuffling their tiles
+    # changes nothing, so the control keeps each class's generated accuracy
+    r = _scores(CodeReadingSystem(3, [0, 1, 2]), _cfg())
+    for c in r["classes"]:
+        assert c["accuracy_generated_block_shuffled"] == c["accuracy_generated"]
+    assert r["accuracy_generated_block_shuffled_mean"] == r["accuracy_generated_mean"]
+    assert r["accuracy_real_test_block_shuffled_mean"] == 1.0
+
+
 def test_block_shuffle_moves_whole_tiles_and_keeps_every_pixel():
     from lightgen.tasks.evaluate import block_shuffled
 

@@ -20,8 +20,9 @@ background, or another resvg never reuses a stale raster. Each file is written t
 temporary name and moved into place (``os.replace``), so an interrupted run leaves
 no half-written raster; an unreadable cache file is drawn anew. A broken SVG raises
 :class:`~lightgen.data.errors.DataFileError` naming the file, and nothing is cached for it.
-Rasterising all ~2,000 files of the default groups takes about a minute at 512 px
-on one core, once; later loads read the cache.
+Rasterising the 2,027 files of the default groups took 35 s at 128 px and 260 s at
+512 px here (2 CPU cores shared with other jobs), once; later loads read the cache
+(6 s and 26 s).
 
 Split (:func:`is_test_key`): by emoji key, never by file: a key is held out when a
 SHA-256 of ``"lightgen-emoji-svg-split:<key>"`` read as a fraction in ``[0, 1)`` is

@@ -1,10 +1,12 @@
-"""Quality metrics: evaluation classifier, FID/KID/precision-recall, PSNR/SSIM/PBMP.
+"""Quality metrics: evaluation classifier, FID/KID/precision-recall, PSNR/SSIM/PBMP, and
+the PCA reconstruction ceiling.
 
 See ``docs/metrics.md``.
 """
 
 from lightgen.metrics.classifier import (
     SmallCNN,
+    colour_randomised,
     default_cache_dir,
     load_or_train_classifier,
     predict,
@@ -21,10 +23,12 @@ from lightgen.metrics.fid import (
     torchscript_features,
 )
 from lightgen.metrics.image import class_accuracy, pbmp, psnr, ssim
+from lightgen.metrics.pca import pca_basis, pca_project, pca_reconstruction
 
 __all__ = [
     "SmallCNN",
     "class_accuracy",
+    "colour_randomised",
     "default_cache_dir",
     "extract_features",
     "frechet_distance",
@@ -34,6 +38,9 @@ __all__ = [
     "load_or_train_classifier",
     "mmd2_unbiased",
     "pbmp",
+    "pca_basis",
+    "pca_project",
+    "pca_reconstruction",
     "precision_recall",
     "predict",
     "psnr",

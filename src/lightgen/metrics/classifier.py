@@ -22,6 +22,14 @@ shape and colour (docs/tasks.md shows a 64 px conditional chip whose speckle dis
 calls animal, food and plant while scoring the one recognisable face as 0 % face). A
 judge trained with those artefacts on half of its real training images is harder to
 sway that way; both are reported side by side.
+
+Augmentation (``augment="colour"``, :func:`colour_randomised`): a *shape judge*. Every
+training image gets a random hue rotation, a random permutation of its colour channels
+and, with probability 1/4, is turned grey, so colour carries no class information and
+the judge must use shape (issue 15: a judge that reads colour is fooled by colour
+mosaics). Its controls: accuracy on colour-randomised held-out images (should barely
+drop) and on tile-shuffled ones (:func:`lightgen.tasks.evaluate.block_shuffled`: should
+fall to chance).
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ from torch import nn
 from lightgen._checks import require_int_range, require_positive
 from lightgen.data.dataset import ImageDataset
 
-AUGMENTS: tuple[str, ...] = ("none", "chip")
+AUGMENTS: tuple[str, ...] = ("none", "chip", "colour")
+GREYSCALE_PROBABILITY = 0.25
 MAX_SPECKLE_LOOKS = 10
 CACHE_ENV = "LIGHTGEN_CACHE"
 CACHE_FORMAT = 1
@@ -223,6 +232,53 @@ def chip_artifacts(
     return out
 
 
+def hue_rotation_matrix(angle_rad: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, 3)`` rotations of RGB space by ``angle_rad`` ``(B,)`` about the grey axis
+    ``(1, 1, 1)/sqrt(3)`` (Rodrigues' formula): a hue rotation that keeps every pixel's
+    channel mean (its grey level) and its distance from grey (its saturation)."""
+    k = torch.full((3,), 3**-0.5, dtype=angle_rad.dtype)
+    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    cos, sin = angle_rad.cos().view(-1, 1, 1), angle_rad.sin().view(-1, 1, 1)
+    eye, outer = torch.eye(3, dtype=angle_rad.dtype), torch.outer(k, k)
+    return cos * eye + sin * cross.to(angle_rad.dtype) + (1 - cos) * outer
+
+
+def colour_randomised(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    greyscale_probability: float = GREYSCALE_PROBABILITY,
+) -> torch.Tensor:
+    """Every RGB image recoloured at random (drawn per image from ``generator``), values
+    kept in ``[0, 1]``:
+
+    * hue rotation by an angle uniform in ``[0, 2 pi)`` (:func:`hue_rotation_matrix`);
+    * a random permutation of the three channels (identity included);
+    * with probability ``greyscale_probability``: all channels set to their mean.
+
+    Shape is untouched; grey (1-channel) images are returned as they are.
+    """
+    b, c = images.shape[:2]
+    if c != 3 or b == 0:
+        return images
+    angle = torch.rand(b, generator=generator, dtype=torch.float64) * (2 * torch.pi)
+    perm = torch.stack([torch.randperm(3, generator=generator) for _ in range(b)])
+    rot = hue_rotation_matrix(angle).to(images.dtype)  # (B, 3, 3)
+    rot = rot[torch.arange(b)[:, None], perm]  # permuting output rows permutes channels
+    grey = torch.rand(b, generator=generator) < greyscale_probability
+    mix = torch.where(grey.view(b, 1, 1), torch.full_like(rot, 1 / 3), rot)
+    out = torch.einsum("bij,bjhw->bihw", mix.to(images.device), images)
+    return out.clamp_(0.0, 1.0)
+
+
+def augmented(images: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
+    """``images`` as a judge trained with ``augment`` sees them in training."""
+    if augment == "chip":
+        return chip_artifacts(images, generator)
+    if augment == "colour":
+        return colour_randomised(images, generator)
+    return images
+
+
 def train_classifier(
     dataset: ImageDataset,
     epochs: int = 3,
@@ -246,8 +302,10 @@ def train_classifier(
         seed: seeds initialisation, hold-out and shuffling (global RNG untouched).
         progress: show a rich progress bar.
         device: training device (default CPU).
-        augment: ``"none"`` (default) or ``"chip"``: half of every training batch gets
-            :func:`chip_artifacts` (seeded); accuracy is measured on clean held-out data.
+        augment: ``"none"`` (default), ``"chip"``: half of every training batch gets
+            :func:`chip_artifacts`, or ``"colour"``: every training image is recoloured
+            by :func:`colour_randomised` (a shape judge); seeded. Accuracy is measured on
+            clean held-out data.
 
     Returns:
         ``(model, accuracy)``: the model in eval mode, on CPU, and its accuracy in
@@ -289,9 +347,7 @@ def train_classifier(
     try:
         for _ in range(epochs):
             for idx in _batches(train_x.shape[0], batch_size, gen):
-                x = train_x[idx]
-                if augment == "chip":
-                    x = chip_artifacts(x, gen)
+                x = augmented(train_x[idx], augment, gen)
                 x, y = x.to(device), train_y[idx].to(device)
                 opt.zero_grad(set_to_none=True)
                 loss_fn(model(x), y).backward()

@@ -349,6 +349,7 @@ def class_conditional_scores(
             "accuracy_real_test": real_acc[c],
             "null_rate_block_shuffled": null_rates[c],
             "accuracy_real_test_block_shuffled": shuffled_acc[c],
+            "accuracy_generated_block_shuffled": None,
             "n_real_test": int((test.labels == c).sum()),
         }
         if comp is not None or conditional:
@@ -370,6 +371,13 @@ def class_conditional_scores(
             pred = predict(clf, small)
             row["accuracy_generated"] = float((pred == c).float().mean())
             row["predicted_counts_generated"] = torch.bincount(pred, minlength=n_classes).tolist()
+            # the same control on the samples: what their colours and textures alone earn
+            gen_shuffled = block_shuffled(
+                small, NULL_BLOCKS, torch.Generator().manual_seed(seed + 11 + c)
+            )
+            row["accuracy_generated_block_shuffled"] = float(
+                (predict(clf, gen_shuffled) == c).float().mean()
+            )
             if counts[c].sum() > 0 and comp is not None:
                 row["encoder_agreement"] = float(counts[c, comp] / counts[c].sum())
             fakes.append(small)
@@ -379,6 +387,11 @@ def class_conditional_scores(
         gen_acc.append(row["accuracy_generated"])
         classes.append(row)
     mean_gen, mean_real = _mean(gen_acc), _mean(real_acc)
+    gen_shuffled_acc = [
+        r["accuracy_generated_block_shuffled"]
+        for r in classes
+        if r["accuracy_generated_block_shuffled"] is not None
+    ]
     assigned = {m for m in mapping if m is not None}
     method = (
         "component of each class = Hungarian match on the (class x most-responsible "
@@ -410,6 +423,8 @@ def class_conditional_scores(
         "classes": classes,
         "accuracy_generated_mean": mean_gen,
         "accuracy_real_test_mean": mean_real,
+        "accuracy_generated_block_shuffled_mean": _mean(gen_shuffled_acc),
+        "accuracy_real_test_block_shuffled_mean": _mean(shuffled_acc),
         "ratio_generated_to_real": mean_gen / mean_real if mean_real > 0 else float("nan"),
         "target_ratio": 0.8,
         "null_control": (
@@ -418,7 +433,9 @@ def class_conditional_scores(
             "colours kept), that the judge assigns to the class; a class's accuracy on "
             "generated images near or below its null rate says nothing about shape. "
             "accuracy_real_test_block_shuffled: the judge's accuracy on that class's own "
-            "shuffled held-out images (what colour and texture alone earn)"
+            "shuffled held-out images (what colour and texture alone earn); "
+            "accuracy_generated_block_shuffled: the same for the class's generated images "
+            "(near chance, 1/classes, for samples named by their shape)"
         ),
         "encoder_mapping_accuracy": None
         if conditional

@@ -1,0 +1,35 @@
+"""benchmarks/emoji_quality.py's pieces on tiny tensors (the full run needs the shared set)."""
+
+import torch
+
+from lightgen.data.dataset import ImageDataset
+from lightgen.metrics.classifier import train_classifier
+
+
+def test_pca_rows_start_at_the_mean_image_and_improve_with_k(load_script):
+    mod = load_script("emoji_quality")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(50, 3, 12, 12, generator=g).cumsum(-1) / 12
+    rows = mod.pca_rows(x[:40], x[40:], [0, 4, 16])
+    assert [r["name"] for r in rows] == ["mean training image", "PCA k=4", "PCA k=16"]
+    psnrs = [r["psnr_db"] for r in rows]
+    assert psnrs == sorted(psnrs)
+
+
+def test_judge_rows_report_real_recoloured_and_shuffled_accuracy(load_script):
+    mod = load_script("emoji_quality")
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 2, (64,), generator=g)
+    x = torch.zeros(64, 3, 16, 16)
+    x[labels == 0, :, 4:12, 4:12] = 0.8  # class 0: a square in the middle
+    x[labels == 1, :, :, :4] = 0.8  # class 1: a bar on the left
+    ds = ImageDataset(x, labels, ("square", "bar"), "toy")
+    clf, _ = train_classifier(ds, epochs=8, batch_size=16, test_dataset=ds, progress=False)
+    rows = mod.judge_rows(clf, x, labels, seed=0)
+    assert set(rows) == {
+        "accuracy_real_test",
+        "accuracy_real_test_colour_randomised",
+        "accuracy_real_test_block_shuffled",
+    }
+    assert rows["accuracy_real_test"] > 0.9
+    assert rows["accuracy_real_test_block_shuffled"] < rows["accuracy_real_test"]
