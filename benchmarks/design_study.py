@@ -22,24 +22,20 @@ import torch
 from lightgen.chip.connectivity import connectivity
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.image import psnr, ssim
+from lightgen.metrics.pca import pca_reconstruction
 from lightgen.tasks.generate import reconstruct
 from lightgen.train.trainer import load_trained
 
 
 def pca_psnr(train: torch.Tensor, test: torch.Tensor, k: int) -> tuple[float, float]:
     """Held-out PSNR/SSIM of PCA with ``k`` components fitted on ``train`` (k=0: the mean)."""
-    x = train.flatten(1).double()
-    mean = x.mean(0, keepdim=True)
-    t = test.flatten(1).double() - mean
-    if k > 0:
-        _, _, v = torch.linalg.svd(x - mean, full_matrices=False)
-        basis = v[:k]
-        t = t @ basis.T @ basis
-    rec = (t + mean).clamp(0, 1).float().view_as(test)
+    rec = pca_reconstruction(train, test, k)
     return psnr(rec, test).item(), ssim(rec, test).item()
 
 
 def seconds_per_step(run: Path) -> float | None:
+    if run.parent.name == "checkpoints":  # a step folder: the log is the run's
+        run = run.parent.parent
     log = run / "log.csv"
     if not log.is_file():
         return None
@@ -48,6 +44,13 @@ def seconds_per_step(run: Path) -> float | None:
         return None
     a, b = rows[1], rows[-1]
     return (float(b["seconds"]) - float(a["seconds"])) / (int(b["step"]) - int(a["step"]))
+
+
+def load_checkpoint_step(run: Path) -> int | None:
+    from lightgen.train.checkpoint import load_checkpoint
+
+    meta, _, _ = load_checkpoint(run)
+    return meta.get("step")
 
 
 def main() -> None:
@@ -86,12 +89,13 @@ def main() -> None:
             "s_per_step": seconds_per_step(run),
             "ceilings": {k: {"psnr_db": v[0], "ssim": v[1]} for k, v in ceilings[key].items()},
         }
+        row["step"] = load_checkpoint_step(run)
         rows.append(row)
         (run / "design-study.json").write_text(json.dumps(row, indent=1))
     for row in rows:
         c = " ".join(f"{k} {v['psnr_db']:.2f}" for k, v in row["ceilings"].items())
         print(
-            f"{row['run']}: PSNR {row['psnr_db']:.2f} dB SSIM {row['ssim']:.3f} "
+            f"{row['run']} (step {row['step']}): PSNR {row['psnr_db']:.2f} dB SSIM {row['ssim']:.3f} "
             f"reach gen/enc {row['generator_fiber_reach']:.2f}/{row['encoder_fiber_reach']:.2f} "
             f"s/step {row['s_per_step']} | ceilings (PSNR dB): {c}"
         )
