@@ -24,6 +24,7 @@ from lightgen.data.registry import load_dataset
 from lightgen.metrics.image import psnr, ssim
 from lightgen.metrics.pca import pca_reconstruction
 from lightgen.tasks.generate import reconstruct
+from lightgen.tasks.images import image_grid, save_png
 from lightgen.train.trainer import load_trained
 
 
@@ -46,6 +47,27 @@ def seconds_per_step(run: Path) -> float | None:
     return (float(b["seconds"]) - float(a["seconds"])) / (int(b["step"]) - int(a["step"]))
 
 
+def optimal_latent_psnr(system, images: torch.Tensor, steps: int) -> dict:
+    """PSNR of the chip's reconstructions from its encoder's latents, and from latents fitted
+    directly to each image's camera MSE (chip frozen; Adam lr 0.05 from the encoder's)."""
+    chip = system.model.chip
+    for p in system.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        z0 = chip.encode(images)
+        before = psnr(chip.decode(z0).clamp(0, 1), images).item()
+    z = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.05)
+    for _ in range(steps):
+        loss = (chip.decode(z) - images).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = psnr(chip.decode(z).clamp(0, 1), images).item()
+    return {"encoder_psnr_db": before, "fitted_psnr_db": after, "steps": steps}
+
+
 def load_checkpoint_step(run: Path) -> int | None:
     from lightgen.train.checkpoint import load_checkpoint
 
@@ -57,7 +79,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--n-test", type=int, default=67)
+    ap.add_argument(
+        "--figure", type=Path, default=None, help="PNG: 8 held-out inputs, then each run's"
+    )
+    ap.add_argument(
+        "--optimal-latents",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also fit the latent of 16 held-out images directly (Adam, STEPS steps, chip "
+        "frozen): the generator's own ceiling, whatever the encoder",
+    )
     args = ap.parse_args()
+    figure_rows: list[torch.Tensor] = []
     ceilings: dict[tuple, dict] = {}
     rows = []
     for run in args.runs:
@@ -76,6 +110,10 @@ def main() -> None:
             }
         with torch.no_grad():
             recs = torch.cat([reconstruct(system, test[i : i + 8]) for i in range(0, len(test), 8)])
+        if args.figure is not None:
+            if not figure_rows:
+                figure_rows.append(test[:8])
+            figure_rows.append(recs[:8])
         conn = connectivity(chip_cfg)
         row = {
             "run": str(run),
@@ -90,9 +128,19 @@ def main() -> None:
             "ceilings": {k: {"psnr_db": v[0], "ssim": v[1]} for k, v in ceilings[key].items()},
         }
         row["step"] = load_checkpoint_step(run)
+        if args.optimal_latents:
+            row["optimal_latents"] = optimal_latent_psnr(system, test[:16], args.optimal_latents)
         rows.append(row)
         (run / "design-study.json").write_text(json.dumps(row, indent=1))
+    if args.figure is not None:
+        save_png(args.figure, image_grid(torch.cat(figure_rows), 8))
     for row in rows:
+        if "optimal_latents" in row:
+            o = row["optimal_latents"]
+            print(
+                f"{row['run']}: 16 held-out images, encoder's latents {o['encoder_psnr_db']:.2f} dB, "
+                f"latents fitted directly {o['fitted_psnr_db']:.2f} dB"
+            )
         c = " ".join(f"{k} {v['psnr_db']:.2f}" for k, v in row["ceilings"].items())
         print(
             f"{row['run']} (step {row['step']}): PSNR {row['psnr_db']:.2f} dB SSIM {row['ssim']:.3f} "

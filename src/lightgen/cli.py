@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 import warnings
 from pathlib import Path
@@ -23,25 +24,105 @@ DataRootOpt = Annotated[
 TrainedDatasetOpt = Annotated[
     str | None, typer.Option(help="default: the data set it was trained on")
 ]
-SeedOpt = Annotated[int, typer.Option()]
+SeedOpt = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="random seed, 0..2**32-1")]
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}")
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(msg)}")  # "[chip]" is text, not markup
     raise typer.Exit(2)
+
+
+def _require_at_least(flag: str, value: int | None, low: int, fix: str) -> None:
+    if value is not None and value < low:
+        _fail(f"{flag} {value} is below {low}; {fix}")
+
+
+def _check_out_dir(path: Path, flag: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is a file or cannot be written
+    (creates nothing)."""
+    if path.exists() and not path.is_dir():
+        _fail(f"{flag} {path} is an existing file; pass a folder (new or existing).")
+    anc = path
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        _fail(f"{flag} {path} cannot be created: {anc} is a file. Choose another folder.")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        _fail(
+            f"{flag} {path} is not writable (permission denied on {anc}). Choose a folder you can write to."
+        )
+
+
+def _check_out_file(path: Path, flag: str = "--out") -> None:
+    """Refuse, before any work, an output file path that is a folder or cannot be written."""
+    if path.is_dir():
+        _fail(f"{flag} {path} is a folder; pass a file name, e.g. {path / 'eval.json'}.")
+    if path.exists() and not os.access(path, os.W_OK):
+        _fail(f"{flag} {path} is read-only. Choose a file you can write to.")
+    _check_out_dir(path.parent if str(path.parent) else Path("."), f"{flag} (its folder)")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from lightgen import __version__
+
+        console.print(f"lightgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """LightGen all-optical generative chip: simulate, train, evaluate, export."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        console.print(f"[yellow]warning:[/] {message}")
+
+    warnings.showwarning = show  # one line per warning, no source-line echo
+
+
+CONFIG_FORMATS = {".json": "JSON", ".toml": "TOML"}
 
 
 def _read_config_file(path: Path | None) -> dict:
     if path is None:
         return {}
+    formats = " or ".join(CONFIG_FORMATS)
+    if path.is_dir():
+        _fail(f"--config {path} is a folder; pass a {formats} training config file.")
     if not path.is_file():
-        _fail(f"--config {path} does not exist; pass a .json or .toml training config.")
-    text = path.read_text()
+        _fail(f"--config {path} does not exist; pass a {formats} training config.")
+    kind = CONFIG_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        _fail(
+            f"--config {path}: {path.suffix or 'no suffix'!r} is not a config format lightgen "
+            f"reads; use {formats} (YAML is not supported: convert it to TOML or JSON)."
+        )
     try:
-        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except UnicodeDecodeError:
+        _fail(f"--config {path} is not a UTF-8 text file; pass a {kind} training config.")
+    except OSError as e:
+        _fail(f"--config {path} cannot be read ({e.strerror or e}).")
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        _fail(f"--config {path} is not valid {path.suffix[1:].upper()}: {e}")
-    return {}
+        _fail(f"--config {path} is not valid {kind}: {e}")
+    if not isinstance(data, dict):
+        from lightgen.train.config import TrainConfig
+
+        _fail(
+            f"--config {path} holds a {kind} {type(data).__name__}; it must be an object of "
+            f"training config keys: {', '.join(sorted(TrainConfig.model_fields))}."
+        )
+    return data
 
 
 @app.command()
@@ -208,6 +289,7 @@ def train(
     from lightgen.train.data import train_split, with_source_domain
     from lightgen.train.trainer import Trainer
 
+    _check_out_dir(out)
     cfg = _train_config(
         config,
         model=model,
@@ -257,16 +339,28 @@ def train(
 @app.command()
 def generate(
     checkpoint: CheckpointOpt,
-    out: Annotated[Path, typer.Option()] = Path("runs/generate"),
+    out: Annotated[Path, typer.Option(help="output folder (writes samples.png)")] = Path(
+        "runs/generate"
+    ),
     n: Annotated[int, typer.Option(help="number of images")] = 64,
     component: Annotated[int | None, typer.Option(help="mixture component (class control)")] = None,
     seed: SeedOpt = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite/--no-overwrite", help="replace an existing samples.png")
+    ] = False,
 ) -> None:
     """Sample Z from the prior, drive the fibers, read the camera; write a PNG grid."""
     from lightgen.tasks.generate import sample
     from lightgen.tasks.images import image_grid, save_png
     from lightgen.train.trainer import load_trained
 
+    _require_at_least("--n", n, 1, "generate at least one image, e.g. --n 64.")
+    _require_at_least("--component", component, 0, "components count from 0.")
+    _check_out_dir(out)
+    if (out / "samples.png").exists() and not overwrite:
+        _fail(
+            f"{out / 'samples.png'} exists; pass --overwrite to replace it, or choose another --out."
+        )
     try:
         system, _ = load_trained(checkpoint)
         imgs, _ = sample(system, n, seed=seed, component=component)
@@ -287,19 +381,19 @@ def eval_(
     ] = None,
     seed: SeedOpt = 0,
     fab_levels: Annotated[
-        int | None, typer.Option(help="evaluate as fabricated: etch levels")
+        int | None, typer.Option(help="evaluate as fabricated: etch levels (2..65536)")
     ] = None,
     fab_shift_std_m: Annotated[
-        float, typer.Option(help="as fabricated: lateral placement std (m)")
+        float, typer.Option(min=0.0, help="as fabricated: lateral placement std (m)")
     ] = 0.0,
     fab_rotation_std_rad: Annotated[
-        float, typer.Option(help="as fabricated: rotation std (rad)")
+        float, typer.Option(min=0.0, help="as fabricated: rotation std (rad)")
     ] = 0.0,
     fab_distance_std_m: Annotated[
-        float, typer.Option(help="as fabricated: axial placement std (m)")
+        float, typer.Option(min=0.0, help="as fabricated: axial placement std (m)")
     ] = 0.0,
     n_per_class: Annotated[
-        int, typer.Option(help="mixture prior + labels: images generated per class")
+        int, typer.Option(min=1, help="mixture prior + labels: images generated per class")
     ] = 64,
     classifier_size: Annotated[
         int | None,
@@ -329,6 +423,32 @@ def eval_(
     from lightgen.tasks.images import atomic_write
     from lightgen.train.trainer import load_trained
 
+    _require_at_least("--n", n, 2, "FID and KID compare at least 2 images; e.g. --n 1000.")
+    _require_at_least(
+        "--fab-levels",
+        fab_levels,
+        2,
+        "a fabricated height map has 2..65536 etch levels, e.g. --fab-levels 8.",
+    )
+    _require_at_least("--n-per-class", n_per_class, 1, "e.g. --n-per-class 64.")
+    if fab_levels is not None and fab_levels > 65536:
+        _fail(
+            f"--fab-levels {fab_levels} is above 65536 (16-bit height maps); e.g. --fab-levels 8."
+        )
+    for flag, value in (
+        ("--fab-shift-std-m", fab_shift_std_m),
+        ("--fab-rotation-std-rad", fab_rotation_std_rad),
+        ("--fab-distance-std-m", fab_distance_std_m),
+        ("--temperature", temperature),
+    ):
+        if value != value or value in (float("inf"), float("-inf")):
+            _fail(f"{flag} {value} must be a finite number.")
+    if out is not None:
+        _check_out_file(out)
+    else:
+        _check_out_dir(Path(checkpoint), "--checkpoint (eval writes its JSON there)")
+    if class_grid is not None:
+        _check_out_file(class_grid, "--class-grid")
     try:
         fab = None
         if fab_levels or fab_shift_std_m or fab_rotation_std_rad or fab_distance_std_m:
@@ -351,7 +471,7 @@ def eval_(
             dataset,
             n,
             seed,
-            data_root,
+            data_root or cfg.data_root,  # like every task: the data the chip was trained on
             fabrication=fab,
             n_per_class=n_per_class,
             classifier_size=classifier_size,
@@ -471,6 +591,7 @@ def denoise_cmd(
     from lightgen.tasks.denoise import run_denoise
     from lightgen.train.trainer import load_trained
 
+    _check_out_dir(out)
     levels = _float_list(sigmas, "--sigmas")
     try:
         system, cfg = load_trained(checkpoint)
@@ -536,6 +657,7 @@ def edit_cmd(
     from lightgen.tasks.edit import parse_region, run_edit
     from lightgen.train.trainer import load_trained
 
+    _check_out_dir(out)
     try:
         reg = parse_region(region)
         system, cfg = load_trained(checkpoint)
@@ -592,6 +714,7 @@ def video_cmd(
     from lightgen.tasks.video import run_video
     from lightgen.train.trainer import load_trained
 
+    _check_out_dir(out)
     fib = None
     if fibers is not None:
         try:
@@ -697,6 +820,7 @@ def multiview(
     score unseen views against the nearest training view, write a turntable."""
     from lightgen.tasks.multiview import MultiviewSetup, run_multiview
 
+    _check_out_dir(out)
     opts = dict(batch_size=batch_size, lr=lr, beta=beta, sigma_x=sigma_x, device=device)
     chip = {} if grid_samples is None else {"grid_samples": grid_samples}
     if n_generators != 1:  # ChipConfig validates the count
@@ -792,6 +916,7 @@ def style_cmd(
     from lightgen.tasks.style import run_style_transfer
     from lightgen.train.trainer import load_trained
 
+    _check_out_dir(out)
     try:
         system, cfg = load_trained(checkpoint)
         control = None if control_checkpoint is None else load_trained(control_checkpoint)
@@ -831,6 +956,7 @@ def style_digits_cmd(
     from lightgen.tasks.style import mnist_classifier, run_digit_transfer
     from lightgen.train.trainer import load_trained
 
+    _check_out_dir(out)
     try:
         global_chip, patch_chip = load_trained(global_checkpoint), load_trained(patch_checkpoint)
         clf = mnist_classifier(data_root) if classify else None
@@ -867,6 +993,14 @@ def demo(
     """The main job: train a small chip on built-in data, write samples, reconstructions, OLS plots, report."""
     from lightgen.tasks.demo import run_demo
 
+    _check_out_dir(out)
+    if (out / "run" / "checkpoints").is_dir():
+        _fail(
+            f"--out {out} already holds a demo run ({out / 'run'}); demo always trains anew and "
+            "never overwrites a run. Choose a new --out folder, or delete that one. (To train "
+            f"the same chip further: lightgen train --out {out / 'run'} --resume --steps N, "
+            f"with --config {out / 'run' / 'config.json'}.)"
+        )
     cfg = _train_config(
         None,
         preset=preset,

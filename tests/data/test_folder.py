@@ -133,3 +133,24 @@ def test_named_background_colour_is_accepted(tmp_path):
     _png(tmp_path / "a" / "1.png", (0, 0, 0, 0))
     out = load_image_folder(tmp_path, background="black")
     assert float(out.images.max()) == 0.0
+
+
+def test_a_16_bit_grey_png_is_scaled_by_its_true_bit_depth(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 32), (32, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    for grey in (True, False):
+        x = load_image(tmp_path / "ramp16.png", grey=grey)
+        np.testing.assert_allclose(x[0, 0], ramp[0] / 65535, atol=1e-6)
+        assert (x > 0.99).mean() < 0.05  # not saturated to white
+    small = load_image(tmp_path / "ramp16.png", size=8, grey=True)
+    assert small.shape == (1, 8, 8) and abs(float(small.mean()) - 0.5) < 0.02
+
+
+def test_a_decompression_bomb_png_is_refused_naming_the_file(tmp_path, monkeypatch):
+    import PIL.Image
+
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "bomb.png")
+    # 1600 pixels against a limit of 2 x 100: what a 20000^2 PNG is to the default limit
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(DataFileError, match=r"bomb\.png' is too large to decode safely"):
+        load_image(tmp_path / "bomb.png")

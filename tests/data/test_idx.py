@@ -152,3 +152,11 @@ def test_missing_file_is_both_file_not_found_and_value_error(tmp_path):
 def test_write_idx_rejects_types_idx_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="dtype"):
         write_idx(tmp_path / "x", np.zeros(3, dtype=np.uint16))
+
+
+@pytest.mark.parametrize("rows, cols", [(0, 0), (28, 0), (0, 28)])
+def test_an_image_file_of_zero_pixel_images_is_refused_naming_the_size(tmp_path, rows, cols):
+    path = tmp_path / "empty-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">4I", 2051, 5, rows, cols))
+    with pytest.raises(DataFileError, match=f"images of {rows} x {cols} pixels"):
+        read_idx_images(path)

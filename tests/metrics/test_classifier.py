@@ -220,3 +220,12 @@ def test_augmented_judge_is_cached_apart_and_plain_entries_stay_valid(tmp_path, 
 def test_unknown_augmentation_names_the_value():
     with pytest.raises(ValueError, match="augment='noise'"):
         train_classifier(_tiny(), augment="noise", progress=False)
+
+
+def test_an_unwritable_cache_warns_before_training_and_still_returns_the_classifier(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.warns(UserWarning, match="is not writable .*trained but not cached"):
+        model, acc = _cached(_tiny(), blocker / "cache")
+    assert isinstance(model, clf.SmallCNN) and 0 <= acc <= 1
+    assert blocker.read_text() == "not a folder"

@@ -213,3 +213,10 @@ def test_exported_program_files_are_accepted_too(tmp_path):
     torch.export.save(torch.export.export(Tiny(), (torch.rand(2, 3, 8, 8),)), str(path))
     out = torchscript_features(str(path))(torch.full((2, 3, 8, 8), 0.25))
     torch.testing.assert_close(out, torch.full((2, 3), 0.25))
+
+
+def test_torchscript_features_warns_in_its_docstring_that_loading_runs_the_files_code():
+    from lightgen.metrics.fid import torchscript_features
+
+    doc = " ".join(torchscript_features.__doc__.split())
+    assert "loading this file runs its code" in doc and "trust" in doc

@@ -86,7 +86,7 @@ def test_checkpoint_from_another_preset_is_named(tmp_path, images):
 def test_non_finite_loss_stops_with_a_message_and_saves_nothing(tmp_path, images):
     bad = images.clone()
     bad[:] = float("nan")
-    with pytest.raises(FloatingPointError, match="Lower --lr"):
+    with pytest.raises(FloatingPointError, match="images hold NaN or inf"):
         Trainer(_cfg(steps=3), tmp_path, bad, progress=False).run()
     assert not (tmp_path / "checkpoints").exists()
 

@@ -28,7 +28,7 @@ class ChipConfig(BaseModel):
     per sample).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = "custom"
     wavelengths_m: tuple[float, ...] = Field(default=(532e-9,), min_length=1)

@@ -19,7 +19,7 @@ from lightgen.optics.fabrication import HeightQuantizer, Misalignment
 class FabricationModel(BaseModel):
     """Fabrication tolerances. ``levels``: etch depths per layer (None: continuous)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     levels: int | None = Field(default=None, ge=2, le=65536)
     shift_std_m: float = Field(

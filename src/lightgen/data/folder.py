@@ -11,6 +11,10 @@ because resizing straight (non-premultiplied) RGBA bleeds the colour of invisibl
 pixels into the edges.
 
 Files whose suffix is not an image suffix (``README``, ``.DS_Store``) are ignored.
+Grey images of more than 8 bits (16-bit PNG/TIFF) are scaled by their true bit depth
+(65535 is white), not clipped at 255. An image larger than Pillow's decompression-bomb
+limit (``PIL.Image.MAX_IMAGE_PIXELS``) raises :class:`DataFileError` naming it.
+
 A file *with* an image suffix that Pillow cannot decode raises :class:`DataFileError`
 naming it (``on_error="raise"``, the default: a half-loaded data set silently skews
 class balance) or is skipped with a ``UserWarning`` (``on_error="skip"``).
@@ -113,6 +117,42 @@ def _parse_background(background: Sequence[int] | str) -> tuple[int, int, int]:
     return tuple(int(v) for v in rgb)
 
 
+def _load_wide_grey(
+    path: Path,
+    im: Image.Image,
+    size: int | None,
+    grey: bool,
+    background: tuple[int, int, int],
+) -> np.ndarray:
+    """A grey image of more than 8 bits (Pillow modes ``I;16*``, ``I``, ``F``), scaled by
+    its true bit depth to ``[0, 1]`` (Pillow's ``convert`` would clip it at 255)."""
+    arr = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16"):
+        arr = arr / 65535.0
+    elif im.mode == "I" and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+        arr = arr / 65535.0  # 16-bit data Pillow widened to 32-bit
+    elif not (im.mode == "F" and arr.size and 0.0 <= arr.min() and arr.max() <= 1.0):
+        raise DataFileError(
+            f"image file {str(path)!r} is a {im.mode!r} image (32-bit integer or float values "
+            f"outside 0..1), whose white level is unknown. Save it as an 8- or 16-bit image."
+        )
+    bg = np.asarray(background, dtype=np.float64) / 255.0
+    planes = [arr] if grey else [arr, arr, arr]
+    fills = [float(bg @ np.array([0.299, 0.587, 0.114]))] if grey else list(bg)
+    h, w = arr.shape
+    side = max(h, w)
+    out = []
+    for plane, fill in zip(planes, fills, strict=True):
+        square = np.full((side, side), fill)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top : top + h, left : left + w] = plane
+        img = Image.fromarray(square.astype(np.float32), mode="F")
+        if size is not None and side != size:
+            img = img.resize((size, size), Image.Resampling.LANCZOS)
+        out.append(np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0))
+    return np.stack(out)
+
+
 def load_image(
     path: str | Path,
     size: int | None = None,
@@ -127,7 +167,14 @@ def load_image(
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode.startswith("I") or im.mode == "F":
+                return _load_wide_grey(path, im, size, grey, background)
             rgba = im.convert("RGBA")
+    except Image.DecompressionBombError as exc:
+        raise DataFileError(
+            f"image file {str(path)!r} is too large to decode safely ({exc}). Resize it "
+            "(e.g. to the chip's image size) or remove it from the folder."
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataFileError(
             f"image file {str(path)!r} cannot be decoded ({exc}). Delete or replace it, or "

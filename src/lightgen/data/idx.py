@@ -113,6 +113,11 @@ def _read_checked(path: str | Path, magic: int, what: str, stem: str) -> np.ndar
             f"IDX file {str(path)!r} holds {data.dtype} data of {data.ndim} dims, not {what} "
             f"(magic {magic}). Pass the matching *-{stem}-ubyte file. " + _fix(path)
         )
+    if 0 in data.shape[1:]:
+        raise DataFileError(
+            f"IDX file {str(path)!r} holds images of {data.shape[1]} x {data.shape[2]} pixels "
+            f"(header sizes {data.shape}); images need at least one pixel. " + _fix(path)
+        )
     return data
 
 

@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -367,6 +368,17 @@ def default_cache_dir() -> Path:
     return root / "classifiers"
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder`` (made if missing), or None if they can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"cannot create it: {e.strerror or e}"
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    return None
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -452,11 +464,20 @@ def load_or_train_classifier(
         if hit is not None:
             return hit
 
+    why = _unwritable(cache)  # checked before training, so no work is lost to it
+    if why:
+        warnings.warn(
+            f"classifier cache {str(cache)!r} is not writable ({why}); the classifier is "
+            f"trained but not cached. Set ${CACHE_ENV} to a folder you can write to.",
+            UserWarning,
+            stacklevel=2,
+        )
     model, accuracy = train_classifier(
         train_ds, epochs=epochs, seed=seed, progress=progress, augment=augment, **train_kwargs
     )
     model.dataset_name = dataset_name
-    cache.mkdir(parents=True, exist_ok=True)
+    if why:
+        return model, accuracy
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}

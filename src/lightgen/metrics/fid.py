@@ -351,6 +351,11 @@ def torchscript_features(
     whose output is flattened to ``(N, D)``. Check what your export expects: these three
     settings are its input contract. (A bare state dict is not enough: it needs the
     architecture's code, which lightgen does not ship.)
+
+    Security: loading this file runs its code. A TorchScript or ``torch.export`` file holds
+    a program, not just weights, and calling the feature function executes it with your
+    permissions, like running a script. Load only files you made yourself or got from a
+    source you trust as much as the code you install.
     """
     from pathlib import Path
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lightgen.chip.config import ChipConfig
 from lightgen.chip.fabrication import FabricationModel
@@ -12,9 +19,10 @@ from lightgen.chip.presets import preset
 
 
 class TrainConfig(BaseModel):
-    """Everything that decides a training run. Unknown keys are rejected."""
+    """Everything that decides a training run. Unknown keys, NaN and infinite numbers are
+    rejected."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: Literal["chip", "hybrid", "vae"] = "chip"
     preset: str = "tiny"
@@ -47,6 +55,8 @@ class TrainConfig(BaseModel):
     lr: float = Field(default=0.02, gt=0, le=10)
     beta: float = Field(default=1.0, ge=0)
     sigma_x: float = Field(default=0.1, gt=0)
+    """Camera-image noise std on the 0..1 image scale; [1e-4, 100] (the loss divides the
+    squared error by 2 sigma_x^2, so a tinier value overflows float32)."""
     prior: Literal["gaussian", "mixture"] = "gaussian"
     n_components: int = Field(default=10, ge=2, le=256)
     prior_covariance: Literal["isotropic", "diagonal"] = Field(
@@ -57,7 +67,7 @@ class TrainConfig(BaseModel):
         ),
     )
     init_log_var: float = Field(default=-2.0, ge=-20, le=5)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     checkpoint_every: int = Field(default=250, ge=1)
     log_every: int = Field(default=10, ge=1)
     grad_clip: float = Field(default=10.0, gt=0)
@@ -170,6 +180,31 @@ class TrainConfig(BaseModel):
             check_groups(self.emoji_groups)
         return self
 
+    @field_validator("sigma_x")
+    @classmethod
+    def _sigma_x_in_physical_range(cls, v: float) -> float:
+        if not 1e-4 <= v <= 100:
+            raise ValueError(
+                f"sigma_x={v:g} is outside [1e-4, 100]: it is the camera noise std on the 0..1 "
+                "image scale (the loss divides by 2 sigma_x^2); use e.g. 0.1"
+            )
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device_torch_knows(cls, v: str) -> str:
+        import torch
+
+        if v != "auto":
+            try:
+                torch.device(v)
+            except (RuntimeError, TypeError):
+                raise ValueError(
+                    f"device={v!r} is not a device torch knows; use 'cpu', 'cuda', 'cuda:1' or "
+                    "'auto'"
+                ) from None
+        return v
+
     @model_validator(mode="after")
     def _all_wavelengths_needs_conditions(self) -> TrainConfig:
         if (
@@ -269,23 +304,41 @@ def is_emoji_svg(name: str) -> bool:
     return str(name).lower().replace("_", "-").split("+", 1)[0] == "emoji-svg"
 
 
+def _explain(e: ValidationError, owner: type[BaseModel], prefix: str = "") -> list[str]:
+    """One line per error of ``e`` (raised by ``owner``), naming the key and its fix."""
+    nested = {"fabrication": FabricationModel}
+    lines = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = prefix + (".".join(loc) or "(config)")
+        if err["type"] == "extra_forbidden":
+            model = nested.get(loc[0], owner) if len(loc) > 1 else owner
+            section = f" under [{prefix.rstrip('.') or loc[0]}]" if prefix or len(loc) > 1 else ""
+            known = ", ".join(sorted(model.model_fields))
+            lines.append(f"unknown key {key!r}; known keys{section}: {known}")
+        elif err["type"] == "finite_number":
+            lines.append(f"{key}: must be a finite number (got {err.get('input')!r})")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {msg} (got {err.get('input')!r})")
+    return lines
+
+
 def load_train_config(data: dict) -> TrainConfig:
     """Validate a dict (from JSON/TOML/CLI); errors name the key and the fix."""
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"a training config must be a mapping of keys to values, got a "
+            f"{type(data).__name__}; known keys: {', '.join(sorted(TrainConfig.model_fields))}."
+        )
     try:
         cfg = TrainConfig(**data)
-        cfg.chip_config()
-        return cfg
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(config)"
-            if err["type"] == "extra_forbidden":
-                known = (
-                    ", ".join(sorted(TrainConfig.model_fields))
-                    if len(err["loc"]) == 1
-                    else "see ChipConfig"
-                )
-                lines.append(f"unknown key {key!r}; known keys: {known}")
-            else:
-                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        lines = _explain(e, TrainConfig)
         raise ValueError("invalid training config:\n  " + "\n  ".join(lines)) from None
+    try:
+        cfg.chip_config()
+    except ValidationError as e:
+        lines = _explain(e, ChipConfig, "chip.")
+        raise ValueError("invalid training config:\n  " + "\n  ".join(lines)) from None
+    return cfg

@@ -72,7 +72,13 @@ class GaussianPrior(nn.Module):
         device=None,
         temperature: float = 1.0,
     ) -> torch.Tensor:
-        """``n`` draws; ``temperature`` scales the standard deviation (1 = the prior itself)."""
+        """``n`` draws; ``temperature`` scales the standard deviation (1 = the prior itself).
+        ``component`` must be None: a Gaussian prior has one mode."""
+        if component is not None:
+            raise ValueError(
+                f"component={component} picks a mixture component, but this prior is a single "
+                "Gaussian (one mode). Drop --component, or train with --prior mixture."
+            )
         return temperature * standard_normal((n, self.dim), self.complex_latent, generator, device)
 
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:

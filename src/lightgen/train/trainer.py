@@ -27,12 +27,18 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from safetensors.torch import load_file
 
 from lightgen.chip.fabrication import apply_fabrication
 from lightgen.data.deform import handwriting_like
+from lightgen.export._atomic import atomic_write_text
 from lightgen.optics.fft import set_fft_backend
-from lightgen.train.checkpoint import load_checkpoint, optimizer_from_tensors, save_checkpoint
+from lightgen.train.checkpoint import (
+    check_tensors_match,
+    load_checkpoint,
+    load_training_state,
+    lock_run_dir,
+    save_checkpoint,
+)
 from lightgen.train.config import TrainConfig, load_train_config
 from lightgen.train.models import build_model
 from lightgen.train.objective import bogt_loss
@@ -44,7 +50,12 @@ TWO_PI = 2 * math.pi
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={name!r} is not a device torch knows; use 'cpu', 'cuda', 'cuda:1' or 'auto'."
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={name!r} but no CUDA device is available; use device='cpu' or 'auto'."
@@ -388,9 +399,36 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.system.parameters(), lr=cfg.lr)
         self.noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
+        self._resumed_from: Path | None = None
         self._data_summary = data_summary(self._data())
+        self._lock = None
+        if self.rank == 0:  # rank 0 alone writes, so it alone holds the run folder
+            existed = self.run_dir.exists()
+            self._lock = lock_run_dir(self.run_dir)
+            try:
+                self._start_or_resume(resume)
+            except BaseException:
+                self.release()
+                if not existed:  # leave no trace of a run that never started
+                    (self.run_dir / ".lock").unlink(missing_ok=True)
+                    if not any(self.run_dir.iterdir()):
+                        self.run_dir.rmdir()
+                raise
+        else:
+            self._start_or_resume(resume)
+        self.ddp = None
+        if self.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.system)
+
+    def release(self) -> None:
+        """Release the run folder's lock (done by :meth:`run` when it ends)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _start_or_resume(self, resume: bool) -> None:
         ck = self.run_dir / "checkpoints"
-        has_ck = (ck / "latest").is_file()
+        has_ck = (ck / "latest").is_file() or any(ck.glob("step-*"))
         if resume:
             if not has_ck:
                 raise ValueError(
@@ -402,9 +440,6 @@ class Trainer:
                 f"{self.run_dir} already holds checkpoints; pass --resume to continue that run, "
                 "or choose a new --out folder (existing checkpoints are never overwritten)."
             )
-        self.ddp = None
-        if self.world > 1:
-            self.ddp = torch.nn.parallel.DistributedDataParallel(self.system)
 
     # ----------------------------------------------------------------- state
     def _data(self) -> dict[str, torch.Tensor | None]:
@@ -441,6 +476,12 @@ class Trainer:
 
     def _resume(self) -> None:
         meta, tensors, ckdir = load_checkpoint(self.run_dir)
+        if meta["step"] > self.cfg.steps:
+            raise ValueError(
+                f"cannot resume {self.run_dir} with --steps {self.cfg.steps}: its checkpoint is "
+                f"already at step {meta['step']}. Pass --steps {meta['step']} or more (nothing "
+                "was written)."
+            )
         if "data" in meta:  # checkpoints before this check have none
             self._check_same_data(meta["data"])
         # validated and re-dumped, so fields added since it was saved read as their defaults
@@ -457,14 +498,24 @@ class Trainer:
                 f"cannot resume {self.run_dir}: its checkpoint was trained with a different config {diff} "
                 "(saved, now). Resume with the same settings or start a new --out folder."
             )
-        self.system.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
-        optimizer_from_tensors(
-            self.optimizer, load_file(ckdir / "optimizer.safetensors"), meta["optimizer"]
+        check_tensors_match(
+            self.system.state_dict(),
+            tensors,
+            ckdir / "model.safetensors",
+            f"the {self.cfg.model!r} model of preset {self.cfg.preset!r}",
         )
-        rng = load_file(ckdir / "rng.safetensors")
-        self.noise_gen.set_state(rng["noise"])
-        torch.set_rng_state(rng["torch"])
+        self.system.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
+        rng = load_training_state(ckdir, meta, self.optimizer)
+        try:
+            self.noise_gen.set_state(rng["noise"])
+            torch.set_rng_state(rng["torch"])
+        except RuntimeError as e:
+            raise ValueError(
+                f"{ckdir / 'rng.safetensors'} holds no valid generator state ({e}); use an "
+                f"earlier checkpoint in {ckdir.parent}."
+            ) from None
         self.step = int(meta["step"])
+        self._resumed_from = ckdir
 
     def save(self) -> Path:
         rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
@@ -501,7 +552,7 @@ class Trainer:
             raise FloatingPointError(
                 f"loss became {terms.loss.item()} at step {self.step} (recon {terms.recon.item():.4g}, "
                 f"kl {terms.kl.item():.4g}); nothing was saved from this step. The last good checkpoint is in "
-                f"{self.run_dir / 'checkpoints'}. Lower --lr (now {cfg.lr}) or --beta and --resume."
+                f"{self.run_dir / 'checkpoints'}. {self._blow_up_cause(x, terms)}"
             )
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
@@ -515,6 +566,48 @@ class Trainer:
             "mse": terms.mse.item(),
         }
 
+    def _blow_up_cause(self, x: torch.Tensor, terms) -> str:
+        """The parameter most likely behind a non-finite loss, and what to change."""
+        cfg = self.cfg
+        if not torch.isfinite(x).all():
+            return "The training images hold NaN or inf values: check the data set's files."
+        if self.step == 0 and not torch.isfinite(terms.recon):
+            return (
+                f"It failed on the first step, so the settings, not the training, are the cause: "
+                f"--sigma-x (now {cfg.sigma_x:g}) divides the squared image error, so keep it "
+                f"near the camera noise (e.g. 0.1); check the chip's powers "
+                f"(input_power_w, generator_power_w: finite, > 0)."
+            )
+        if not torch.isfinite(terms.kl):
+            return (
+                f"The KL term blew up: lower --beta (now {cfg.beta:g}) or --lr (now {cfg.lr:g}) "
+                "and --resume."
+            )
+        return (
+            f"The reconstruction term blew up: lower --lr (now {cfg.lr:g}) or raise --sigma-x "
+            f"(now {cfg.sigma_x:g}), or lower --beta (now {cfg.beta:g}), and --resume."
+        )
+
+    def _open_log(self):
+        """``log.csv`` for appending, holding exactly one row per step up to ``self.step``:
+        rows a killed run logged after its last checkpoint are dropped (they are logged
+        again), so every step appears once."""
+        path = self.run_dir / "log.csv"
+        header = ["step", "loss", "recon", "kl", "mse", "seconds"]
+        rows: dict[int, list[str]] = {}
+        if path.exists() and self.step > 0:
+            with open(path, newline="") as f:
+                for row in csv.reader(f):
+                    try:
+                        step = int(row[0])
+                    except (ValueError, IndexError):
+                        continue  # the header, or a row cut off by a kill
+                    if step <= self.step and len(row) == len(header):
+                        rows[step] = row  # the last one is of the run that saved the checkpoint
+        lines = [header, *(rows[k] for k in sorted(rows))]
+        atomic_write_text(path, "".join(",".join(r) + "\r\n" for r in lines))
+        return open(path, "a", newline="")
+
     def run(self) -> TrainResult:
         cfg = self.cfg
         writer_csv = tb = None
@@ -523,16 +616,15 @@ class Trainer:
         last_ck = None
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(cfg.model_dump(), indent=1))
-            new = not (self.run_dir / "log.csv").exists()
-            fcsv = open(self.run_dir / "log.csv", "a", newline="")
+            atomic_write_text(self.run_dir / "config.json", json.dumps(cfg.model_dump(), indent=1))
+            fcsv = self._open_log()
             writer_csv = csv.writer(fcsv)
-            if new:
-                writer_csv.writerow(["step", "loss", "recon", "kl", "mse", "seconds"])
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+                # events a killed run wrote after its last checkpoint are purged
+                purge = self.step + 1 if self.step else None
+                tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
             except ImportError:  # tensorboard is an optional extra
                 tb = None
         bar = Progress(
@@ -570,13 +662,18 @@ class Trainer:
                         completed=self.step,
                         info=f"loss {last['loss']:.4g} kl {last['kl']:.3g} mse {last['mse']:.4f}",
                     )
+            if last_ck is None and self.rank == 0:
+                # nothing trained (resumed at --steps): keep the checkpoint, never re-save it
+                last_ck = self._resumed_from or self.save()
+                if self._resumed_from is not None:
+                    ckdir = self.run_dir / "checkpoints"
+                    atomic_write_text(ckdir / "latest", last_ck.name + "\n")
         finally:
             if writer_csv is not None:
                 fcsv.close()
             if tb is not None:
                 tb.close()
-        if last_ck is None and self.rank == 0:
-            last_ck = self.save()
+            self.release()
         if self.world > 1:
             # every rank leaves together, after rank 0 has written: a rank that exits while
             # gloo still holds a connection to another dies with SIGABRT at teardown
@@ -599,12 +696,12 @@ def load_trained(
             f"pass --preset {cfg.preset} or a checkpoint trained for {expect_preset!r}."
         )
     system = BOGTSystem(cfg)
-    missing = set(system.state_dict()) ^ set(tensors)
-    if missing:
-        raise ValueError(
-            f"checkpoint {ckdir} does not match the {cfg.model!r} model of preset {cfg.preset!r} "
-            f"(mismatched tensors: {sorted(missing)[:5]}); it was made by another lightgen version or model."
-        )
+    check_tensors_match(
+        system.state_dict(),
+        tensors,
+        ckdir / "model.safetensors",
+        f"the {cfg.model!r} model of preset {cfg.preset!r}",
+    )
     system.load_state_dict(tensors)
     system.to(resolve_device(device)).eval()
     return system, cfg
