@@ -802,6 +802,28 @@ def style_digits_cmd(
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run folder (lightgen train) or demo folder")],
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file (default: RUN_DIR/report.html)")
+    ] = None,
+) -> None:
+    """One self-contained HTML page of a run: design, training, results, inside the chip,
+    hardware model (images inline; opens offline on a phone or a laptop)."""
+    from lightgen.tasks.report import NotARunError, write_report
+
+    try:
+        res = write_report(run_dir, out)
+    except NotARunError as e:
+        _fail(str(e))
+    for m in res.missing:
+        console.print(f"[yellow]missing:[/] {m}")
+    for name, err in res.errors.items():
+        console.print(f"[red]section {name} failed:[/] {err}")
+    console.print(f"wrote {res.path}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("lightgen-out"),
     preset: Annotated[str, typer.Option()] = "mnist-16f",

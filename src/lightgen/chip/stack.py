@@ -80,6 +80,18 @@ class DiffractiveStack(nn.Module):
                 field = self._step(i, field)
         return field
 
+    @torch.no_grad()
+    def plane_fields(self, field: torch.Tensor) -> list[torch.Tensor]:
+        """Fields ``(B, L, H, W)`` incident on each layer, then at the output plane
+        (``n_layers + 1`` fields; the last one is what :meth:`forward` returns)."""
+        out = []
+        field = self._gaps[0](field)
+        for i in range(len(self.layers)):
+            out.append(field)
+            field = self._step(i, field)
+        out.append(field)
+        return out
+
     def height_maps_m(self) -> list[torch.Tensor]:
         """Height map of every layer, metres, each ``(H, W)``."""
         return [layer.height_m().detach() for layer in self.layers]
