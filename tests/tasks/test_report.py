@@ -111,7 +111,7 @@ def test_report_has_a_per_class_grid_and_the_eval_metrics(mixture_run, tmp_path)
     assert res.errors == {}, res.errors
     text = " ".join(parse(res.path).text)
     assert "eval-printed-digits.json" in text and "fid" in text and "12.5" in text
-    assert "Per class" in text  # no per-class PNG beside the JSON: the page makes its own grid
+    assert "one row per class" in text  # no per-class PNG beside the JSON: the page makes its own
 
 
 def test_report_command_writes_the_page_beside_the_run_by_default(tiny_run, tmp_path):
@@ -161,3 +161,16 @@ def test_report_of_a_run_without_checkpoints_says_so_on_the_page(tiny_run, tmp_p
 def test_report_of_a_demo_folder_uses_its_run(tiny_run, tmp_path):
     shutil.copytree(tiny_run, tmp_path / "run")
     assert find_run(tmp_path).path == tmp_path / "run"
+
+
+def test_a_failing_section_shows_its_error_and_the_page_is_kept(tiny_run, tmp_path, monkeypatch):
+    import lightgen.tasks.report as report
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+    monkeypatch.setattr(report, "hardware_section", lambda run: 1 / 0)
+    res = write_report(run)
+    assert set(res.errors) == {"hardware"}
+    p = parse(res.path)
+    assert p.sections == list(SECTIONS)
+    assert "This section could not be made: ZeroDivisionError" in " ".join(p.text)

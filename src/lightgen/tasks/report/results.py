@@ -180,73 +180,88 @@ def _eval_tables(run: RunFolder) -> str:
     return "".join(parts)
 
 
-def results_section(run: RunFolder, loaded: Loaded) -> str:
-    from lightgen.metrics.image import psnr
-    from lightgen.tasks.generate import interpolate, reconstruct, sample
+def _samples(system, cfg) -> str:
+    from lightgen.tasks.evaluate import class_codes, is_class_conditioned
+    from lightgen.tasks.generate import sample
 
+    codes, what = None, "32 draws of P(Z) driving the fibers."
+    if is_class_conditioned(system, cfg):
+        codes = class_codes(system, cfg, torch.arange(32) % system.n_conditions)
+        what = "32 draws of P(Z) driving the fibers, the class codes in turn."
+    imgs, _ = sample(system, 32, seed=cfg.seed, conditions=codes)
+    return img(grid_uri(imgs, 8), "generated samples", what, True)
+
+
+def _reconstructions(system, loaded: Loaded) -> str:
+    from lightgen.metrics.image import psnr
+    from lightgen.tasks.generate import reconstruct
+
+    x = loaded.images[:8]
+    rec = reconstruct(system, x, conditions=conditions_for(loaded, 8)).cpu()
+    rec = rec.mean(1, keepdim=True) if rec.shape[1] != x.shape[1] else rec
+    db = psnr(rec, x, reduction="none")
+    return img(
+        figure_uri(reconstruction_figure(x, rec, db)),
+        "held-out inputs and their camera images",
+        f"Held-out inputs (top) and camera images (bottom); mean PSNR {db.mean():.2f} dB.",
+    )
+
+
+def _interpolation(system, loaded: Loaded) -> str:
+    from lightgen.tasks.generate import interpolate
+
+    if conditions_for(loaded, 2) is not None:
+        return note("A class-conditional model: no interpolation between two encodings.")
+    x = loaded.images
+    strip = interpolate(system, x[0], x[1], 10).cpu()
+    return img(
+        grid_uri(strip, 10),
+        "interpolation strip",
+        "A straight walk in the OLS between two encoded inputs.",
+        True,
+    )
+
+
+def _per_class(system, cfg) -> str:
+    grid = per_class_rows(system, cfg)
+    if grid is None:
+        return note("No labels or no class control (a Gaussian prior): no per-class grid.")
+    return img(
+        figure_uri(class_grid_figure(*grid)),
+        "samples per class",
+        "Generated images, one row per class.",
+    )
+
+
+def results_section(run: RunFolder, loaded: Loaded) -> str:
     parts = [note(n) for n in loaded.notes]
     system, cfg = loaded.system, loaded.cfg
     if system is not None:
-        from lightgen.tasks.evaluate import class_codes, is_class_conditioned
-
-        codes = None
-        if is_class_conditioned(system, cfg):
-            n_cls = system.n_conditions
-            codes = class_codes(system, cfg, torch.arange(32) % n_cls)
-        imgs, _ = sample(system, 32, seed=cfg.seed, conditions=codes)
-        parts.append("<h3>Samples</h3>")
-        parts.append(
-            img(
-                grid_uri(imgs, 8),
-                "generated samples",
-                "32 draws of P(Z) driving the fibers.",
-                True,
-            )
+        has_eval_grid = any(
+            f.with_name(f.stem + "-per-class.png").is_file() for f in run.eval_files
         )
+        subsections = [("Samples", lambda: _samples(system, cfg))]
         if loaded.images is not None:
-            x = loaded.images[:8]
-            rec = reconstruct(system, x, conditions=conditions_for(loaded, 8)).cpu()
-            rec = rec.mean(1, keepdim=True) if rec.shape[1] != x.shape[1] else rec
-            db = psnr(rec, x, reduction="none")
-            parts.append("<h3>Reconstructions</h3>")
-            parts.append(
-                img(
-                    figure_uri(reconstruction_figure(x, rec, db)),
-                    "held-out inputs and their camera images",
-                    f"Held-out inputs (top) and camera images (bottom); mean PSNR {db.mean():.2f} dB.",
-                )
-            )
-            if conditions_for(loaded, 2) is None:
-                strip = interpolate(system, x[0], x[1], 10).cpu()
-                parts.append("<h3>Interpolation</h3>")
-                parts.append(
-                    img(
-                        grid_uri(strip, 10),
-                        "interpolation strip",
-                        "A straight walk in the OLS between two encoded inputs.",
-                        True,
-                    )
-                )
-        grid = (
-            per_class_rows(system, cfg)
-            if not any(f.with_name(f.stem + "-per-class.png").is_file() for f in run.eval_files)
-            else None
-        )
-        if grid is not None:
-            parts.append("<h3>Per class</h3>")
-            parts.append(
-                img(
-                    figure_uri(class_grid_figure(*grid)),
-                    "samples per class",
-                    "Generated images, one row per class.",
-                )
-            )
+            subsections += [
+                ("Reconstructions", lambda: _reconstructions(system, loaded)),
+                ("Interpolation", lambda: _interpolation(system, loaded)),
+            ]
+        if not has_eval_grid:  # else the eval's own per-class grid is shown below
+            subsections.append(("Per class", lambda: _per_class(system, cfg)))
+        for title, make in subsections:
+            try:
+                body = make()
+            except (ValueError, FileNotFoundError) as e:  # e.g. no training split on disk
+                plt.close("all")
+                body = note(f"Not shown: {e}")
+            parts.append(f"<h3>{title}</h3>{body}")
     evals = _eval_tables(run)
     parts.append(
         "<h3>Evaluations</h3>" + evals
         if evals
         else note(
-            "No eval*.json in this run: run `lightgen eval --checkpoint RUN` for FID/KID/precision/recall."
+            "No eval*.json in this run: run `lightgen eval --checkpoint RUN` for "
+            "FID/KID/precision/recall."
         )
     )
     return "".join(parts)
