@@ -336,6 +336,22 @@ def train(
     console.print(f"checkpoint: {res.checkpoint}")
 
 
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="grid: a PNG grid (always written) | folder: also one full-resolution PNG per "
+        "image + manifest.csv/json | npy: also one (N, C, H, W) float32 array + manifest",
+    ),
+]
+
+
+def _print_image_set(files: dict[str, str]) -> None:
+    for kind in ("folder", "npy", "manifest"):
+        if kind in files:
+            console.print(f"  {kind}: {files[kind]}")
+
+
 @app.command()
 def generate(
     checkpoint: CheckpointOpt,
@@ -348,10 +364,11 @@ def generate(
     overwrite: Annotated[
         bool, typer.Option("--overwrite/--no-overwrite", help="replace an existing samples.png")
     ] = False,
+    fmt: FormatOpt = "grid",
 ) -> None:
-    """Sample Z from the prior, drive the fibers, read the camera; write a PNG grid."""
-    from lightgen.tasks.generate import sample
-    from lightgen.tasks.images import image_grid, save_png
+    """Sample Z from the prior, drive the fibers, read the camera; write a PNG grid (and,
+    with --format folder|npy, every image with a manifest of seed, component and sampler)."""
+    from lightgen.tasks.generate import write_samples
     from lightgen.train.trainer import load_trained
 
     _require_at_least("--n", n, 1, "generate at least one image, e.g. --n 64.")
@@ -362,17 +379,27 @@ def generate(
             f"{out / 'samples.png'} exists; pass --overwrite to replace it, or choose another --out."
         )
     try:
-        system, _ = load_trained(checkpoint)
-        imgs, _ = sample(system, n, seed=seed, component=component)
+        system, cfg = load_trained(checkpoint)
+        files = write_samples(system, cfg, out, n, seed=seed, component=component, fmt=fmt)
     except ValueError as e:
         _fail(str(e))
-    path = save_png(out / "samples.png", image_grid(imgs, 8, upscale=2))
-    console.print(f"wrote {n} generated images to {path}")
+    console.print(f"wrote {n} generated images to {files['grid']}")
+    _print_image_set(files)
 
 
 @app.command(name="eval")
 def eval_(
-    checkpoint: CheckpointOpt,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="run folder or checkpoints/step-* folder (or give --generated)"),
+    ] = None,
+    generated: Annotated[
+        Path | None,
+        typer.Option(
+            help="score this folder of images made elsewhere instead (same judge, same "
+            "held-out split; needs --dataset, or --checkpoint for its data set and size)"
+        ),
+    ] = None,
     dataset: TrainedDatasetOpt = None,
     data_root: DataRootOpt = None,
     n: Annotated[int, typer.Option(help="generated and real images compared")] = 1000,
@@ -417,13 +444,45 @@ def eval_(
     ] = "none",
 ) -> None:
     """FID/KID/precision/recall, reconstruction PSNR/SSIM, optical efficiencies, per-class
-    generation accuracy (mixture prior); prints and writes JSON."""
+    generation accuracy (mixture prior); prints and writes JSON. With --generated DIR: the
+    images in DIR (made by any model) scored by the same judge on the same held-out split."""
     from lightgen.chip.fabrication import FabricationModel
     from lightgen.tasks.evaluate import evaluate
     from lightgen.tasks.images import atomic_write
     from lightgen.train.trainer import load_trained
 
     _require_at_least("--n", n, 2, "FID and KID compare at least 2 images; e.g. --n 1000.")
+    if generated is not None:
+        if out is not None:
+            _check_out_file(out)
+        refused = {
+            "--fab-levels": fab_levels is not None,
+            "--fab-shift-std-m": fab_shift_std_m != 0,
+            "--fab-rotation-std-rad": fab_rotation_std_rad != 0,
+            "--fab-distance-std-m": fab_distance_std_m != 0,
+            "--temperature": temperature != 1.0,
+            "--class-grid": class_grid is not None,
+        }
+        given = [k for k, v in refused.items() if v]
+        if given:
+            _fail(
+                f"{', '.join(given)} act on a chip; with --generated the images are already "
+                "made. Drop them, or evaluate the chip with --checkpoint alone."
+            )
+        _eval_generated(
+            generated,
+            checkpoint,
+            dataset,
+            data_root,
+            n,
+            out,
+            seed,
+            classifier_size,
+            classifier_augment,
+        )
+        return
+    if checkpoint is None:
+        _fail("pass --checkpoint RUN (a trained chip) or --generated DIR (a folder of images).")
     _require_at_least(
         "--fab-levels",
         fab_levels,
@@ -488,6 +547,63 @@ def eval_(
         t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(t)
     dest = out or (Path(checkpoint) / f"eval-{res['dataset']}{tag}.json")
+    atomic_write(dest, lambda p: p.write_text(json.dumps(res, indent=1)))
+    console.print(f"wrote {dest}")
+
+
+def _eval_generated(
+    folder: Path,
+    checkpoint: Path | None,
+    dataset: str | None,
+    data_root: str | None,
+    n: int,
+    out: Path | None,
+    seed: int,
+    classifier_size: int | None,
+    classifier_augment: str,
+) -> None:
+    from lightgen.data.folder import load_flat_folder
+    from lightgen.tasks.evaluate import evaluate_generated
+    from lightgen.tasks.images import atomic_write
+    from lightgen.train.trainer import load_trained
+
+    try:
+        images, _ = load_flat_folder(folder)
+        if checkpoint is not None:
+            _, cfg = load_trained(checkpoint)
+            dataset = dataset or cfg.dataset
+            size = cfg.chip_config().image_size
+            if images.shape[-1] != size:
+                raise ValueError(
+                    f"the images in {folder} are {images.shape[-1]}x{images.shape[-1]} but the "
+                    f"chip of {checkpoint} (the comparison) makes {size}x{size}; resize them to "
+                    f"{size}x{size}, or drop --checkpoint to score them at their own size."
+                )
+        if dataset is None:
+            raise ValueError(
+                "--generated needs the data set the images imitate: pass --dataset (e.g. "
+                "mnist) or --checkpoint of the chip they are compared with."
+            )
+        res = evaluate_generated(
+            images,
+            dataset,
+            n,
+            seed,
+            data_root,
+            classifier_size=classifier_size,
+            classifier_augment=classifier_augment,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    res["generated"] = str(folder)
+    t = Table(title=f"eval of the images in {folder}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in res.items():
+        if not isinstance(v, dict):
+            t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    console.print(t)
+    dest = out or (folder / f"eval-{res['dataset']}.json")
     atomic_write(dest, lambda p: p.write_text(json.dumps(res, indent=1)))
     console.print(f"wrote {dest}")
 
@@ -586,6 +702,7 @@ def denoise_cmd(
     ] = None,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
+    fmt: FormatOpt = "grid",
 ) -> None:
     """Noisy digits in, camera images out: PBMP and PSNR before/after the fiber bottleneck."""
     from lightgen.tasks.denoise import run_denoise
@@ -595,7 +712,7 @@ def denoise_cmd(
     levels = _float_list(sigmas, "--sigmas")
     try:
         system, cfg = load_trained(checkpoint)
-        rep = run_denoise(system, cfg, out, levels, n, seed, dataset, data_root)
+        rep = run_denoise(system, cfg, out, levels, n, seed, dataset, data_root, fmt=fmt)
     except ValueError as e:  # includes missing data files (MissingDataError)
         _fail(str(e))
     t = Table(title=f"denoising {rep['n']} {rep['dataset']} digits (PBMP delta = 35/255)")
@@ -627,6 +744,7 @@ def denoise_cmd(
         f"relative reduction: {rep['paper_best_relative_pbmp_reduction_pct']} %"
     )
     console.print(f"wrote {out / 'denoise.json'} and {rep['files']['grid']}")
+    _print_image_set(rep["files"])
 
 
 @app.command(name="edit")
@@ -911,6 +1029,7 @@ def style_cmd(
         typer.Option(help="optional chip trained on the plain data (shows chip blur alone)"),
     ] = None,
     data_root: DataRootOpt = None,
+    fmt: FormatOpt = "grid",
 ) -> None:
     """Texture style transfer: plain images through a chip trained on styled images only."""
     from lightgen.tasks.style import run_style_transfer
@@ -920,7 +1039,9 @@ def style_cmd(
     try:
         system, cfg = load_trained(checkpoint)
         control = None if control_checkpoint is None else load_trained(control_checkpoint)
-        rep = run_style_transfer(system, cfg, out, style, n, data_root=data_root, control=control)
+        rep = run_style_transfer(
+            system, cfg, out, style, n, data_root=data_root, control=control, fmt=fmt
+        )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     rows = {"chip (transfer)": rep["transfer"], "input (no transfer)": rep["baseline"]}
@@ -931,6 +1052,7 @@ def style_cmd(
         _style_table(f"{rep['style']} transfer, {rep['n']} held-out {rep['content']}", rows)
     )
     console.print(f"wrote {out / 'style.json'} and {rep['files']['grid']}")
+    _print_image_set(rep["files"])
 
 
 @app.command(name="style-digits")
@@ -978,6 +1100,28 @@ def style_digits_cmd(
             f"MNIST-classifier accuracy: {acc}; printed targets {rep['target_class_accuracy']:.1%}"
         )
     console.print(f"wrote {out / 'digits.json'} and {rep['files']['grid']}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run folder (lightgen train) or demo folder")],
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file (default: RUN_DIR/report.html)")
+    ] = None,
+) -> None:
+    """One self-contained HTML page of a run: design, training, results, inside the chip,
+    hardware model (images inline; opens offline on a phone or a laptop)."""
+    from lightgen.tasks.report import NotARunError, write_report
+
+    try:
+        res = write_report(run_dir, out)
+    except NotARunError as e:
+        _fail(str(e))
+    for m in res.missing:
+        console.print(f"[yellow]missing:[/] {m}")
+    for name, err in res.errors.items():
+        console.print(f"[red]section {name} failed:[/] {err}")
+    console.print(f"wrote {res.path}")
 
 
 @app.command()

@@ -216,3 +216,27 @@ def test_bad_propagation_tail_tolerance_is_named():
 
 def test_a_preset_can_be_renamed_through_the_overrides():
     assert preset("tiny", name="my-tiny").name == "my-tiny"
+
+
+def test_plane_fields_follow_the_light_from_slm_to_the_camera_image(chip):
+    x = _images(2)
+    planes = chip.plane_fields(x)
+    names = [n for n, _ in planes]
+    assert names == [
+        "SLM",
+        "encoder layer 1",
+        "encoder layer 2",
+        "fiber input facets",
+        "fiber output facets",
+        "generator layer 1",
+        "generator layer 2",
+        "camera",
+    ]
+    assert torch.equal(planes[0][1], image_to_field(x, chip.config, chip.grid).to(planes[0][1]))
+    # the encoder's last plane is what the fibers couple; the camera plane is what it reads
+    unit = math.sqrt(chip.config.input_power_w / chip.config.n_fibers)
+    gain = torch.exp(0.5 * chip.laser_log_power_gain)
+    z = chip.fibers.couple(planes[3][1]).flatten(1) * gain / unit
+    with torch.no_grad():
+        assert torch.allclose(z, chip.encode(x))
+        assert torch.allclose(chip.generators[0].camera(planes[-1][1]), chip(x))

@@ -52,6 +52,7 @@ def test_demo_writes_every_promised_file(tmp_path):
         "height_maps.png",
         "report.md",
         "report.json",
+        "report.html",
     ):
         assert (tmp_path / name).is_file(), name
     assert not list(tmp_path.glob(".tmp-*"))

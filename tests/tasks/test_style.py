@@ -252,3 +252,15 @@ def test_class_accuracy_is_the_fraction_of_labels_the_classifier_gets(chips, tmp
         assert 0 <= m["glyph_accuracy"] <= 1
     assert rep["target_class_accuracy"] == 0.75
     assert rep["chip_on_target"]["global"]["content_loss"] > 0
+
+
+def test_style_npy_holds_input_output_and_target_rows_in_manifest_order(chips, tmp_path):
+    import numpy as np
+
+    x = make_shapes(3, size=12, seed=9)[0]
+    rep = run_style_transfer(*chips["mosaic"], tmp_path, images=x, fmt="npy")
+    arr = np.load(rep["files"]["npy"])
+    rows = json.loads((tmp_path / "style-manifest.json").read_text())["images"]
+    assert arr.shape == (9, 1, 12, 12) and len(rows) == 9
+    assert [r["role"] for r in rows[::3]] == ["input", "chip output", "styled target"]
+    assert np.allclose(arr[:3], x.numpy())  # the inputs, untouched

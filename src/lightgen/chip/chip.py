@@ -219,6 +219,14 @@ class LightGenChip(nn.Module):
         t = torch.polar(amp, self.port_phase_rad).flatten().to(z.dtype)
         return z * t
 
+    def emitted_field(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, D)`` through the ports, injected at ``z * sqrt(generator_power_w /
+        n_fibers)``: the field ``(B, L, N, N)`` the fiber output facets emit."""
+        cfg = self.config
+        unit = math.sqrt(cfg.generator_power_w / cfg.n_fibers)
+        c = self.ports(z).view(-1, cfg.n_wavelengths, cfg.n_fibers) * unit
+        return self.fibers.emit(self.fibers.transmit(c))
+
     def decode(self, z: torch.Tensor, generator: int | torch.Tensor = 0) -> torch.Tensor:
         """Inject latents ``(B, D)`` complex into the fibers, return camera images ``(B, L, S, S)``.
 
@@ -234,9 +242,7 @@ class LightGenChip(nn.Module):
             raise ValueError(
                 "latent must be complex (amplitude and phase per fiber); got a real tensor."
             )
-        unit = math.sqrt(cfg.generator_power_w / cfg.n_fibers)
-        c = self.ports(z).view(-1, cfg.n_wavelengths, cfg.n_fibers) * unit
-        field = self.fibers.emit(self.fibers.transmit(c))
+        field = self.emitted_field(z)
         if isinstance(generator, int):
             if not 0 <= generator < len(self.generators):
                 raise ValueError(
@@ -255,6 +261,26 @@ class LightGenChip(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
+
+    @torch.no_grad()
+    def plane_fields(
+        self, images: torch.Tensor, z: torch.Tensor | None = None, generator: int = 0
+    ) -> list[tuple[str, torch.Tensor]]:
+        """The light at every plane for ``images`` ``(B, C, S, S)``: ``(name, field)`` pairs,
+        fields ``(B, L, N, N)`` in sqrt(W/m^2), from the SLM through the encoder layers to
+        the fiber input facets, then from the fiber output facets (driven by ``z``, default
+        the encoded ``images``) through generator ``generator``'s layers to the camera."""
+        field = image_to_field(images, self.config, self.grid)
+        enc = self.encoder.stack.plane_fields(field)
+        out = [("SLM", field)]
+        out += [(f"encoder layer {i + 1}", f) for i, f in enumerate(enc[:-1])]
+        out.append(("fiber input facets", enc[-1]))
+        emitted = self.emitted_field(self.encode(images) if z is None else z)
+        gen = self.generators[generator].stack.plane_fields(emitted)
+        out.append(("fiber output facets", emitted))
+        out += [(f"generator layer {i + 1}", f) for i, f in enumerate(gen[:-1])]
+        out.append(("camera", gen[-1]))
+        return out
 
     def height_maps_m(self) -> dict[str, list[torch.Tensor]]:
         maps = {"encoder": self.encoder.stack.height_maps_m()}

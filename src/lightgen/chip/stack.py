@@ -90,6 +90,19 @@ class DiffractiveStack(nn.Module):
         """The free-space hops one forward pass runs, in order (zero-length gaps left out)."""
         return [g for g in self._gaps if g is not None]
 
+    @torch.no_grad()
+    def plane_fields(self, field: torch.Tensor) -> list[torch.Tensor]:
+        """Fields ``(B, L, H, W)`` incident on each layer, then at the output plane
+        (``n_layers + 1`` fields; the last one is what :meth:`forward` returns)."""
+        out = []
+        if self._gaps[0] is not None:
+            field = self._gaps[0](field)
+        for i in range(len(self.layers)):
+            out.append(field)
+            field = self._step(i, field)
+        out.append(field)
+        return out
+
     def height_maps_m(self) -> list[torch.Tensor]:
         """Height map of every layer, metres, each ``(H, W)``."""
         return [layer.height_m().detach() for layer in self.layers]

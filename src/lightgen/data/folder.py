@@ -255,3 +255,45 @@ def load_image_folder(
         class_names=class_names,
         paths=tuple(paths),
     )
+
+
+def load_flat_folder(root: str | Path) -> tuple[torch.Tensor, tuple[Path, ...]]:
+    """Every image file directly in ``root`` (sorted by name; other files such as a
+    manifest are ignored), at its native size, for scoring images made elsewhere.
+
+    Returns float32 ``(N, C, S, S)`` in ``[0, 1]`` and the files. C is 1 when every image
+    is grey (a grey PNG, or RGB with equal channels), else 3 (transparent pixels over
+    white). Images are never resized or padded: one that is not square, or whose size
+    differs from the first's, raises :class:`DataFileError` naming both files.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingDataError(
+            f"{str(root)!r} is not a folder; pass the folder that holds the images "
+            "(e.g. the samples/ of `lightgen generate --format folder`)."
+        )
+    paths = sorted(q for q in root.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise MissingDataError(f"{str(root)!r} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
+    arrays = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise DataFileError(f"image file {str(path)!r} cannot be decoded ({exc}).") from None
+        if w != h:
+            raise DataFileError(
+                f"image file {str(path)!r} is {w}x{h}, not square; crop or pad the images "
+                "to the data set's square size before scoring."
+            )
+        if arrays and w != arrays[0].shape[-1]:
+            raise DataFileError(
+                f"image file {str(path)!r} is {w}x{h} but {str(paths[0])!r} is "
+                f"{arrays[0].shape[-1]}x{arrays[0].shape[-1]}; every image must have one size."
+            )
+        arrays.append(load_image(path))
+    images = torch.from_numpy(np.stack(arrays))
+    if bool((images == images[:, :1]).all()):
+        images = images[:, :1].contiguous()
+    return images, tuple(paths)

@@ -1,5 +1,6 @@
 """The main job: train a small chip on data lightgen makes itself, then write
-samples, reconstructions, an interpolation, OLS plots and a short report."""
+samples, reconstructions, an interpolation, OLS plots, a short report and the run's
+HTML page (:mod:`lightgen.tasks.report`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from lightgen.data.registry import load_dataset
 from lightgen.tasks.figures import plot_height_maps, plot_ols
 from lightgen.tasks.generate import interpolate, reconstruct, sample
 from lightgen.tasks.images import atomic_write, image_grid, save_png
+from lightgen.tasks.report import write_report
 from lightgen.train.config import TrainConfig
 from lightgen.train.trainer import Trainer
 
@@ -41,6 +43,7 @@ def run_demo(out: Path, cfg: TrainConfig, n_train: int = 4000, progress: bool = 
         "ols": plot_ols(system, x[:4], out / "ols.png"),
         "height_maps": plot_height_maps(system, out / "height_maps.png"),
     }
+    files["report_html"] = write_report(out / "run", out / "report.html").path
     with torch.no_grad():
         mse_test = (rec - x.to(rec.device)).square().mean().item()
     report = {
@@ -72,6 +75,7 @@ def run_demo(out: Path, cfg: TrainConfig, n_train: int = 4000, progress: bool = 
         "| interpolation.png | straight walk in the OLS between two encoded inputs |",
         "| ols.png | fiber array: coupled power and phase per fiber for four inputs |",
         "| height_maps.png | the trained metasurface height maps (metres) |",
+        "| report.html | all of the above and more on one self-contained page |",
     ]
     atomic_write(out / "report.md", lambda p: p.write_text("\n".join(md) + "\n"))
     return report

@@ -35,7 +35,7 @@ from lightgen._checks import require_int_range
 from lightgen.metrics.image import pbmp, psnr
 from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
-from lightgen.tasks.images import image_grid, save_png
+from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
 
 DEFAULT_SIGMAS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
 PBMP_THRESHOLD = 35 / 255
@@ -174,15 +174,20 @@ def run_denoise(
     dataset: str | None = None,
     data_root: str | None = None,
     n_show: int = 8,
+    fmt: str = "grid",
 ) -> dict:
     """Denoise ``n`` held-out digits at each ``sigma``; write ``denoise.json`` and ``denoise.png``.
 
     The PNG has three rows per level (clean / noisy / camera output), ``n_show`` columns.
+    ``fmt`` ``folder`` / ``npy`` also writes every clean, noisy and output image
+    (:func:`lightgen.tasks.images.write_image_set`, stem ``denoise``; manifest: role,
+    sigma, index, seed).
     The report also gives the PBMP/PSNR of the clean input's own reconstruction, the
     chip's reconstruction error without noise: the reference the outputs approach.
     """
     n = require_int_range("n", n, 1, fix="Use e.g. n=256 images.")
     sigmas = check_sigmas(sigmas)
+    check_image_format(fmt)
     c, s, _ = expected_image_shape(system)
     clean, name = load_digits(s, n, seed, c, dataset, data_root or cfg.data_root)
     levels = denoise(system, clean, sigmas, seed)
@@ -194,6 +199,16 @@ def run_denoise(
         rows += [clean[show], lv["noisy"][show], lv["output"][show]]
     up = max(1, math.ceil(64 / s))
     png = save_png(Path(out_dir) / "denoise.png", image_grid(torch.cat(rows), ncol, upscale=up))
+    sets = [("clean", 0.0, clean)]
+    for lv in levels:
+        sets += [("noisy", lv["sigma"], lv["noisy"]), ("output", lv["sigma"], lv["output"])]
+    records = [
+        {"role": role, "sigma": sigma, "index": i, "seed": seed}
+        for role, sigma, imgs in sets
+        for i in range(imgs.shape[0])
+    ]
+    images = torch.cat([imgs.cpu() for _, _, imgs in sets])
+    files = write_image_set(Path(out_dir), "denoise", images, records, fmt)
     scored = [{k: v for k, v in lv.items() if k not in ("noisy", "output")} for lv in levels]
     reductions = [
         lv["pbmp_relative_reduction_pct"]
@@ -214,7 +229,7 @@ def run_denoise(
         "paper_best_relative_pbmp_reduction_pct": PAPER_BEST_RELATIVE_PBMP_REDUCTION_PCT,
         "clean_input_pbmp_pct": float(pbmp(rec, clean)),
         "clean_input_psnr_db": float(psnr(rec, clean)),
-        "files": {"grid": str(png)},
+        "files": {"grid": str(png), **files},
     }
     write_json(Path(out_dir) / "denoise.json", report)
     return report

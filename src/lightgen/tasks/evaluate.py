@@ -577,6 +577,105 @@ def evaluate(
     return out
 
 
+def judge_and_split(
+    name: str,
+    size: int,
+    data_root=None,
+    seed: int = 0,
+    classifier_size: int | None = None,
+    augment: str = "none",
+    progress: bool = True,
+    dataset_options: dict | None = None,
+):
+    """The data set's train and held-out splits at ``size`` and its judge: the cached
+    SmallCNN trained on the train split (at ``classifier_size`` if given) and its held-out
+    accuracy. ``dataset_options``: loader options (emoji-svg families/groups,
+    :meth:`TrainConfig.dataset_options`). Returns ``(train, test, classifier, accuracy)``;
+    every score of ``eval`` (of a chip or of a folder of images made elsewhere) uses these."""
+    opts = dataset_options or {}
+    train = load_dataset(name, root=data_root, split="train", size=size, seed=seed, **opts)
+    test = load_dataset(name, root=data_root, split="test", size=size, seed=seed, **opts)
+    clf_train = train
+    if classifier_size is not None and classifier_size != size:
+        clf_train = load_dataset(
+            name, root=data_root, split="train", size=classifier_size, seed=seed, **opts
+        )
+    clf, clf_acc = load_or_train_classifier(
+        name,
+        clf_train,
+        epochs=classifier_epochs(len(clf_train)),
+        progress=progress,
+        augment=augment,
+    )
+    return train, test, clf, clf_acc
+
+
+def evaluate_generated(
+    images: torch.Tensor,
+    dataset: str,
+    n: int = 1000,
+    seed: int = 0,
+    data_root=None,
+    classifier_size: int | None = None,
+    classifier_augment: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Score images made elsewhere (another model, the paper's released images) with the
+    judge and held-out split ``eval`` gives a chip (:func:`judge_and_split`), so they can
+    sit in the same table.
+
+    Args:
+        images: ``(N, C, S, S)`` in [0, 1], C = the data set's channels, at the size the
+            held-out split is loaded (``S``; e.g. 28 for MNIST).
+        dataset: the data set they imitate.
+        n: at most this many generated and held-out images are compared.
+
+    Returns:
+        JSON-able dict: FID, KID, precision/recall (the keys ``eval`` reports), the judge's
+        accuracy on the held-out images, and how often it names each class for the images.
+    """
+    from lightgen.metrics.classifier import check_augment
+
+    augment = check_augment(classifier_augment)
+    if images.ndim != 4 or images.shape[-1] != images.shape[-2] or images.shape[0] < 2:
+        raise ValueError(
+            f"generated images have shape {tuple(images.shape)}; need (N >= 2, C, S, S) "
+            "square images."
+        )
+    size = images.shape[-1]
+    c = load_dataset(dataset, root=data_root, split="test", size=size, limit=1, seed=seed)
+    c = c.images.shape[1]
+    if images.shape[1] != c:
+        kind = {1: "grey (1 channel)", 3: "RGB (3 channels)"}
+        raise ValueError(
+            f"the generated images are {kind.get(images.shape[1], images.shape[1])} but "
+            f"{dataset!r} is {kind.get(c, c)}; convert them "
+            f"({'to greyscale' if c == 1 else 'to RGB'}) before scoring."
+        )
+    _, test, clf, clf_acc = judge_and_split(
+        dataset, size, data_root, seed, classifier_size, augment, progress
+    )
+    n = min(n, test.images.shape[0], images.shape[0])
+    real, fake = for_classifier(test.images[:n], clf), for_classifier(images[:n], clf)
+    scores = generative_scores(
+        real, fake, clf, kid_subset_size=max(2, min(1000, n // 2)), seed=seed
+    )
+    pred = predict(clf, fake)
+    counts = torch.bincount(pred, minlength=len(test.class_names)).tolist()
+    return {
+        "dataset": dataset,
+        "model": "external",
+        **scores,
+        "image_size": size,
+        "classifier_accuracy_on_real_test": float(clf_acc),
+        "classifier_accuracy_metric": "held-out accuracy of the feature network",
+        "classifier_augment": augment,
+        "classifier_image_size": clf.image_size,
+        "predicted_class_counts": dict(zip(test.class_names, counts, strict=True)),
+        "classes_named": int(sum(1 for k in counts if k > 0)),
+    }
+
+
 def _evaluate(
     system,
     cfg,
@@ -594,21 +693,10 @@ def _evaluate(
     name = dataset or cfg.dataset
     size = cfg.chip_config().image_size
     opts = cfg.dataset_options(name)  # emoji-svg: the families and groups it was trained on
-    train = load_dataset(name, root=data_root, split="train", size=size, seed=seed, **opts)
-    test = load_dataset(name, root=data_root, split="test", size=size, seed=seed, **opts)
-    n = min(n, test.images.shape[0])
-    clf_train = train
-    if clf_size is not None and clf_size != size:
-        clf_train = load_dataset(
-            name, root=data_root, split="train", size=clf_size, seed=seed, **opts
-        )
-    clf, clf_acc = load_or_train_classifier(
-        name,
-        clf_train,
-        epochs=classifier_epochs(len(clf_train)),
-        progress=progress,
-        augment=augment,
+    train, test, clf, clf_acc = judge_and_split(
+        name, size, data_root, seed, clf_size, augment, progress, opts
     )
+    n = min(n, test.images.shape[0])
     real = test.images[:n]
     conditional = is_class_conditioned(system, cfg)
     if getattr(system, "n_conditions", 0) and not conditional:

@@ -15,6 +15,11 @@ from lightgen.tasks.images import save_figure
 
 
 def plot_ols(system, images: torch.Tensor, path: Path) -> Path:
+    """:func:`ols_figure` written to ``path``."""
+    return save_figure(path, ols_figure(system, images))
+
+
+def ols_figure(system, images: torch.Tensor):
     """Per-fiber |z|^2 (marker size/colour) and phase for each input, on the fiber layout."""
     model = system.model
     chip = getattr(model, "chip", None)
@@ -50,14 +55,19 @@ def plot_ols(system, images: torch.Tensor, path: Path) -> Path:
     axes[1, n].scatter(z.real.flatten(), z.imag.flatten(), s=4)
     axes[1, n].set_title("latent values (complex plane)")
     axes[1, n].set_aspect("equal")
-    return save_figure(path, fig)
+    return fig
 
 
 def plot_height_maps(system, path: Path) -> Path:
+    """:func:`height_maps_figure` written to ``path`` (an empty figure without a chip)."""
+    return save_figure(path, height_maps_figure(system))
+
+
+def height_maps_figure(system):
+    """One panel per trained metasurface layer: its height map in µm."""
     chip = getattr(system.model, "chip", None)
     if chip is None:
-        fig = plt.figure()
-        return save_figure(path, fig)
+        return plt.figure()
     maps = chip.height_maps_m()
     rows = [(part, i, h) for part, hs in maps.items() for i, h in enumerate(hs)]
     fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3), squeeze=False)
@@ -66,4 +76,4 @@ def plot_height_maps(system, path: Path) -> Path:
         ax.set_title(f"{part} layer {i + 1}")
         ax.set_axis_off()
         fig.colorbar(im, ax=ax, fraction=0.046, label="height (µm)")
-    return save_figure(path, fig)
+    return fig

@@ -66,3 +66,41 @@ def interpolate(
     """Decode a straight path between the encodings of two images: ``(steps, C, S, S)``."""
     z = encode(system, torch.stack([image_a, image_b]))
     return decode(system, slerp_path(z[0], z[1], steps))
+
+
+def write_samples(
+    system,
+    cfg,
+    out_dir,
+    n: int,
+    seed: int = 0,
+    component: int | None = None,
+    fmt: str = "grid",
+) -> dict[str, str]:
+    """``n`` samples written as ``out_dir/samples.png`` (a grid, always) and, with
+    ``fmt`` ``folder`` or ``npy``, every image for other tools with a manifest of its
+    seed, component and sampler (:func:`lightgen.tasks.images.write_image_set`).
+
+    All ``n`` images come from one draw with ``seed``: image ``i`` is row ``i`` of that
+    draw (its manifest says ``seed`` and ``index_in_draw``), so the set reproduces.
+    """
+    from pathlib import Path
+
+    from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
+
+    check_image_format(fmt)
+    imgs, _ = sample(system, n, seed=seed, component=component)
+    out_dir = Path(out_dir)
+    files = {"grid": str(save_png(out_dir / "samples.png", image_grid(imgs, 8, upscale=2)))}
+    sampler = f"P(Z): {cfg.prior} prior, temperature 1, {cfg.model} model {cfg.preset!r}"
+    records = [
+        {
+            "seed": seed,
+            "index_in_draw": i,
+            "component": "any" if component is None else component,
+            "sampler": sampler,
+        }
+        for i in range(n)
+    ]
+    files.update(write_image_set(out_dir, "samples", imgs, records, fmt))
+    return files

@@ -65,7 +65,7 @@ from lightgen.data.styles import (
 from lightgen.metrics.image import psnr, ssim
 from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
-from lightgen.tasks.images import image_grid, save_png
+from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
 
 FEATURE_NET_SEED = 0
 FEATURE_WIDTHS: tuple[int, ...] = (32, 64, 128)
@@ -313,9 +313,12 @@ def run_style_transfer(
     data_root: str | None = None,
     control=None,
     n_show: int = 8,
+    fmt: str = "grid",
 ) -> dict:
     """Feed held-out *plain* images to a chip trained on styled images; write ``style.json``
-    and ``style.png`` (rows: input, chip output, styled target[, control chip output]).
+    and ``style.png`` (rows: input, chip output, styled target[, control chip output]);
+    ``fmt`` ``folder`` / ``npy`` also writes every one of those images
+    (:func:`lightgen.tasks.images.write_image_set`, stem ``style``; manifest: role, index).
 
     Args:
         system, cfg: the style chip (trained on ``<data>+<style>``) and its TrainConfig.
@@ -333,6 +336,7 @@ def run_style_transfer(
     """
     style, base = infer_style(cfg, style)
     n = require_int_range("n", n, 1, fix="Use e.g. n=64 images.")
+    check_image_format(fmt)
     c, s, _ = expected_image_shape(system)
     if images is None:
         from lightgen.data.registry import load_dataset
@@ -368,6 +372,13 @@ def run_style_transfer(
         rows.append(ctrl)
     out_dir = Path(out_dir)
     png = _save_rows(out_dir / "style.png", rows, n_show)
+    roles = ["input", "chip output", "styled target", "control chip output"][: len(rows)]
+    records = [
+        {"role": role, "index": i, "style": style}
+        for role, r in zip(roles, rows, strict=True)
+        for i in range(r.shape[0])
+    ]
+    files = write_image_set(out_dir, "style", torch.cat([r.cpu() for r in rows]), records, fmt)
     report = {
         "task": "style",
         "style": style,
@@ -384,9 +395,8 @@ def run_style_transfer(
             report_rows["baseline"]["style_loss"], report_rows["transfer"]["style_loss"]
         ),
         "psnr_gain_db": report_rows["transfer"]["psnr_db"] - report_rows["baseline"]["psnr_db"],
-        "grid_rows": ["input", "chip output", "styled target"]
-        + (["control chip output"] if control is not None else []),
-        "files": {"grid": str(png)},
+        "grid_rows": roles,
+        "files": {"grid": str(png), **files},
     }
     write_json(out_dir / "style.json", report)
     return report
