@@ -18,13 +18,16 @@ def sample(
     component: int | None = None,
     conditions: torch.Tensor | None = None,
     temperature: float = 1.0,
+    sampler=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` generated images ``(n, C, S, S)`` and their latents; ``component`` picks a mixture
     mode; ``conditions`` ``(n, k)`` drive a conditioned model's injected fibers;
-    ``temperature`` scales the prior's standard deviation (1 = sample P(Z) itself)."""
+    ``temperature`` scales the prior's standard deviation (1 = sample P(Z) itself).
+    ``sampler``: where the fiber drive values are drawn from (default: the trained prior;
+    e.g. an :class:`~lightgen.train.expost.ExPostSampler`)."""
     g = torch.Generator().manual_seed(seed)
     dev = next(system.parameters()).device
-    z = system.prior.sample(
+    z = (system.prior if sampler is None else sampler).sample(
         n, generator=g, component=component, device=dev, temperature=temperature
     )
     z = system.with_conditions(z, conditions)
