@@ -34,3 +34,13 @@ def test_fresh_draws_of_the_data_distribution_score_a_ratio_near_one():
 def test_images_of_another_size_are_refused_with_the_fix():
     with pytest.raises(ValueError, match="same size"):
         nearest_train_distances(_images(2, 0), torch.rand(3, 1, 5, 5))
+
+
+def test_blurred_images_lie_nearer_the_training_set_and_reconstructions_are_the_matching_control():
+    # a smooth image is nearer its nearest training image than a sharp new one, so the
+    # blur-matched control (reconstructions of held-out images) sits below the held-out one
+    train, held = _images(400, 0), _images(100, 1)
+    blurred = torch.nn.functional.avg_pool2d(held, 3, 1, 1, count_include_pad=False)
+    r = copying_control(blurred, held, train, reconstructed_held_out=blurred)
+    assert r["nearest_train_l2_median_generated"] < r["nearest_train_l2_median_held_out"]
+    assert r["nearest_train_l2_ratio_to_reconstructed"] == 1.0

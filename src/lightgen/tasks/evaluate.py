@@ -679,7 +679,7 @@ def _evaluate(
             "the same held-out images through encoder -> fibers -> generator (posterior "
             "mean), scored like the samples: a ceiling for any sampler of the latent space"
         ),
-        **copying_control(fake_px, real, train.images),
+        **copying_control(fake_px, real, train.images, rec),
     }
     if conditional or has_label_components(cfg):
         out["condition_on"] = cfg.condition_on
