@@ -25,6 +25,20 @@ TrainedDatasetOpt = Annotated[
     str | None, typer.Option(help="default: the data set it was trained on")
 ]
 SeedOpt = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="random seed, 0..2**32-1")]
+SamplerOpt = Annotated[
+    str,
+    typer.Option(
+        help="where the fiber drive values come from: prior (the trained P(Z)) | expost-gmm "
+        "(a Gaussian mixture fitted to the encoded training set, saved with the checkpoint; "
+        "docs/results.md)"
+    ),
+]
+GmmComponentsOpt = Annotated[
+    int | None, typer.Option(help="--sampler expost-gmm: mixture components (default 10)")
+]
+GmmCovarianceOpt = Annotated[
+    str | None, typer.Option(help="--sampler expost-gmm: full (default) | diag")
+]
 
 
 def _fail(msg: str) -> None:
@@ -359,16 +373,24 @@ def generate(
         "runs/generate"
     ),
     n: Annotated[int, typer.Option(help="number of images")] = 64,
-    component: Annotated[int | None, typer.Option(help="mixture component (class control)")] = None,
+    component: Annotated[
+        int | None, typer.Option(help="component of the sampler's mixture (class control)")
+    ] = None,
     seed: SeedOpt = 0,
     overwrite: Annotated[
         bool, typer.Option("--overwrite/--no-overwrite", help="replace an existing samples.png")
     ] = False,
     fmt: FormatOpt = "grid",
+    sampler: SamplerOpt = "prior",
+    gmm_components: GmmComponentsOpt = None,
+    gmm_covariance: GmmCovarianceOpt = None,
 ) -> None:
-    """Sample Z from the prior, drive the fibers, read the camera; write a PNG grid (and,
-    with --format folder|npy, every image with a manifest of seed, component and sampler)."""
+    """Sample Z (from the prior or an ex-post mixture), drive the fibers, read the camera;
+    write a PNG grid and the sampler's JSON record beside it (and, with --format
+    folder|npy, every image with a manifest of seed, component and sampler)."""
     from lightgen.tasks.generate import write_samples
+    from lightgen.tasks.images import atomic_write
+    from lightgen.train.expost import resolve_sampler
     from lightgen.train.trainer import load_trained
 
     _require_at_least("--n", n, 1, "generate at least one image, e.g. --n 64.")
@@ -380,10 +402,25 @@ def generate(
         )
     try:
         system, cfg = load_trained(checkpoint)
-        files = write_samples(system, cfg, out, n, seed=seed, component=component, fmt=fmt)
+        src, record = resolve_sampler(
+            checkpoint, system, cfg, sampler, gmm_components, gmm_covariance
+        )
+        files = write_samples(
+            system,
+            cfg,
+            out,
+            n,
+            seed=seed,
+            component=component,
+            fmt=fmt,
+            sampler=src,
+            sampler_name=sampler,
+        )
     except ValueError as e:
         _fail(str(e))
-    console.print(f"wrote {n} generated images to {files['grid']}")
+    rec = {**record, "n": n, "seed": seed, "component": component}
+    atomic_write(out / "sampler.json", lambda p: p.write_text(json.dumps(rec, indent=1)))
+    console.print(f"wrote {n} generated images to {files['grid']} (sampler: {sampler})")
     _print_image_set(files)
 
 
@@ -442,13 +479,18 @@ def eval_(
             "shape judge); augmented judges are cached separately"
         ),
     ] = "none",
+    sampler: SamplerOpt = "prior",
+    gmm_components: GmmComponentsOpt = None,
+    gmm_covariance: GmmCovarianceOpt = None,
 ) -> None:
-    """FID/KID/precision/recall, reconstruction PSNR/SSIM, optical efficiencies, per-class
-    generation accuracy (mixture prior); prints and writes JSON. With --generated DIR: the
-    images in DIR (made by any model) scored by the same judge on the same held-out split."""
+    """FID/KID/precision/recall, copying control (nearest-training-image distance),
+    reconstruction PSNR/SSIM, optical efficiencies, per-class generation accuracy (mixture
+    prior); prints and writes JSON. With --generated DIR: the images in DIR (made by any
+    model) scored by the same judge on the same held-out split."""
     from lightgen.chip.fabrication import FabricationModel
     from lightgen.tasks.evaluate import evaluate
     from lightgen.tasks.images import atomic_write
+    from lightgen.train.expost import check_sampler_options, resolve_sampler
     from lightgen.train.trainer import load_trained
 
     _require_at_least("--n", n, 2, "FID and KID compare at least 2 images; e.g. --n 1000.")
@@ -517,8 +559,14 @@ def eval_(
                 rotation_std_rad=fab_rotation_std_rad,
                 distance_std_m=fab_distance_std_m,
             )
+        sampler, k_gmm, cov_gmm = check_sampler_options(sampler, gmm_components, gmm_covariance)
         system, cfg = load_trained(checkpoint)
+        src, record = resolve_sampler(
+            checkpoint, system, cfg, sampler, gmm_components, gmm_covariance
+        )
         tag = "" if fab is None else "-fabricated"
+        if sampler != "prior":
+            tag += f"-{sampler}-{cov_gmm}-k{k_gmm}"
         grid = class_grid or (
             (out.parent / f"{out.stem}-per-class.png")
             if out is not None
@@ -537,6 +585,8 @@ def eval_(
             class_grid_path=grid,
             temperature=temperature,
             classifier_augment=classifier_augment,
+            sampler=src,
+            sampler_record=record,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
@@ -544,6 +594,10 @@ def eval_(
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k, v in res.items():
+        if k == "sampler":
+            v = v["sampler"] + (
+                f" ({v['covariance']}, {v['n_components']} components)" if "covariance" in v else ""
+            )
         t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(t)
     dest = out or (Path(checkpoint) / f"eval-{res['dataset']}{tag}.json")

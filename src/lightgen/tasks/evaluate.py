@@ -56,6 +56,7 @@ import torch.nn.functional as F
 
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.classifier import load_or_train_classifier, predict
+from lightgen.metrics.copying import copying_control
 from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr, ssim
 from lightgen.optics.grid import intensity, power
@@ -529,8 +530,18 @@ def evaluate(
     class_grid_path: str | Path | None = None,
     temperature: float = 1.0,
     classifier_augment: str | None = None,
+    sampler=None,
+    sampler_record: dict | None = None,
 ) -> dict:
     """All quality numbers for one trained model, as a JSON-able dict.
+
+    ``sampler`` draws the fiber drive values of the ``n`` unconditional samples scored by
+    FID/KID/precision/recall and the copying control (default: the trained prior; e.g. an
+    :class:`~lightgen.train.expost.ExPostSampler`); ``sampler_record`` (its JSON) is
+    reported as ``sampler``. Per-component purity and per-class scores always sample the
+    trained prior's components. The copying control (:func:`lightgen.metrics.copying.
+    copying_control`) compares the generated images' pixel distance to their nearest
+    training image with that of the held-out real images.
 
     ``fabrication`` (a :class:`~lightgen.chip.fabrication.FabricationModel`) evaluates the
     design as fabricated: quantised heights and random placement errors drawn anew for
@@ -571,7 +582,9 @@ def evaluate(
             class_grid_path,
             temperature,
             classifier_augment,
+            sampler,
         )
+    out["sampler"] = sampler_record or {"sampler": "prior"}
     if fabrication is not None:
         out["fabrication"] = fabrication.model_dump()
     return out
@@ -689,6 +702,7 @@ def _evaluate(
     grid_path,
     temperature=1.0,
     augment="none",
+    sampler=None,
 ) -> dict:
     name = dataset or cfg.dataset
     size = cfg.chip_config().image_size
@@ -713,7 +727,12 @@ def _evaluate(
     t0 = time.perf_counter()
     fake = _batched(
         lambda i, b: sample(
-            system, b, seed=seed + 1 + i, conditions=_codes(i, b), temperature=temperature
+            system,
+            b,
+            seed=seed + 1 + i,
+            conditions=_codes(i, b),
+            temperature=temperature,
+            sampler=sampler,
         )[0].cpu(),
         n,
         16 if big else 256,
@@ -732,6 +751,15 @@ def _evaluate(
         16 if big else 256,
     )
     rec = rec.mean(1, keepdim=True) if rec.shape[1] != real.shape[1] else rec
+    # ceiling for any sampler of the OLS: the held-out images' own posterior means decoded
+    ceiling = generative_scores(
+        for_classifier(real, clf),
+        for_classifier(rec, clf),
+        clf,
+        kid_subset_size=min(1000, n // 2),
+        seed=seed,
+    )
+    fake_px = fake.mean(1, keepdim=True) if fake.shape[1] != real.shape[1] else fake
     out = {
         "dataset": name,
         "model": cfg.model,
@@ -751,6 +779,15 @@ def _evaluate(
         "reconstruction_psnr_db": psnr(rec, real).item(),
         "reconstruction_ssim": ssim(rec, real).item(),
         "simulated_seconds_per_generated_image": gen_s,
+        **{
+            f"reconstruction_{k}": ceiling[k]
+            for k in ("fid", "kid_mean", "kid_std", "precision", "recall")
+        },
+        "reconstruction_scores_rule": (
+            "the same held-out images through encoder -> fibers -> generator (posterior "
+            "mean), scored like the samples: a ceiling for any sampler of the latent space"
+        ),
+        **copying_control(fake_px, real, train.images, rec),
     }
     if conditional or has_label_components(cfg):
         out["condition_on"] = cfg.condition_on

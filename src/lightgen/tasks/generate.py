@@ -18,13 +18,16 @@ def sample(
     component: int | None = None,
     conditions: torch.Tensor | None = None,
     temperature: float = 1.0,
+    sampler=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` generated images ``(n, C, S, S)`` and their latents; ``component`` picks a mixture
     mode; ``conditions`` ``(n, k)`` drive a conditioned model's injected fibers;
-    ``temperature`` scales the prior's standard deviation (1 = sample P(Z) itself)."""
+    ``temperature`` scales the prior's standard deviation (1 = sample P(Z) itself).
+    ``sampler``: where the fiber drive values are drawn from (default: the trained prior;
+    e.g. an :class:`~lightgen.train.expost.ExPostSampler`)."""
     g = torch.Generator().manual_seed(seed)
     dev = next(system.parameters()).device
-    z = system.prior.sample(
+    z = (system.prior if sampler is None else sampler).sample(
         n, generator=g, component=component, device=dev, temperature=temperature
     )
     z = system.with_conditions(z, conditions)
@@ -76,6 +79,8 @@ def write_samples(
     seed: int = 0,
     component: int | None = None,
     fmt: str = "grid",
+    sampler=None,
+    sampler_name: str | None = None,
 ) -> dict[str, str]:
     """``n`` samples written as ``out_dir/samples.png`` (a grid, always) and, with
     ``fmt`` ``folder`` or ``npy``, every image for other tools with a manifest of its
@@ -83,22 +88,29 @@ def write_samples(
 
     All ``n`` images come from one draw with ``seed``: image ``i`` is row ``i`` of that
     draw (its manifest says ``seed`` and ``index_in_draw``), so the set reproduces.
+    ``sampler``/``sampler_name``: the fiber drive values' source (:func:`sample`) and its
+    name for the manifest (default: the trained prior).
     """
     from pathlib import Path
 
     from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
 
     check_image_format(fmt)
-    imgs, _ = sample(system, n, seed=seed, component=component)
+    imgs, _ = sample(system, n, seed=seed, component=component, sampler=sampler)
     out_dir = Path(out_dir)
     files = {"grid": str(save_png(out_dir / "samples.png", image_grid(imgs, 8, upscale=2)))}
-    sampler = f"P(Z): {cfg.prior} prior, temperature 1, {cfg.model} model {cfg.preset!r}"
+    source = (
+        f"P(Z): {cfg.prior} prior, temperature 1, {cfg.model} model {cfg.preset!r}"
+        if sampler_name in (None, "prior")
+        else f"{sampler_name}: ex-post density of the encoded training set, {cfg.model} model "
+        f"{cfg.preset!r}"
+    )
     records = [
         {
             "seed": seed,
             "index_in_draw": i,
             "component": "any" if component is None else component,
-            "sampler": sampler,
+            "sampler": source,
         }
         for i in range(n)
     ]
