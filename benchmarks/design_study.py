@@ -23,7 +23,7 @@ from lightgen.chip.connectivity import connectivity
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.image import psnr, ssim
 from lightgen.metrics.pca import pca_reconstruction
-from lightgen.tasks.generate import reconstruct
+from lightgen.tasks.generate import reconstruct, sample
 from lightgen.tasks.images import image_grid, save_png
 from lightgen.train.trainer import load_trained
 
@@ -90,6 +90,13 @@ def main() -> None:
         help="also fit the latent of 16 held-out images directly (Adam, STEPS steps, chip "
         "frozen): the generator's own ceiling, whatever the encoder",
     )
+    ap.add_argument(
+        "--class-grid",
+        type=Path,
+        default=None,
+        help="PNG: 8 samples of each prior component (rows), first run only (class control "
+        "with --condition-on components: row c is class c)",
+    )
     args = ap.parse_args()
     figure_rows: list[torch.Tensor] = []
     ceilings: dict[tuple, dict] = {}
@@ -110,6 +117,11 @@ def main() -> None:
             }
         with torch.no_grad():
             recs = torch.cat([reconstruct(system, test[i : i + 8]) for i in range(0, len(test), 8)])
+        if args.class_grid is not None and run == args.runs[0]:
+            n_comp = system.prior.n_components
+            with torch.no_grad():
+                grid = torch.cat([sample(system, 8, seed=k, component=k)[0] for k in range(n_comp)])
+            save_png(args.class_grid, image_grid(grid, 8))
         if args.figure is not None:
             if not figure_rows:
                 figure_rows.append(test[:8])

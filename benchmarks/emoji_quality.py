@@ -53,6 +53,12 @@ from lightgen.tasks.evaluate import (
     is_class_conditioned,
 )
 from lightgen.tasks.generate import reconstruct, sample
+from lightgen.train.expost import (
+    ExPostSampler,
+    encode_means,
+    fit_class_gaussians,
+    latents_to_real,
+)
 
 DEFAULT_PCA_K = (32, 96, 200, 600)
 DATASET = "emoji-svg"
@@ -137,8 +143,24 @@ def checkpoint_row(path: str, train, test, clf, args) -> dict:
     if clf is None:
         return row
     if has_label_components(cfg) or is_class_conditioned(system, cfg):
+        sampler = None
+        row["sampler"] = args.sampler
+        if args.sampler == "expost-class":
+            # one Gaussian per class fitted to the encoded training latents of that class;
+            # the labels only select which Gaussian drives the fibers
+            means = encode_means(system, train.images, batch_size=16 if size > 128 else 256)
+            gmm = fit_class_gaussians(latents_to_real(means), train.labels, train.n_classes)
+            rule = "one full-covariance Gaussian per class on the encoded training latents"
+            sampler = ExPostSampler(gmm, means.is_complex(), {"rule": rule})
         cc = class_conditional_scores(
-            system, cfg, train, test, clf, n_per_class=args.n_per_class, seed=args.seed
+            system,
+            cfg,
+            train,
+            test,
+            clf,
+            n_per_class=args.n_per_class,
+            seed=args.seed,
+            sampler=sampler,
         )
         row["accuracy_generated_mean"] = cc["accuracy_generated_mean"]
         row["ratio_generated_to_real"] = cc["ratio_generated_to_real"]
@@ -244,6 +266,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--groups", default=None, help="comma-separated CLDR groups")
     parser.add_argument("--families", default=None, help="comma-separated families")
     parser.add_argument("--n-per-class", type=int, default=64)
+    parser.add_argument(
+        "--sampler",
+        choices=("prior", "expost-class"),
+        default="prior",
+        help="class-controlled samples from the trained prior's components, or from one "
+        "Gaussian per class fitted to the encoded training latents (labels select it)",
+    )
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="JSON (default runs/emoji-quality-<size>.json)")

@@ -183,3 +183,21 @@ def tiny_chip_run(tmp_path_factory):
     cfg = TrainConfig(preset="tiny", steps=2, batch_size=8, checkpoint_every=2, train_limit=64)
     Trainer(cfg, run, images, progress=False).run()
     return run
+
+
+def test_class_gaussians_are_each_class_sample_mean_and_covariance():
+    from lightgen.train.expost import fit_class_gaussians
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(400, 3, generator=g, dtype=torch.float64) * 0.5 + 4.0
+    b = torch.randn(200, 3, generator=g, dtype=torch.float64) @ torch.diag(
+        torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    )
+    x = torch.cat([b, a])
+    labels = torch.cat([torch.zeros(200), torch.ones(400)]).long()
+    gmm = fit_class_gaussians(x, labels, 2, reg_covar=0.0)
+    assert gmm.weights.tolist() == pytest.approx([1 / 3, 2 / 3])
+    assert torch.allclose(gmm.means[1], a.mean(0))
+    assert torch.allclose(gmm.covariances[0], torch.cov(b.T, correction=0))
+    with pytest.raises(ValueError, match="class 2 has 0"):
+        fit_class_gaussians(x, labels, 3)

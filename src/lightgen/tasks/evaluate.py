@@ -261,6 +261,7 @@ def class_conditional_scores(
     grid_columns: int = 8,
     batch_size: int | None = None,
     temperature: float = 1.0,
+    sampler=None,
 ) -> dict:
     """Per-class generation from a mixture prior, scored by a classifier of real images.
 
@@ -364,6 +365,7 @@ def class_conditional_scores(
                     if conditional
                     else None,
                     temperature=temperature,
+                    sampler=sampler,
                 )[0].cpu(),
                 n_per_class,
                 batch_size,

@@ -362,6 +362,40 @@ def encode_means(system, images: torch.Tensor, batch_size: int = 256) -> torch.T
     return torch.cat(out)
 
 
+def fit_class_gaussians(
+    points: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    covariance: str = "full",
+    reg_covar: float = 1e-6,
+) -> GaussianMixture:
+    """One Gaussian per class, fitted to the points of that class: the maximum-likelihood
+    mixture when the labels are the component assignments (one M-step with one-hot
+    responsibilities). Component ``c`` is class ``c``, so labels only *select* where the
+    fiber drive values are drawn from (no paired targets). ``points`` ``(N, D)`` real,
+    ``labels`` ``(N,)`` in ``0..n_classes-1``, every class present; ``reg_covar`` times the
+    mean per-dimension variance is added to each covariance's diagonal."""
+    x = _check_points(points)
+    covariance = _check_covariance(covariance)
+    labels = torch.as_tensor(labels).long()
+    if labels.shape != (x.shape[0],) or labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(
+            f"labels must be ({x.shape[0]},) integers in 0..{n_classes - 1}; got shape "
+            f"{tuple(labels.shape)}. Pass one class per encoded image."
+        )
+    counts = torch.bincount(labels, minlength=n_classes)
+    if (counts < 2).any():
+        c = int((counts < 2).nonzero()[0])
+        raise ValueError(
+            f"class {c} has {int(counts[c])} encoded image(s); a Gaussian needs >= 2. Use a "
+            "data set with every class in the training split."
+        )
+    scale = x.var(0).mean().item()
+    resp = torch.nn.functional.one_hot(labels, n_classes).double()
+    weights, means, covs = _m_step(x, resp, covariance, reg_covar * (scale if scale > 0 else 1.0))
+    return GaussianMixture(weights, means, covs, covariance)
+
+
 def fit_expost(
     system,
     images: torch.Tensor,
