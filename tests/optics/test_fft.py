@@ -411,3 +411,12 @@ def test_small_outputs_bypass_the_pool(monkeypatch):
     monkeypatch.setattr(lfft, "_POOL", [])
     lfft.pooled_empty((4, 4), torch.complex64)
     assert lfft._POOL == []
+
+
+@pytest.mark.parametrize("backend", ["torch", "pyfftw"])
+def test_bare_fft_pair_seconds_times_an_fft_pair_on_the_chosen_backend(backend):
+    if backend == "pyfftw" and not lfft.pyfftw_available():
+        pytest.skip("pyfftw not installed")
+    with lfft.fft_backend(backend):
+        t = lfft.bare_fft_pair_seconds((2, 1, 64, 64), repeats=2)
+    assert 0 < t < 5

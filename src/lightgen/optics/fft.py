@@ -459,7 +459,7 @@ def bare_fft_pair_seconds(
     if _use_fftw(x, tuple(shape[-2:])):
         import pyfftw
 
-        threads, effort = _state["threads"], _state["effort"]
+        threads, effort = _state["threads"] or torch.get_num_threads(), _state["effort"]
         a = pyfftw.empty_aligned(tuple(shape), dtype=str(x.numpy().dtype))
         a[...] = x.numpy()
         fwd = pyfftw.FFTW(a, a, axes=(-2, -1), flags=(effort,), threads=threads)
