@@ -205,7 +205,12 @@ def print_table(report: dict) -> None:
         title=(
             f"emoji-svg held-out split at {report['size']} px: {report['n_train']} train / "
             f"{report['n_test']} test, {len(report['classes'])} classes (chance "
-            f"{100 / len(report['classes']):.0f} %); shape judge at {report['judge_size']} px"
+            f"{100 / len(report['classes']):.0f} %)"
+            + (
+                ""
+                if report["judge_size"] is None
+                else f"; shape judge at {report['judge_size']} px"
+            )
         )
     )
     for col in (
