@@ -121,6 +121,8 @@ def main() -> None:
             n_comp = system.prior.n_components
             with torch.no_grad():
                 grid = torch.cat([sample(system, 8, seed=k, component=k)[0] for k in range(n_comp)])
+            if size > 128:  # shown at 128 px per image
+                grid = torch.nn.functional.avg_pool2d(grid, size // 128)
             save_png(args.class_grid, image_grid(grid, 8))
         if args.figure is not None:
             if not figure_rows:
