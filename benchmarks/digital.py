@@ -34,6 +34,8 @@ from collections import Counter
 
 import torch
 
+from lightgen.chip.design import preset_design
+from lightgen.chip.presets import PAPER_PRESET
 from lightgen.hardware.counting import count_operations
 from lightgen.hardware.design import ChipDesign
 from lightgen.hardware.devices import A100
@@ -170,7 +172,7 @@ def optical_rows(design: ChipDesign, preset: str) -> list[dict]:
     out = []
     cases = [("device class: slm", PerfAssumptions(), design.replace(input_device="slm"))]
     cases.append(("device class: dmd", PerfAssumptions(), design.replace(input_device="dmd")))
-    if preset == "paper":
+    if preset == PAPER_PRESET:
         cases.insert(0, ("paper, inferred rate/power", paper_assumptions(design), design))
     for label, a, d in cases:
         r = performance(d, a)
@@ -228,7 +230,11 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--preset", default="paper", help="ChipDesign preset (paper, tiny)")
+    p.add_argument(
+        "--preset",
+        default="paper",
+        help="chip preset (lightgen.chip.presets: paper, tiny, mnist, ...)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dense-n", type=int, nargs="+", default=[1024, 2048, 4096])
     p.add_argument("--batch", type=int, default=8)
@@ -243,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         args.dense_n, args.repeats, args.batch = [256, 1024], 1, 2
     if args.cpu_power_w is None:
         args.cpu_power_w = cpu_power_w()
-    design = ChipDesign.preset(args.preset)
+    design = preset_design(args.preset)
     print(
         f"design {design.name}: {design.neurons()['total']:,} neurons, {design.n_wavelengths} wavelength(s)"
     )

@@ -679,8 +679,8 @@ def perf(
     ] = None,
 ) -> None:
     """TOPS, TOPS/W, TOPS/mm², photon budget and the assumptions behind them."""
-    from lightgen.chip.design import chip_design
-    from lightgen.chip.presets import preset as get_preset
+    from lightgen.chip.design import chip_design, preset_design
+    from lightgen.chip.presets import PAPER_PRESET
     from lightgen.hardware import perf_text
 
     try:
@@ -690,8 +690,9 @@ def perf(
             _, cfg = load_trained(checkpoint)
             design = chip_design(cfg.chip_config())
         else:
-            design = None if preset == "paper" else chip_design(get_preset(preset))
-        text = perf_text(preset, counting, input_device, frame_rate_hz, design)
+            design = preset_design(preset)
+        paper = checkpoint is None and preset == PAPER_PRESET
+        text = perf_text(design, counting, input_device, frame_rate_hz, reconcile_with_paper=paper)
     except ValueError as e:
         _fail(str(e))
     print(text)

@@ -167,15 +167,6 @@ def test_config_rejects_unknown_keys_and_images_that_do_not_fit():
         preset("huge")
 
 
-def test_hardware_paper_design_matches_the_chip_paper_preset():
-    from lightgen.chip.design import chip_design
-    from lightgen.hardware import ChipDesign
-
-    ours, theirs = chip_design(preset("paper")), ChipDesign.preset("paper")
-    assert ours.neurons() == theirs.neurons()
-    assert ours.n_fibers == theirs.n_fibers and ours.wavelengths_m == theirs.wavelengths_m
-
-
 def test_propagation_tail_tolerance_reaches_every_free_space_of_the_chip():
     from lightgen.optics.propagation import FreeSpace, guard_samples, spread_samples
 

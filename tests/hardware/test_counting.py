@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lightgen.chip.design import preset_design
 from lightgen.hardware.counting import count_neurons, count_operations
 from lightgen.hardware.design import ChipDesign, LayerSpec
 
@@ -62,7 +63,7 @@ def test_each_wavelength_and_generator_is_its_own_linear_map():
 
 
 def test_paper_preset_counts():
-    d = ChipDesign.preset("paper")
+    d = preset_design("paper")
     n = 512 * 512
     assert count_operations(d, "conservative").ops_per_frame == 2 * 3 * n * n == 412_316_860_416
     assert count_operations(d, "naive").ops_per_frame == 2 * 3 * (9 * n * n + 2 * 100 * n)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from lightgen.chip.design import preset_design
 from lightgen.hardware.design import C_M_PER_S, ChipDesign, LayerSpec, grid_fiber_positions_m
 
 
@@ -33,14 +34,15 @@ def _toy(**overrides) -> ChipDesign:
 
 
 def test_paper_preset_has_more_than_two_million_neurons_and_100_fibers():
-    d = ChipDesign.preset("paper")
+    d = preset_design("paper")
     assert d.neurons()["total"] == 9 * 512 * 512 == 2_359_296
     assert d.n_fibers == 100 and d.input_shape == (512, 512)
     assert d.package_area_m2 == pytest.approx(136.5e-6)
 
 
 def test_tiny_preset_neurons_are_layers_times_pixels():
-    assert ChipDesign.preset("tiny").neurons() == {"encoder": 512, "generators": 512, "total": 1024}
+    n = 2 * 48 * 48  # chip preset "tiny": 2 + 2 layers of 48 x 48
+    assert preset_design("tiny").neurons() == {"encoder": n, "generators": n, "total": 2 * n}
 
 
 def test_generators_repeat_the_generator_stack():
@@ -80,17 +82,28 @@ def test_material_name_resolves_fused_silica_index_at_532nm():
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 10, 100])
-def test_grid_fiber_positions_match_the_fiber_module_layout(n):
-    fibers = pytest.importorskip("lightgen.optics.fibers")
-    ref = fibers.fiber_positions_m(n, 250e-6, "square").tolist()
-    ours = grid_fiber_positions_m(n, 250e-6)
+def test_grid_fiber_positions_fill_rows_of_ceil_sqrt_n_centred_on_the_axis(n):
+    p = 250e-6
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    width = (cols - 1 if rows > 1 else n - 1) * p
+    ours = grid_fiber_positions_m(n, p)
     assert len(ours) == n
-    for (y, x), (ry, rx) in zip(ours, ref, strict=True):
-        assert y == pytest.approx(ry, abs=1e-15) and x == pytest.approx(rx, abs=1e-15)
+    for i, (y, x) in enumerate(ours):
+        assert y == pytest.approx((i // cols) * p - (rows - 1) * p / 2, abs=1e-15)
+        assert x == pytest.approx((i % cols) * p - width / 2, abs=1e-15)
+
+
+def test_hex_fiber_positions_have_every_nearest_neighbour_one_pitch_away():
+    p = 250e-6
+    ours = grid_fiber_positions_m(9, p, "hex")
+    for i, a in enumerate(ours):
+        nearest = min(math.dist(a, b) for j, b in enumerate(ours) if j != i)
+        assert nearest == pytest.approx(p, rel=1e-12)
 
 
 def test_dict_round_trip_through_json_gives_an_equal_design():
-    for d in (ChipDesign.preset("paper"), _toy(n_generators=2, fiber_nonlinear=True)):
+    for d in (preset_design("paper"), _toy(n_generators=2, fiber_nonlinear=True)):
         assert ChipDesign.from_dict(json.loads(json.dumps(d.to_dict()))) == d
 
 
@@ -119,4 +132,14 @@ def test_bad_design_raises_value_error_naming_the_parameter(change, name):
 
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ValueError, match="paper"):
-        ChipDesign.preset("huge")
+        preset_design("huge")
+
+
+def test_only_the_paper_preset_carries_packaging_facts():
+    from lightgen.chip.design import chip_design
+    from lightgen.chip.presets import preset
+
+    paper = preset_design("paper")
+    assert paper.package_area_m2 == 136.5e-6 and paper.notes
+    assert paper.replace(package_area_m2=None, notes=()) == chip_design(preset("paper"))
+    assert preset_design("tiny") == chip_design(preset("tiny"))

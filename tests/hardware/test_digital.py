@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lightgen.hardware.design import ChipDesign
+from lightgen.chip.design import preset_design
 from lightgen.hardware.digital import (
     CPU_W_PER_THREAD,
     Timing,
@@ -26,11 +26,11 @@ from lightgen.hardware.digital import (
 def test_flop_formulas():
     assert complex_dense_flops(3, 5) == 8 * 15  # complex multiply-add = 4 mul + 4 add
     assert fft2_flops(4, 4) == 5 * 16 * 4  # 5 M log2 M
-    assert dense_equivalent_flops(ChipDesign.preset("tiny")) == 8 * 256 * 256
+    assert dense_equivalent_flops(preset_design("tiny")) == 8 * 144 * 144
 
 
 def test_fft_flops_scale_with_wavelengths():
-    d = ChipDesign.preset("tiny")
+    d = preset_design("tiny")
     two = d.replace(wavelengths_m=(532e-9, 532e-9))
     assert fft_chip_flops(two) == pytest.approx(2 * fft_chip_flops(d))
     assert fft_chip_flops(d) > 0

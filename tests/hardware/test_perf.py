@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lightgen.hardware.design import ChipDesign
+from lightgen.chip.design import preset_design
 from lightgen.hardware.devices import Camera
 from lightgen.hardware.perf import (
     PAPER,
@@ -14,13 +14,14 @@ from lightgen.hardware.perf import (
     reconcile_with_paper,
 )
 
-TINY = ChipDesign.preset("tiny")  # conservative: 256 x 256 MACs = 131,072 ops per frame
+TINY = preset_design("tiny")  # conservative: 144 x 144 MACs = 41,472 ops per frame
+PAPER_DESIGN = preset_design("paper")
 
 
 def test_tops_is_1e12_operations_per_second():
     r = performance(TINY, PerfAssumptions(frame_rate_hz=1000.0))
-    assert r.ops_per_frame["conservative"] == 131_072
-    assert r.tops() == pytest.approx(131_072 * 1000 / 1e12)
+    assert r.ops_per_frame["conservative"] == 41_472
+    assert r.tops() == pytest.approx(41_472 * 1000 / 1e12)
     assert r.tops("naive") == pytest.approx(r.ops_per_frame["naive"] * 1000 / 1e12)
 
 
@@ -63,14 +64,14 @@ def test_without_a_laser_power_the_laser_delivers_the_photon_budget_minimum():
 
 def test_density_uses_package_area_else_aperture_footprint():
     r = performance(TINY, PerfAssumptions(frame_rate_hz=1.0))
-    assert r.area_m2 == pytest.approx((16 * 8e-6) ** 2)
+    assert r.area_m2 == pytest.approx((48 * 8e-6) ** 2)
     assert r.tops_per_mm2() == pytest.approx(r.tops() / (r.area_m2 * 1e6))
     r = performance(TINY.replace(package_area_m2=2e-6), PerfAssumptions(frame_rate_hz=1.0))
     assert r.area_m2 == 2e-6 and r.area_source == "package_area_m2"
 
 
 def test_paper_figures_are_mutually_consistent():
-    rec = reconcile_with_paper()
+    rec = reconcile_with_paper(PAPER_DESIGN)
     assert rec.implied_power_w[0] == pytest.approx(3.57e4 / 6.64e2)  # 53.77 W
     assert rec.implied_power_w[1] < 53.77 < rec.implied_power_w[2]
     assert rec.implied_area_mm2[0] == pytest.approx(136.26, abs=0.01)
@@ -79,7 +80,7 @@ def test_paper_figures_are_mutually_consistent():
 
 
 def test_inferred_assumptions_reproduce_the_paper_measured_and_theoretical_figures():
-    rec = reconcile_with_paper()
+    rec = reconcile_with_paper(PAPER_DESIGN)
     checks = {c.name: c for c in rec.checks}
     assert checks["throughput (measured)"].model == pytest.approx(PAPER["tops"], rel=1e-9)
     assert checks["efficiency (measured)"].model == pytest.approx(PAPER["tops_per_w"], rel=1e-9)
@@ -92,7 +93,7 @@ def test_inferred_assumptions_reproduce_the_paper_measured_and_theoretical_figur
 
 
 def test_implied_frame_rate_is_paper_tops_over_ops_per_frame():
-    rec = reconcile_with_paper()
+    rec = reconcile_with_paper(PAPER_DESIGN)
     assert len(rec.variants) == 3
     ops = 2 * 3 * 512**4  # one 512^2 x 512^2 map per wavelength
     cons = next(v for v in rec.variants if "fibers linear" in v.label)
@@ -105,11 +106,11 @@ def test_implied_frame_rate_is_paper_tops_over_ops_per_frame():
 
 
 def test_paper_assumptions_are_labelled_inferred():
-    a = paper_assumptions(ChipDesign.preset("paper"))
+    a = paper_assumptions(PAPER_DESIGN)
     sources = dict(a.sources)
     assert sources["frame_rate_hz"].startswith("inferred")
     assert sources["other_power_w"].startswith("inferred")
-    r = performance(ChipDesign.preset("paper"), a)
+    r = performance(PAPER_DESIGN, a)
     labels = {x.name: x.source for x in r.assumptions}
     assert labels["frame rate"].startswith("inferred")
     assert labels["chip area"].startswith("paper")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightgen.hardware.design import ChipDesign
+from lightgen.chip.design import preset_design
 from lightgen.hardware.photon import (
     chip_transmission,
     photon_budget,
@@ -73,7 +73,7 @@ def test_every_wavelength_needs_its_own_photons():
 
 
 def test_chip_transmission_multiplies_layers_coupling_and_fiber_loss():
-    d = ChipDesign.preset("tiny").replace(fiber_loss_db=3.0)  # 4 layers
+    d = preset_design("tiny").replace(fiber_loss_db=3.0)  # 4 layers
     t = chip_transmission(d, fiber_coupling_efficiency=0.5, layer_transmission=0.9)
     assert t == pytest.approx(0.9**4 * 0.5 * 10 ** (-0.3))
 
@@ -105,5 +105,5 @@ def test_bad_photon_budget_input_names_the_parameter(kw, name):
 
 def test_fiber_coupling_above_one_is_rejected():
     with pytest.raises(ValueError, match="fiber_coupling_efficiency"):
-        chip_transmission(ChipDesign.preset("tiny"), fiber_coupling_efficiency=1.2)
-    assert math.isfinite(chip_transmission(ChipDesign.preset("tiny")))
+        chip_transmission(preset_design("tiny"), fiber_coupling_efficiency=1.2)
+    assert math.isfinite(chip_transmission(preset_design("tiny")))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from lightgen.chip.design import preset_design
 from lightgen.hardware.report import fmt, perf_text
 
 
 def test_paper_report_prints_the_three_figures_assumptions_and_reconciliation():
-    text = perf_text("paper")
+    text = perf_text(preset_design("paper"), reconcile_with_paper=True)
     for needle in (
         "TOPS/W",
         "TOPS/mm^2",
@@ -25,15 +26,15 @@ def test_paper_report_prints_the_three_figures_assumptions_and_reconciliation():
 
 
 def test_device_override_uses_device_class_numbers():
-    text = perf_text("paper", input_device="dmd")
+    text = perf_text(preset_design("paper"), input_device="dmd", reconcile_with_paper=True)
     assert "2.00e+04 frames/s" in text
     assert "Paper reconciliation" not in text
 
 
 def test_tiny_report_and_bad_rule():
-    assert "Design 'tiny'" in perf_text("tiny")
+    assert "Design 'tiny'" in perf_text(preset_design("tiny"))
     with pytest.raises(ValueError, match="counting"):
-        perf_text("tiny", counting="lavish")
+        perf_text(preset_design("tiny"), counting="lavish")
 
 
 def test_fmt():

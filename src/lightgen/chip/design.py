@@ -3,13 +3,19 @@ description :class:`lightgen.hardware.ChipDesign`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from lightgen.chip.config import ChipConfig
-from lightgen.hardware.design import ChipDesign, LayerSpec
-from lightgen.optics.fibers import fiber_positions_m
+from lightgen.chip.presets import PACKAGING, preset
+from lightgen.hardware.design import ChipDesign, LayerSpec, grid_fiber_positions_m
 
 
-def chip_design(cfg: ChipConfig) -> ChipDesign:
-    """The physical design of ``cfg`` for the performance model and the exporters."""
+def chip_design(cfg: ChipConfig, **packaging: Any) -> ChipDesign:
+    """The physical design of ``cfg`` for the performance model and the exporters.
+
+    ``packaging`` sets the :class:`ChipDesign` fields the simulation does not know
+    (``package_area_m2``, ``packaging``, ``notes``, ``fiber_length_m``, ...).
+    """
     layer = LayerSpec(cfg.grid_samples, cfg.grid_samples, cfg.pixel_pitch_m)
     gaps = [cfg.layer_spacing_m]
     return ChipDesign(
@@ -31,19 +37,24 @@ def chip_design(cfg: ChipConfig) -> ChipDesign:
             cfg.generator_to_camera_m,
         ),
         n_fibers=cfg.n_fibers,
-        fiber_positions_m=tuple(
-            (float(y), float(x))
-            for y, x in fiber_positions_m(
-                cfg.n_fibers, cfg.fiber_pitch_m, cfg.fiber_layout
-            ).tolist()
-        ),
+        fiber_positions_m=grid_fiber_positions_m(cfg.n_fibers, cfg.fiber_pitch_m, cfg.fiber_layout),
         fiber_loss_db=cfg.fiber_loss_db,
         camera_shape=(cfg.image_size,) * 2,
         camera_pixel_pitch_m=cfg.camera_pixel_samples * cfg.pixel_pitch_m,
         material=cfg.material,
         has_amplitude=cfg.amplitude_layers,
         n_generators=cfg.n_generators,
+        **packaging,
     )
+
+
+def preset_design(name: str) -> ChipDesign:
+    """The design of :func:`lightgen.chip.presets.preset` ``name`` with its packaging facts.
+
+    The one source of named designs: ``preset_design("paper")`` is the chip that
+    ``--preset paper`` trains, with the paper's 136.5 mm^2 package area.
+    """
+    return chip_design(preset(name), **PACKAGING.get(name, {}))
 
 
 def chip_heights_m(chip) -> list:

@@ -97,11 +97,32 @@ PRESETS["emoji-128"] = {
     "image_size": 128,
 }
 # the paper's scale: 512x512 input, 9 layers x 262,144 neurons = 2.36 M, 100-fiber OLS
-PRESETS["paper"] = {
+PRESETS["paper"] = {  # packaging facts: PACKAGING below
     **PRESETS["emoji-512"],
     "name": "paper",
     "encoder_layers": 5,
     "generator_layers": 4,
+}
+
+
+#: The preset whose figures the paper states; ``lightgen perf --preset paper`` reconciles
+#: the model with them.
+PAPER_PRESET = "paper"
+
+#: Packaging facts of a preset that the simulation does not use but the performance model
+#: and the design sheet do (:func:`lightgen.chip.design.preset_design` passes them to
+#: :class:`lightgen.hardware.ChipDesign`). Of the paper preset only "512 x 512 input",
+#: "100 single-mode fibers", "> 2 M neurons" and "136.5 mm^2" come from the paper; the
+#: rest is inferred (see docs/hardware.md).
+PACKAGING: dict[str, dict] = {
+    PAPER_PRESET: dict(
+        packaging="stacked",
+        package_area_m2=136.5e-6,
+        notes=(
+            "paper: 512x512 input, 100 single-mode fibers, >2 M neurons, 136.5 mm^2 chip",
+            "inferred: wavelengths, layer split 5+4, 8 um pitch, distances, fiber length, camera",
+        ),
+    ),
 }
 
 

@@ -426,84 +426,17 @@ class ChipDesign:
         """A validated copy with some fields changed."""
         return replace(self, **changes)
 
-    # ------------------------------------------------------------------ presets
-    @classmethod
-    def preset(cls, name: str) -> ChipDesign:
-        """``"paper"`` (the paper's scale, 2.36 M neurons) or ``"tiny"`` (for tests)."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown design preset {name!r}; choose one of {sorted(PRESETS)}.")
-        return PRESETS[name]()
 
+def grid_fiber_positions_m(
+    n_fibers: int, pitch_m: float, layout: str = "square"
+) -> tuple[tuple[float, float], ...]:
+    """``(y, x)`` centres of ``n_fibers``, row-major, centred on the axis, as plain floats.
 
-def grid_fiber_positions_m(n_fibers: int, pitch_m: float) -> tuple[tuple[float, float], ...]:
-    """``(y, x)`` centres of ``n_fibers`` on a square grid, row-major, centred on the axis.
-
-    Same layout as ``lightgen.optics.fibers.fiber_positions_m(n, pitch, "square")``:
-    ``ceil(sqrt(n))`` columns filled row by row, bounding box centred on 0.
+    The layout of :func:`lightgen.optics.fibers.fiber_positions_m` (``"square"`` grid or
+    ``"hex"`` close packing), in the form :attr:`ChipDesign.fiber_positions_m` holds.
     """
-    n = require_int_range("n_fibers", n_fibers, 1, fix="Give the number of fibers, e.g. 100.")
-    p = require_positive("pitch_m", pitch_m, "Give the fiber spacing in metres, e.g. 250e-6.")
-    cols = math.isqrt(n - 1) + 1
-    rows = (n - 1) // cols + 1
-    last_row_cols = n - (rows - 1) * cols
-    width = (cols - 1 if rows > 1 else last_row_cols - 1) * p
-    y0, x0 = (rows - 1) * p / 2, width / 2
-    return tuple(((i // cols) * p - y0, (i % cols) * p - x0) for i in range(n))
+    from lightgen.optics.fibers import fiber_positions_m
 
-
-# The paper preset mirrors lightgen.chip.presets["paper"] as the chip package defines
-# it (RGB, 5 encoder + 4 generator layers of 512 x 512 at 8 um, 100 fibers at 250 um)
-# so that `lightgen perf --preset paper` describes the chip `--preset paper` trains.
-# Only "512 x 512 input", "100 single-mode fibers", "> 2 M neurons" and "136.5 mm^2"
-# come from the paper; the rest is inferred (see docs/hardware.md).
-def _paper() -> ChipDesign:
-    n, pitch = 512, 8e-6
-    layer = LayerSpec(n, n, pitch)
-    return ChipDesign(
-        name="paper",
-        wavelengths_m=(640e-9, 532e-9, 450e-9),
-        input_device="slm",
-        input_shape=(n, n),
-        input_pixel_pitch_m=pitch,
-        encoder_layers=(layer,) * 5,
-        generator_layers=(layer,) * 4,
-        encoder_distances_m=(10e-3, 20e-3, 20e-3, 20e-3, 20e-3, 20e-3),
-        generator_distances_m=(20e-3, 20e-3, 20e-3, 20e-3, 20e-3),
-        n_fibers=100,
-        fiber_positions_m=grid_fiber_positions_m(100, 250e-6),
-        fiber_length_m=0.05,
-        camera_shape=(n, n),
-        camera_pixel_pitch_m=pitch,
-        material="fused_silica",
-        packaging="stacked",
-        package_area_m2=136.5e-6,
-        notes=(
-            "paper: 512x512 input, 100 single-mode fibers, >2 M neurons, 136.5 mm^2 chip",
-            "inferred: wavelengths, layer split 5+4, 8 um pitch, distances, fiber length, camera",
-        ),
+    return tuple(
+        (float(y), float(x)) for y, x in fiber_positions_m(n_fibers, pitch_m, layout).tolist()
     )
-
-
-def _tiny() -> ChipDesign:
-    n, pitch = 16, 8e-6
-    layer = LayerSpec(n, n, pitch)
-    return ChipDesign(
-        name="tiny",
-        wavelengths_m=(532e-9,),
-        input_device="slm",
-        input_shape=(n, n),
-        input_pixel_pitch_m=pitch,
-        encoder_layers=(layer, layer),
-        generator_layers=(layer, layer),
-        encoder_distances_m=(1e-3, 1e-3, 1e-3),
-        generator_distances_m=(1e-3, 1e-3, 1e-3),
-        n_fibers=4,
-        fiber_positions_m=grid_fiber_positions_m(4, 32e-6),
-        fiber_length_m=0.01,
-        camera_shape=(n, n),
-        camera_pixel_pitch_m=pitch,
-        material="fused_silica",
-    )
-
-
-PRESETS = {"paper": _paper, "tiny": _tiny}

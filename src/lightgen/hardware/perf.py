@@ -462,15 +462,13 @@ def _rounding_interval(x: float, sig: int = 3) -> tuple[float, float]:
     return x - half, x + half
 
 
-def reconcile_with_paper(
-    design: ChipDesign | None = None, counting: str = "conservative"
-) -> Reconciliation:
+def reconcile_with_paper(design: ChipDesign, counting: str = "conservative") -> Reconciliation:
     """Check the paper's three measured figures for consistency and reproduce them.
 
     Implied power = TOPS / (TOPS/W); implied area = TOPS / (TOPS/mm^2), compared
     with the stated 136.5 mm^2 within the rounding of three significant figures.
     """
-    d = design or ChipDesign.preset("paper")
+    d = design  # the paper's chip: lightgen.chip.design.preset_design("paper")
     t_lo, t_hi = _rounding_interval(PAPER["tops"])
     w_lo, w_hi = _rounding_interval(PAPER["tops_per_w"])
     a_lo, a_hi = _rounding_interval(PAPER["tops_per_mm2"])

@@ -13,7 +13,9 @@ from lightgen.hardware.perf import (
     Reconciliation,
     paper_assumptions,
     performance,
-    reconcile_with_paper,
+)
+from lightgen.hardware.perf import (
+    reconcile_with_paper as _reconcile,
 )
 
 
@@ -257,31 +259,32 @@ def format_digital(
 
 
 def perf_text(
-    preset: str = "paper",
+    design: ChipDesign,
     counting: str | None = None,
     input_device: str | None = None,
     frame_rate_hz: float | None = None,
-    design: ChipDesign | None = None,
+    *,
+    reconcile_with_paper: bool = False,
 ) -> str:
-    """The full report ``lightgen perf --preset NAME`` prints.
+    """The full report ``lightgen perf`` prints for ``design``.
 
     Args:
-        preset: a :meth:`ChipDesign.preset` name. ``"paper"`` uses
-            :func:`paper_assumptions` (frame rate and power solved from the paper,
-            labelled inferred) and appends the paper reconciliation.
+        design: the chip, e.g. ``lightgen.chip.design.preset_design("paper")`` or the
+            design of a trained chip.
         counting: ``"naive"`` or ``"conservative"`` headline rule (default conservative).
         input_device: override the design's input device (``slm``/``dmd``/``ideal``);
-            with it the paper preset uses device-class numbers instead of inferred ones.
-        frame_rate_hz: override the input frame rate.
-        design: use this design instead of the preset (e.g. from a trained chip).
+            with it the paper's inferred numbers give way to device-class ones.
+        frame_rate_hz: override the input frame rate (likewise).
+        reconcile_with_paper: ``design`` is the paper's chip: use
+            :func:`paper_assumptions` (frame rate and power solved from the paper,
+            labelled inferred) and append the paper reconciliation, unless
+            ``input_device`` or ``frame_rate_hz`` is given.
     """
-    d = design if design is not None else ChipDesign.preset(preset)
+    d = design
     rule = counting or "conservative"
     if input_device is not None:
         d = d.replace(input_device=input_device)
-    use_paper = (
-        design is None and preset == "paper" and input_device is None and frame_rate_hz is None
-    )
+    use_paper = reconcile_with_paper and input_device is None and frame_rate_hz is None
     if use_paper:
         a = paper_assumptions(d, "measured", rule)
     else:
@@ -303,5 +306,5 @@ def perf_text(
         format_digital(d, report),
     ]
     if use_paper:
-        parts += ["", format_reconciliation(reconcile_with_paper(d, rule))]
+        parts += ["", format_reconciliation(_reconcile(d, rule))]
     return "\n".join(parts) + "\n"

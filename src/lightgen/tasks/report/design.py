@@ -219,7 +219,7 @@ def hardware_section(run: RunFolder) -> str:
         (a.name, a.value if isinstance(a.value, str) else num(a.value), a.unit, a.source, a.note)
         for a in r.assumptions
     ]
-    text = perf_text(run.config.preset, design=design)
+    text = perf_text(design)
     return (
         _baseline_note(run.config)
         + "<p>A model, not a measurement: <code>lightgen perf</code> for this design with its "
