@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="trained run folders (or step folders)")
     for run in parser.parse_args().runs:
         system, cfg = load_trained(run)
-        chip = getattr(system.model, "chip", None)
-        if not isinstance(chip, LightGenChip):
+        chip = system.model.optical_chip
+        if chip is None:
             print(f"{run}: not an optical chip ({type(system.model).__name__}); skipped")
             continue
         torch.manual_seed(0)

@@ -717,8 +717,8 @@ def export(
 
     try:
         system, cfg = load_trained(checkpoint)
-        chip = getattr(system.model, "chip", None)
-        if chip is None or not hasattr(chip, "generators"):
+        chip = system.model.optical_chip
+        if chip is None:
             _fail(
                 f"{checkpoint} holds a {cfg.model!r} model; only all-optical chips (--model chip) are exported."
             )

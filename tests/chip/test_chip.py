@@ -231,3 +231,22 @@ def test_plane_fields_follow_the_light_from_slm_to_the_camera_image(chip):
     with torch.no_grad():
         assert torch.allclose(z, chip.encode(x))
         assert torch.allclose(chip.generators[0].camera(planes[-1][1]), chip(x))
+
+
+def test_port_settings_add_to_the_ports_and_restore_them_even_after_an_error():
+    chip = LightGenChip(preset("tiny"))
+    chip.port_phase_rad.fill_(0.25)
+    with chip.port_settings([1, 3], attenuation_db=20.0, phase_rad=0.5):
+        assert chip.port_attenuation_db[0, 1] == chip.port_attenuation_db[0, 3] == 20.0
+        assert chip.port_attenuation_db.sum() == 40.0
+        assert chip.port_phase_rad[0, 1] == 0.75 and chip.port_phase_rad.sum() == pytest.approx(
+            0.25 * chip.port_phase_rad.numel() + 1.0
+        )
+        z = torch.ones(1, chip.latent_dim, dtype=torch.complex64)
+        t = chip.ports(z)[0]
+        assert t[1].abs() == pytest.approx(0.1)  # 20 dB = 1/10 in amplitude
+        assert t[0].abs() == pytest.approx(1.0)
+    assert not chip.port_attenuation_db.any() and (chip.port_phase_rad == 0.25).all()
+    with pytest.raises(RuntimeError, match="boom"), chip.port_settings([0], 3.0):
+        raise RuntimeError("boom")
+    assert not chip.port_attenuation_db.any()

@@ -228,17 +228,18 @@ def test_a_read_only_out_folder_is_refused_before_the_work(tiny_run, tmp_path, n
 def test_a_non_finite_loss_names_the_likely_parameter(tmp_path, monkeypatch):
     from dataclasses import replace
 
+    import lightgen.train.system as system_module
     import lightgen.train.trainer as tr
     from lightgen.data.procedural import make_printed_digits
     from lightgen.train.config import TrainConfig
 
-    real = tr.bogt_loss
+    real = system_module.bogt_loss
 
     def overflowing(*a, **k):  # what --sigma-x far below the camera noise does
         t = real(*a, **k)
         return replace(t, loss=t.loss * float("inf"), recon=t.recon * float("inf"))
 
-    monkeypatch.setattr(tr, "bogt_loss", overflowing)
+    monkeypatch.setattr(system_module, "bogt_loss", overflowing)
     images = make_printed_digits(16, size=12, seed=0)[0]
     cfg = TrainConfig(preset="tiny", steps=2, batch_size=8, sigma_x=1e-4)
     with pytest.raises(FloatingPointError, match=r"--sigma-x \(now 0\.0001\)"):

@@ -41,11 +41,14 @@ PATTERNS = torch.stack(
 
 
 class _ToyModel(nn.Module):
-    """Linear 'decoder' image = 0.05 * sum_d z_d * pattern_d with a real latent."""
+    """Linear 'decoder' image = 0.05 * sum_d z_d * pattern_d with a real latent
+    (a :class:`lightgen.train.models.TrainedModel` without optics)."""
 
     complex_latent = False
+    accepts_grey_input = False
+    optical_chip = None
     latent_dim = PATTERNS.shape[0]
-    shape = (1, S, S)
+    image_shape = (1, S, S)
 
     def __init__(self):
         super().__init__()
@@ -60,6 +63,8 @@ class _ToyModel(nn.Module):
 
 
 class _ToySystem(nn.Module):
+    n_conditions = 0
+
     def __init__(self):
         super().__init__()
         self.model = _ToyModel()

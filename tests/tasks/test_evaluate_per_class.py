@@ -64,9 +64,13 @@ class HandBuiltSystem(nn.Module):
             self.prior.log_var.fill_(-4.0)
         self.model = _Model(self.prior, perm, collapse_to)
         self.free_dim = 2
+        self.n_conditions = 0
 
     def routing(self, z):
         return 0
+
+    def free_part(self, z):
+        return z
 
     def with_conditions(self, z, conditions):
         return z

@@ -14,6 +14,8 @@ class DigitalVAE(nn.Module):
     """
 
     complex_latent = False
+    accepts_grey_input = False
+    optical_chip = None  # fully digital
 
     def __init__(self, image_channels: int, image_size: int, latent_dim: int, hidden: int):
         super().__init__()
@@ -26,6 +28,10 @@ class DigitalVAE(nn.Module):
         self.dec = nn.Sequential(
             nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, n), nn.Sigmoid()
         )
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.shape
 
     def posterior(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, log_var = self.enc(images).chunk(2, dim=1)

@@ -26,8 +26,7 @@ class HybridBaseline(nn.Module):
 
     def __init__(self, config: ChipConfig, hidden: int = 64):
         super().__init__()
-        self.chip = LightGenChip(config)
-        del self.chip.generators  # the hybrid uses its own SLM-seeded generator
+        self.chip = LightGenChip(config, generators=False)  # its own SLM-seeded generator below
         self.config = config
         s = config.image_size
         self.mlp = nn.Sequential(

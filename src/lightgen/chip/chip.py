@@ -10,6 +10,8 @@ camera (intensity, pixel integration, a per-channel gain/offset calibration).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -174,9 +176,14 @@ class LightGenChip(nn.Module):
     input_power_w * exp(gain)), since only a few % of the light may couple.
     ``decode(z)`` injects ``z * sqrt(generator_power_w / n_fibers)`` into the fibers
     and returns the camera image. ``forward`` = decode(encode(x)).
+
+    ``generators=False`` builds the encoder and fibers only (the hybrid baseline brings
+    its own generator).
     """
 
-    def __init__(self, config: ChipConfig, activation_checkpointing: bool = False):
+    def __init__(
+        self, config: ChipConfig, activation_checkpointing: bool = False, generators: bool = True
+    ):
         super().__init__()
         self.config = config
         self.grid = Grid((config.grid_samples,) * 2, config.pixel_pitch_m, config.wavelengths_m)
@@ -193,7 +200,7 @@ class LightGenChip(nn.Module):
         self.encoder = PhotonicEncoder(config, self.grid, activation_checkpointing)
         self.generators = nn.ModuleList(
             PhotonicGenerator(config, self.grid, activation_checkpointing)
-            for _ in range(config.n_generators)
+            for _ in range(config.n_generators if generators else 0)
         )
         # laser power relative to input_power_w, learned (input-device modulation is allowed)
         self.laser_log_power_gain = nn.Parameter(torch.zeros(()))
@@ -218,6 +225,25 @@ class LightGenChip(nn.Module):
         amp = torch.pow(10.0, -self.port_attenuation_db / 20)
         t = torch.polar(amp, self.port_phase_rad).flatten().to(z.dtype)
         return z * t
+
+    @contextmanager
+    def port_settings(
+        self, latent_index: Sequence[int], attenuation_db: float = 0.0, phase_rad: float = 0.0
+    ) -> Iterator[None]:
+        """Temporarily add ``attenuation_db`` / ``phase_rad`` to the manipulation ports of the
+        latent dimensions ``latent_index`` (dimension ``d`` is fiber ``d % n_fibers`` at
+        wavelength ``d // n_fibers``); the previous settings come back on exit, also after
+        an error."""
+        att, ph = self.port_attenuation_db, self.port_phase_rad
+        saved = att.clone(), ph.clone()
+        idx = list(latent_index)
+        try:
+            att.view(-1)[idx] += attenuation_db
+            ph.view(-1)[idx] += phase_rad
+            yield
+        finally:
+            att.copy_(saved[0])
+            ph.copy_(saved[1])
 
     def emitted_field(self, z: torch.Tensor) -> torch.Tensor:
         """Latents ``(B, D)`` through the ports, injected at ``z * sqrt(generator_power_w /

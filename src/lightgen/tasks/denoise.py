@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -36,6 +37,10 @@ from lightgen.metrics.image import pbmp, psnr
 from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
 from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
 
 DEFAULT_SIGMAS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
 PBMP_THRESHOLD = 35 / 255
@@ -130,7 +135,7 @@ def load_digits(
     raise AssertionError("unreachable")
 
 
-def _reconstruct(system, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def _reconstruct(system: BOGTSystem, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     out = [
         reconstruct(system, images[i : i + batch_size]).cpu()
         for i in range(0, images.shape[0], batch_size)
@@ -140,7 +145,7 @@ def _reconstruct(system, images: torch.Tensor, batch_size: int = 256) -> torch.T
 
 @torch.no_grad()
 def denoise(
-    system,
+    system: BOGTSystem,
     clean: torch.Tensor,
     sigmas: Sequence[float] = DEFAULT_SIGMAS,
     seed: int = 0,
@@ -165,8 +170,8 @@ def denoise(
 
 
 def run_denoise(
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     out_dir: str | Path,
     sigmas: Sequence[float] = DEFAULT_SIGMAS,
     n: int = 256,

@@ -12,8 +12,8 @@ shifter) multiplies the fiber's complex amplitude by
 radians (``phase_rad``); see :meth:`lightgen.chip.chip.LightGenChip.ports`. Ports are
 passive, so ``attenuation_db >= 0`` (``inf`` blocks the fiber).
 
-* All-optical chip (``--model chip``): edits go through the chip's port buffers
-  ``port_attenuation_db`` / ``port_phase_rad`` (restored afterwards). The fiber scan of
+* All-optical chip (``--model chip``): edits go through the chip's ports
+  (:meth:`~lightgen.chip.chip.LightGenChip.port_settings`, restored afterwards). The fiber scan of
   :func:`fiber_effect_maps` instead drives the injection port with ``t_d z`` -- the
   same field in the fibers, one decode batch for every fiber (``chip.ports`` is a
   per-fiber product, so the two are identical; a test checks it).
@@ -37,12 +37,17 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from lightgen._checks import require_int_range
 from lightgen.tasks.generate import encode
 from lightgen.tasks.images import atomic_write, image_grid, save_png
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
 
 #: Named regions (masks built by :func:`region_mask`); ``auto`` picks the best quadrant.
 REGION_NAMES: tuple[str, ...] = (
@@ -63,29 +68,18 @@ Region = str | tuple[int, int, int, int]
 
 
 # ------------------------------------------------------------------ shared helpers
-def expected_image_shape(system) -> tuple[int, int, int]:
+def expected_image_shape(system: BOGTSystem) -> tuple[int, int, int]:
     """``(C, S, S)`` images the trained model takes (chip, hybrid or digital VAE)."""
-    model = system.model
-    for holder in (getattr(model, "chip", None), getattr(model, "net", None)):
-        cfg = getattr(holder, "config", None)
-        if cfg is not None:
-            return cfg.image_channels, cfg.image_size, cfg.image_size
-    shape = getattr(model, "shape", None)
-    if shape is not None:
-        return tuple(shape)
-    raise ValueError(
-        f"cannot tell which image size the model {type(model).__name__} takes; load it with "
-        "lightgen.train.trainer.load_trained."
-    )
+    return tuple(system.model.image_shape)
 
 
-def check_images(system, images, name: str = "images") -> torch.Tensor:
+def check_images(system: BOGTSystem, images, name: str = "images") -> torch.Tensor:
     """Validate ``images`` ``(B, C, S, S)`` in [0, 1] for this model; return them as float32.
 
     Optical models also take grey ``C = 1`` images on a colour chip (one SLM channel
     drives every wavelength).
     """
-    n_cond = int(getattr(system, "n_conditions", 0) or 0)
+    n_cond = system.n_conditions
     if n_cond:
         raise ValueError(
             f"this model injects {n_cond} condition fiber(s) (condition_fibers={n_cond}); "
@@ -99,7 +93,7 @@ def check_images(system, images, name: str = "images") -> torch.Tensor:
             f"{name} must be a (batch, {c}, {s}, {s}) tensor, got {got}. "
             "Add the batch/channel axes with .unsqueeze()."
         )
-    ok_c = (c,) if hasattr(system.model, "shape") else (1, c)
+    ok_c = (1, c) if system.model.accepts_grey_input else (c,)
     if images.shape[-2:] != (s, s) or images.shape[1] not in ok_c or images.shape[0] < 1:
         raise ValueError(
             f"{name} have shape {tuple(images.shape)}, but this model takes (batch, {c}, {s}, {s}). "
@@ -137,7 +131,9 @@ def write_json(path: Path, report: dict) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
 
-def _check_port_values(system, attenuation_db: float, phase_rad: float) -> tuple[float, float]:
+def _check_port_values(
+    system: BOGTSystem, attenuation_db: float, phase_rad: float
+) -> tuple[float, float]:
     try:
         a, p = float(attenuation_db), float(phase_rad)
     except (TypeError, ValueError):
@@ -151,7 +147,7 @@ def _check_port_values(system, attenuation_db: float, phase_rad: float) -> tuple
         )
     if not math.isfinite(p):
         raise ValueError(f"phase_rad={phase_rad!r} must be finite, e.g. math.pi.")
-    if p != 0 and not getattr(system.model, "complex_latent", True):
+    if p != 0 and not system.model.complex_latent:
         raise ValueError(
             f"phase_rad={phase_rad!r} but this model ({type(system.model).__name__}) has a real "
             "latent; phase shifts need the complex optical latent space. Use phase_rad=0."
@@ -159,7 +155,7 @@ def _check_port_values(system, attenuation_db: float, phase_rad: float) -> tuple
     return a, p
 
 
-def check_fibers(system, fibers) -> list[int]:
+def check_fibers(system: BOGTSystem, fibers) -> list[int]:
     d = system.model.latent_dim
     out = []
     for f in fibers:
@@ -179,9 +175,9 @@ def port_transmission(attenuation_db: float, phase_rad: float) -> complex:
     return 10 ** (-attenuation_db / 20) * complex(math.cos(phase_rad), math.sin(phase_rad))
 
 
-def edit_mechanism(system) -> str:
+def edit_mechanism(system: BOGTSystem) -> str:
     """How an edit reaches the light (or not), in words, for reports."""
-    if getattr(system.model, "chip", None) is not None and hasattr(system.model.chip, "ports"):
+    if system.model.optical_chip is not None:
         return "chip ports: port_attenuation_db / port_phase_rad on the chosen fibers (all-optical)"
     kind = type(system.model).__name__
     return (
@@ -190,13 +186,13 @@ def edit_mechanism(system) -> str:
     )
 
 
-def _decode(system, z: torch.Tensor, route) -> torch.Tensor:
+def _decode(system: BOGTSystem, z: torch.Tensor, route) -> torch.Tensor:
     return system.model.decode(z, route).clamp(0, 1)
 
 
 @torch.no_grad()
 def decode_edited(
-    system,
+    system: BOGTSystem,
     z: torch.Tensor,
     fibers,
     attenuation_db: float = 10.0,
@@ -214,17 +210,10 @@ def decode_edited(
     a, p = _check_port_values(system, attenuation_db, phase_rad)
     idx = check_fibers(system, fibers)
     route = system.routing(z) if route is None else route
-    chip = getattr(system.model, "chip", None)
-    if chip is not None and hasattr(chip, "ports"):
-        att, ph = chip.port_attenuation_db, chip.port_phase_rad
-        saved = att.clone(), ph.clone()
-        try:
-            att.view(-1)[idx] += a
-            ph.view(-1)[idx] += p
+    chip = system.model.optical_chip
+    if chip is not None:
+        with chip.port_settings(idx, a, p):
             return _decode(system, z, route)
-        finally:
-            att.copy_(saved[0])
-            ph.copy_(saved[1])
     t = torch.ones(z.shape[1], dtype=z.dtype, device=z.device)
     tr = port_transmission(a, p)
     t[idx] = tr if z.is_complex() else tr.real
@@ -311,7 +300,7 @@ def locality_ratio(change: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------ fiber scan
 @torch.no_grad()
 def fiber_effect_maps(
-    system,
+    system: BOGTSystem,
     images: torch.Tensor,
     attenuation_db: float = 10.0,
     phase_rad: float = 0.0,
@@ -369,7 +358,7 @@ def _top_local(maps, mask, k, min_effect_fraction):
 
 
 def find_local_fibers(
-    system,
+    system: BOGTSystem,
     images: torch.Tensor,
     region: Region = "auto",
     k: int = 3,
@@ -428,7 +417,11 @@ class EditResult:
 
 @torch.no_grad()
 def edit_images(
-    system, images: torch.Tensor, fibers, attenuation_db: float = 10.0, phase_rad: float = 0.0
+    system: BOGTSystem,
+    images: torch.Tensor,
+    fibers,
+    attenuation_db: float = 10.0,
+    phase_rad: float = 0.0,
 ) -> EditResult:
     """Encode ``images``, decode them unedited (``before``) and with the ports of ``fibers``
     set to ``attenuation_db`` / ``phase_rad`` (``after``)."""
@@ -470,8 +463,8 @@ def _difference_panel(before, after, mask) -> torch.Tensor:
 
 
 def run_edit(
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     out_dir: str | Path,
     region: Region = "auto",
     k: int = 3,
@@ -532,8 +525,8 @@ def run_edit(
             image_grid(_difference_panel(res.before[show], res.after[show], m), 8, upscale=up),
         ),
     }
-    n_fibers = getattr(getattr(system.model, "chip", None), "config", None)
-    m_per = n_fibers.n_fibers if n_fibers is not None else d
+    chip = system.model.optical_chip
+    m_per = chip.config.n_fibers if chip is not None else d
     report = {
         "model": cfg.model,
         "preset": cfg.preset,

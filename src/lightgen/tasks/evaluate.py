@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +66,10 @@ from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr, ssim
 from lightgen.optics.grid import intensity, power
 from lightgen.tasks.generate import encode, reconstruct, sample
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
 
 
 def classifier_epochs(n_train: int, batch_size: int = 128) -> int:
@@ -80,30 +85,28 @@ def _batched(fn, n: int, batch: int = 256):
     return torch.cat(outs)
 
 
-def is_class_conditioned(system, cfg) -> bool:
+def is_class_conditioned(system: BOGTSystem, cfg: TrainConfig | None) -> bool:
     """True for a model trained with ``condition_on='labels'`` (one-hot class fibers)."""
-    return getattr(cfg, "condition_on", "none") == "labels" and (
-        getattr(system, "n_conditions", 0) > 0
-    )
+    return cfg is not None and cfg.condition_on == "labels" and system.n_conditions > 0
 
 
-def has_label_components(cfg) -> bool:
+def has_label_components(cfg: TrainConfig | None) -> bool:
     """True for a model trained with ``condition_on='components'`` (class c = component c)."""
-    return getattr(cfg, "condition_on", "none") == "components"
+    return cfg is not None and cfg.condition_on == "components"
 
 
-def class_codes(system, cfg, labels: torch.Tensor) -> torch.Tensor:
+def class_codes(system: BOGTSystem, cfg: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
     """One-hot injection codes ``(N, k)`` complex for ``labels`` ``(N,)`` of a
-    class-conditioned model (:func:`lightgen.train.trainer.label_conditions`)."""
-    from lightgen.train.trainer import label_conditions
+    class-conditioned model (:func:`lightgen.train.system.label_conditions`)."""
+    from lightgen.train.system import label_conditions
 
     return label_conditions(labels, system.n_conditions, cfg.condition_amplitude)
 
 
-def _unlabelled_conditions_error(system, cfg) -> ValueError:
+def _unlabelled_conditions_error(system: BOGTSystem, cfg: TrainConfig | None) -> ValueError:
     return ValueError(
         f"this model injects {system.n_conditions} condition value(s) per image "
-        f"(condition_on={getattr(cfg, 'condition_on', None)!r}); eval can only supply them for "
+        f"(condition_on={cfg.condition_on if cfg is not None else None!r}); eval can only supply them for "
         "class-conditional models (condition_on='labels'). Use the task that trained it "
         "(e.g. lightgen multiview) to evaluate it."
     )
@@ -111,21 +114,21 @@ def _unlabelled_conditions_error(system, cfg) -> ValueError:
 
 @torch.no_grad()
 def optical_efficiencies(
-    system, images: torch.Tensor, conditions: torch.Tensor | None = None
+    system: BOGTSystem, images: torch.Tensor, conditions: torch.Tensor | None = None
 ) -> dict[str, float]:
     """Fraction of input power coupled into the fibers, and of injected power reaching the
     camera (``conditions`` ``(N, k)``: a conditioned model's injected values, included)."""
     from lightgen.chip.chip import image_to_field
 
-    chip = getattr(system.model, "chip", None)
-    if chip is None or not hasattr(chip, "generators"):
+    chip = system.model.optical_chip
+    if chip is None:
         return {}
     cfg = chip.config
     field_in = image_to_field(images, cfg, chip.grid)
     coupled = chip.fibers.couple(chip.encoder.stack(field_in)).abs().square().sum(-1)
     eta_couple = (coupled / power(field_in, chip.grid).clamp_min(1e-30)).mean().item()
     z = system.prior.sample(images.shape[0], torch.Generator().manual_seed(0))
-    if getattr(system, "n_conditions", 0):
+    if system.n_conditions:
         z = system.with_conditions(z, conditions)
     c = z.view(-1, cfg.n_wavelengths, cfg.n_fibers) * (cfg.generator_power_w / cfg.n_fibers) ** 0.5
     emitted = chip.fibers.emit(chip.fibers.transmit(c))
@@ -153,11 +156,13 @@ def for_classifier(images: torch.Tensor, clf) -> torch.Tensor:
 
 
 @torch.no_grad()
-def most_responsible_component(system, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+def most_responsible_component(
+    system: BOGTSystem, images: torch.Tensor, batch_size: int = 32
+) -> torch.Tensor:
     """Index ``(N,)`` of the prior component with the largest responsibility for each image's
     posterior mean ``mu = E[z | x]`` (encoder only; no classifier, no labels)."""
     mu = _batched(lambda i, b: encode(system, images[i : i + b]).cpu(), images.shape[0], batch_size)
-    z = system.free_part(mu) if hasattr(system, "free_part") else mu
+    z = system.free_part(mu)
     dev = next(system.prior.parameters(), torch.empty(0)).device
     return system.prior.responsibilities(z.to(dev)).argmax(1).cpu()
 
@@ -254,8 +259,8 @@ def _check_temperature(temperature: float) -> float:
 
 
 def class_conditional_scores(
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig | None,
     train,
     test,
     clf,
@@ -298,7 +303,7 @@ def class_conditional_scores(
     temperature = _check_temperature(temperature)
     conditional = is_class_conditioned(system, cfg)
     label_components = has_label_components(cfg)
-    k = getattr(system.prior, "n_components", 1)
+    k = system.prior.n_components
     if k < 2 and not conditional:
         raise ValueError(
             f"class_conditional_scores needs a mixture prior or a class-conditioned model; "
@@ -523,8 +528,8 @@ def save_class_grid(
 
 
 def evaluate(
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     dataset: str | None = None,
     n: int = 1000,
     seed: int = 0,
@@ -696,8 +701,8 @@ def evaluate_generated(
 
 
 def _evaluate(
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     dataset,
     n,
     seed,
@@ -719,7 +724,7 @@ def _evaluate(
     n = min(n, test.images.shape[0])
     real = test.images[:n]
     conditional = is_class_conditioned(system, cfg)
-    if getattr(system, "n_conditions", 0) and not conditional:
+    if system.n_conditions and not conditional:
         raise _unlabelled_conditions_error(system, cfg)
     # class-conditional: the "unconditional" samples get the held-out images' class codes,
     # so their class mix is that of the real images they are compared with
@@ -798,7 +803,7 @@ def _evaluate(
     }
     if conditional or has_label_components(cfg):
         out["condition_on"] = cfg.condition_on
-    k = getattr(system.prior, "n_components", 1)
+    k = system.prior.n_components
     if k > 1 and not conditional:
         purity, classes = [], set()
         components = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -13,16 +14,18 @@ import torch
 from lightgen.tasks.generate import encode
 from lightgen.tasks.images import save_figure
 
+if TYPE_CHECKING:
+    from lightgen.train.system import BOGTSystem
 
-def plot_ols(system, images: torch.Tensor, path: Path) -> Path:
+
+def plot_ols(system: BOGTSystem, images: torch.Tensor, path: Path) -> Path:
     """:func:`ols_figure` written to ``path``."""
     return save_figure(path, ols_figure(system, images))
 
 
-def ols_figure(system, images: torch.Tensor):
+def ols_figure(system: BOGTSystem, images: torch.Tensor):
     """Per-fiber |z|^2 (marker size/colour) and phase for each input, on the fiber layout."""
-    model = system.model
-    chip = getattr(model, "chip", None)
+    chip = system.model.optical_chip
     z = encode(system, images).cpu()
     n = images.shape[0]
     fig, axes = plt.subplots(2, n + 1, figsize=(3 * (n + 1), 6))
@@ -58,14 +61,14 @@ def ols_figure(system, images: torch.Tensor):
     return fig
 
 
-def plot_height_maps(system, path: Path) -> Path:
+def plot_height_maps(system: BOGTSystem, path: Path) -> Path:
     """:func:`height_maps_figure` written to ``path`` (an empty figure without a chip)."""
     return save_figure(path, height_maps_figure(system))
 
 
-def height_maps_figure(system):
+def height_maps_figure(system: BOGTSystem):
     """One panel per trained metasurface layer: its height map in µm."""
-    chip = getattr(system.model, "chip", None)
+    chip = system.model.optical_chip
     if chip is None:
         return plt.figure()
     maps = chip.height_maps_m()

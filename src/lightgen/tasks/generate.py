@@ -7,12 +7,18 @@ gradients.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
 
 
 @torch.no_grad()
 def sample(
-    system,
+    system: BOGTSystem,
     n: int,
     seed: int = 0,
     component: int | None = None,
@@ -36,7 +42,7 @@ def sample(
 
 @torch.no_grad()
 def reconstruct(
-    system, images: torch.Tensor, conditions: torch.Tensor | None = None
+    system: BOGTSystem, images: torch.Tensor, conditions: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Camera images for inputs ``images`` through the posterior mean (no injected noise)."""
     dev = next(system.parameters()).device
@@ -46,13 +52,13 @@ def reconstruct(
 
 
 @torch.no_grad()
-def encode(system, images: torch.Tensor) -> torch.Tensor:
+def encode(system: BOGTSystem, images: torch.Tensor) -> torch.Tensor:
     dev = next(system.parameters()).device
     return system.model.posterior(images.to(dev))[0]
 
 
 @torch.no_grad()
-def decode(system, z: torch.Tensor) -> torch.Tensor:
+def decode(system: BOGTSystem, z: torch.Tensor) -> torch.Tensor:
     return system.model.decode(z, system.routing(z)).clamp(0, 1)
 
 
@@ -64,7 +70,7 @@ def slerp_path(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
 
 @torch.no_grad()
 def interpolate(
-    system, image_a: torch.Tensor, image_b: torch.Tensor, steps: int = 8
+    system: BOGTSystem, image_a: torch.Tensor, image_b: torch.Tensor, steps: int = 8
 ) -> torch.Tensor:
     """Decode a straight path between the encodings of two images: ``(steps, C, S, S)``."""
     z = encode(system, torch.stack([image_a, image_b]))
@@ -72,8 +78,8 @@ def interpolate(
 
 
 def write_samples(
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     out_dir,
     n: int,
     seed: int = 0,

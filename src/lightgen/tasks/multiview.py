@@ -78,6 +78,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -96,6 +97,9 @@ from lightgen.tasks.video import (
 )
 from lightgen.train.config import TrainConfig, load_train_config
 from lightgen.train.trainer import Trainer, load_trained
+
+if TYPE_CHECKING:
+    from lightgen.train.system import BOGTSystem
 
 SETUP_FILE = "multiview_setup.json"
 OBJECTIVES = ("bogt", "cross-view")
@@ -333,11 +337,11 @@ def chair_mean_views(data: MultiviewData) -> torch.Tensor:
 # ------------------------------------------------------------------ chip
 @torch.no_grad()
 def predict_views(
-    system, source_images: torch.Tensor, azimuth_rad, amplitude: float = 1.0
+    system: BOGTSystem, source_images: torch.Tensor, azimuth_rad, amplitude: float = 1.0
 ) -> torch.Tensor:
     """Camera images ``(B, C, S, S)`` in [0, 1]: free fibers from the posterior mean of
     ``source_images`` ``(B, C, S, S)``, condition fibers driven for ``azimuth_rad`` ``(B,)``."""
-    k = int(getattr(system, "n_conditions", 0) or 0)
+    k = system.n_conditions
     if k < 1:
         raise ValueError(
             "this model has condition_fibers=0; train it with run_multiview (n_harmonics >= 1)."
@@ -358,7 +362,7 @@ def predict_views(
 
 @torch.no_grad()
 def turntable_frames(
-    system, source_images: torch.Tensor, n_frames: int = 48, amplitude: float = 1.0
+    system: BOGTSystem, source_images: torch.Tensor, n_frames: int = 48, amplitude: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames ``(T, B, C, S, S)`` sweeping the injected angle over ``[0, 2 pi)`` in ``T``
     equal steps for each source image (free fibers fixed), and the angles ``(T,)``."""
@@ -414,7 +418,7 @@ def score_unseen_views(data: MultiviewData, predictions: dict[str, torch.Tensor]
 
 @torch.no_grad()
 def evaluate_unseen_views(
-    system, data: MultiviewData, amplitude: float | None = None
+    system: BOGTSystem, data: MultiviewData, amplitude: float | None = None
 ) -> tuple[dict, dict[str, torch.Tensor]]:
     """Chip predictions for every held-out view (see module doc), scored with
     :func:`score_unseen_views`; also the chip's reconstruction of the training views.
@@ -460,7 +464,7 @@ def _find_setup(checkpoint: Path) -> Path:
 
 
 def write_turntable(
-    system,
+    system: BOGTSystem,
     data: MultiviewData,
     out: Path,
     n_frames: int = 48,

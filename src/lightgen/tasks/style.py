@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +67,10 @@ from lightgen.metrics.image import psnr, ssim
 from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
 from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
 
 FEATURE_NET_SEED = 0
 FEATURE_WIDTHS: tuple[int, ...] = (32, 64, 128)
@@ -161,7 +166,7 @@ def seam_ratio(images: torch.Tensor, patch_px: int) -> float:
     return float(seam.mean()) / ref if ref > 0 else math.nan
 
 
-def _reconstruct(system, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def _reconstruct(system: BOGTSystem, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     out = [
         reconstruct(system, images[i : i + batch_size]).cpu()
         for i in range(0, images.shape[0], batch_size)
@@ -169,7 +174,7 @@ def _reconstruct(system, images: torch.Tensor, batch_size: int = 256) -> torch.T
     return match_channels(torch.cat(out), images.shape[1])
 
 
-def patchwise_reconstruct(patch_system, images: torch.Tensor) -> torch.Tensor:
+def patchwise_reconstruct(patch_system: BOGTSystem, images: torch.Tensor) -> torch.Tensor:
     """Run a ``p x p`` chip on every non-overlapping patch of ``images`` and tile the outputs."""
     _, p, _ = expected_image_shape(patch_system)
     h, w = images.shape[-2:]
@@ -183,11 +188,11 @@ def patchwise_reconstruct(patch_system, images: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ checkpoint checks
-def _trained_on(cfg) -> str:
+def _trained_on(cfg: TrainConfig) -> str:
     return str(getattr(cfg, "dataset", "")).lower().replace("_", "-")
 
 
-def infer_style(cfg, style: str | None = None) -> tuple[str, str]:
+def infer_style(cfg: TrainConfig, style: str | None = None) -> tuple[str, str]:
     """``(style, base data set)`` of a style chip from its training set ``<base>+<style>``."""
     name = _trained_on(cfg)
     base, _, trained_style = name.partition("+")
@@ -206,7 +211,7 @@ def infer_style(cfg, style: str | None = None) -> tuple[str, str]:
     return trained_style, base
 
 
-def check_digit_chips(global_system, global_cfg, patch_system, patch_cfg) -> int:
+def check_digit_chips(global_system, global_cfg, patch_system: BOGTSystem, patch_cfg) -> int:
     """Validate the global (28 px, printed digits) and patch chips; return the patch side."""
     c, s, _ = expected_image_shape(global_system)
     if (c, s) != (1, DIGIT_SIZE) or _trained_on(global_cfg) != "printed-digits":
@@ -304,8 +309,8 @@ def _save_rows(path: Path, rows: list[torch.Tensor], n_show: int) -> Path:
 
 @torch.no_grad()
 def run_style_transfer(
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     out_dir: str | Path,
     style: str | None = None,
     n: int = 64,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -51,6 +52,10 @@ from lightgen.tasks.edit import (
 )
 from lightgen.tasks.generate import decode, encode, sample
 from lightgen.tasks.images import atomic_write, image_grid
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
 
 MP4_MACRO_BLOCK = 16  # H.264 / yuv420p wants sides divisible by 16 (imageio-ffmpeg default)
 
@@ -105,7 +110,7 @@ def interpolation_path(z_keys: torch.Tensor, n_frames: int, loop: bool = True) -
 
 @torch.no_grad()
 def interpolation_frames(
-    system, images: torch.Tensor, n_frames: int, loop: bool = True
+    system: BOGTSystem, images: torch.Tensor, n_frames: int, loop: bool = True
 ) -> torch.Tensor:
     """Camera frames ``(n_frames, C, S, S)`` of the walk through the encodings of ``images``."""
     x = check_images(system, images)
@@ -124,7 +129,7 @@ def ramp(n_frames: int, loop: bool = True) -> torch.Tensor:
 
 @torch.no_grad()
 def edit_walk_frames(
-    system,
+    system: BOGTSystem,
     images: torch.Tensor,
     fibers,
     attenuation_db: float = 20.0,
@@ -241,8 +246,8 @@ def _write_video(out: Path, stem: str, frames: np.ndarray, fps: float, mp4: bool
 
 
 def run_video(
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     out_dir: str | Path,
     n_frames: int = 48,
     n_keyframes: int = 4,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from lightgen.data.registry import load_dataset
 
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
 
-def train_split(cfg, name: str, size: int, channels: int | None = None):
+
+def train_split(cfg: TrainConfig, name: str, size: int, channels: int | None = None):
     """The training split of data set ``name`` as ``cfg`` loads it (its data root,
     ``train_limit``, seed and, for ``emoji-svg``, its ``emoji_*`` options)."""
     return load_dataset(
@@ -22,7 +27,7 @@ def train_split(cfg, name: str, size: int, channels: int | None = None):
     )
 
 
-def with_source_domain(cfg, ds, size: int):
+def with_source_domain(cfg: TrainConfig, ds, size: int):
     """``cfg.dataset``'s images ``ds`` then ``cfg.source_dataset``'s, their labels, and the
     domain of each (0 / 1) for ``routing='domain'``."""
     src = train_split(cfg, cfg.source_dataset, size, channels=ds.images.shape[1])

@@ -36,11 +36,16 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from lightgen._checks import require_int_range, require_positive
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
 
 COVARIANCES = ("full", "diag")
 SAMPLERS = ("prior", "expost-gmm")
@@ -352,7 +357,7 @@ def _images_sha256(images: torch.Tensor) -> str:
 
 
 @torch.no_grad()
-def encode_means(system, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def encode_means(system: BOGTSystem, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Posterior means of the prior's (free) latent dimensions, ``(N, free_dim)``."""
     dev = next(system.parameters()).device
     out = []
@@ -397,7 +402,7 @@ def fit_class_gaussians(
 
 
 def fit_expost(
-    system,
+    system: BOGTSystem,
     images: torch.Tensor,
     n_components: int,
     covariance: str = "full",
@@ -458,8 +463,8 @@ def check_sampler_options(
 
 def expost_sampler(
     checkpoint: str | Path,
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     n_components: int = 10,
     covariance: str = "full",
     seed: int = 0,
@@ -470,7 +475,7 @@ def expost_sampler(
     from lightgen.train.checkpoint import resolve_checkpoint
     from lightgen.train.data import train_split
 
-    if getattr(system, "n_conditions", 0):
+    if system.n_conditions:
         raise ValueError(
             f"this model injects {system.n_conditions} condition value(s); the ex-post "
             "mixture covers unconditional models only (a per-condition fit is not built). "
@@ -500,8 +505,8 @@ def expost_sampler(
 
 def resolve_sampler(
     checkpoint: str | Path,
-    system,
-    cfg,
+    system: BOGTSystem,
+    cfg: TrainConfig,
     sampler: str = "prior",
     n_components: int | None = None,
     covariance: str | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,6 +15,9 @@ import matplotlib.pyplot as plt
 
 from lightgen.tasks.report.page import figure_uri, img, note, num, table
 from lightgen.tasks.report.run import RunFolder
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
 
 
 def plane_positions_m(chip_cfg) -> list[tuple[str, float]]:
@@ -139,7 +143,7 @@ def sampling_checks(chip_cfg) -> list[tuple]:
     return rows
 
 
-def _baseline_note(cfg) -> str:
+def _baseline_note(cfg: TrainConfig) -> str:
     if cfg.model == "chip":
         return ""
     return note(

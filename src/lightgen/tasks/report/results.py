@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,6 +19,10 @@ from lightgen.tasks.images import image_grid
 from lightgen.tasks.report.design import plane_positions_m
 from lightgen.tasks.report.page import array_uri, figure_uri, grid_uri, img, note, table, upscale
 from lightgen.tasks.report.run import Loaded, RunFolder, conditions_for
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
 
 
 def training_figure(log: list[dict[str, float]]):
@@ -99,7 +104,7 @@ def class_grid_figure(rows: list[torch.Tensor], names: list[str]):
     return fig
 
 
-def per_class_rows(system, cfg, per_class: int = 8, n_train: int = 512):
+def per_class_rows(system: BOGTSystem, cfg: TrainConfig, per_class: int = 8, n_train: int = 512):
     """Generated images per class ``([(per_class, C, S, S)], names)``, or None without
     labels or class control. Mixture priors: each class's component by the encoder's
     Hungarian match (:func:`lightgen.tasks.evaluate.match_classes_to_components`);
@@ -116,7 +121,7 @@ def per_class_rows(system, cfg, per_class: int = 8, n_train: int = 512):
     from lightgen.tasks.generate import sample
 
     conditional = is_class_conditioned(system, cfg)
-    k = getattr(system.prior, "n_components", 1)
+    k = system.prior.n_components
     if k < 2 and not conditional:
         return None
     c = cfg.chip_config()
@@ -180,7 +185,7 @@ def _eval_tables(run: RunFolder) -> str:
     return "".join(parts)
 
 
-def _samples(system, cfg) -> str:
+def _samples(system: BOGTSystem, cfg: TrainConfig) -> str:
     from lightgen.tasks.evaluate import class_codes, is_class_conditioned
     from lightgen.tasks.generate import sample
 
@@ -192,7 +197,7 @@ def _samples(system, cfg) -> str:
     return img(grid_uri(imgs, 8), "generated samples", what, True)
 
 
-def _reconstructions(system, loaded: Loaded) -> str:
+def _reconstructions(system: BOGTSystem, loaded: Loaded) -> str:
     from lightgen.metrics.image import psnr
     from lightgen.tasks.generate import reconstruct
 
@@ -207,7 +212,7 @@ def _reconstructions(system, loaded: Loaded) -> str:
     )
 
 
-def _interpolation(system, loaded: Loaded) -> str:
+def _interpolation(system: BOGTSystem, loaded: Loaded) -> str:
     from lightgen.tasks.generate import interpolate
 
     if conditions_for(loaded, 2) is not None:
@@ -222,7 +227,7 @@ def _interpolation(system, loaded: Loaded) -> str:
     )
 
 
-def _per_class(system, cfg) -> str:
+def _per_class(system: BOGTSystem, cfg: TrainConfig) -> str:
     grid = per_class_rows(system, cfg)
     if grid is None:
         return note("No labels or no class control (a Gaussian prior): no per-class grid.")
@@ -301,8 +306,8 @@ def inside_section(loaded: Loaded) -> str:
     system, cfg = loaded.system, loaded.cfg
     if system is None:
         return "".join(note(n) for n in loaded.notes) or note("No trained model.")
-    chip = getattr(system.model, "chip", None)
-    if chip is None or not hasattr(chip, "plane_fields"):
+    chip = system.model.optical_chip
+    if chip is None:
         return note(
             f"This run trained the {cfg.model!r} model, not the all-optical chip: the light at "
             "every plane is drawn for model 'chip' only."

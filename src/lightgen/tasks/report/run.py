@@ -6,8 +6,12 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
 
 
 class NotARunError(ValueError):
@@ -90,7 +94,7 @@ def find_run(path: str | Path) -> RunFolder:
     return run
 
 
-def held_out(cfg, n: int = 16):
+def held_out(cfg: TrainConfig, n: int = 16):
     """The first ``n`` held-out images (and labels) of the run's data set at the chip's size."""
     from lightgen.data.registry import load_dataset
 
@@ -146,7 +150,7 @@ def conditions_for(loaded: Loaded, n: int):
     system, cfg = loaded.system, loaded.cfg
     if is_class_conditioned(system, cfg) and loaded.labels is not None:
         return class_codes(system, cfg, loaded.labels[:n])
-    if getattr(system, "n_conditions", 0):
+    if system.n_conditions:
         raise ValueError(
             f"this model injects {system.n_conditions} condition value(s) the report cannot "
             "supply (it is not class-conditional); use the task that trained it."
