@@ -73,8 +73,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from lightgen._io import atomic_write, atomic_write_text
 from lightgen.data.registry import load_dataset
-from lightgen.export._atomic import atomic_write, atomic_write_text
 from lightgen.metrics.classifier import _gaussian_blur, predict
 from lightgen.tasks.style import (
     DIGIT_SIZE,

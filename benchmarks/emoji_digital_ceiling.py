@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lightgen._io import atomic_write_text
 from lightgen.data.registry import load_dataset
-from lightgen.export._atomic import atomic_write_text
 from lightgen.metrics.classifier import load_or_train_classifier, predict
 from lightgen.metrics.image import psnr
 from lightgen.tasks.evaluate import classifier_epochs, for_classifier

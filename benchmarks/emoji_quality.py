@@ -38,8 +38,8 @@ from pathlib import Path
 
 import torch
 
+from lightgen._io import atomic_write_text
 from lightgen.data.registry import load_dataset
-from lightgen.export._atomic import atomic_write_text
 from lightgen.metrics.classifier import colour_randomised, load_or_train_classifier, predict
 from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr, ssim

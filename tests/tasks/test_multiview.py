@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lightgen.tasks import multiview as mv
+from lightgen.tasks.animation import ffmpeg_unavailable_reason
 from lightgen.tasks.multiview import (
     MultiviewData,
     MultiviewSetup,
@@ -24,7 +25,6 @@ from lightgen.tasks.multiview import (
     unseen_view_pairs,
     view_conditions,
 )
-from lightgen.tasks.video import ffmpeg_unavailable_reason
 from lightgen.train.config import TrainConfig
 from lightgen.train.trainer import BOGTSystem
 

@@ -8,21 +8,18 @@ import torch
 from PIL import Image
 
 from lightgen.data.procedural import make_printed_digits
-from lightgen.tasks import video
+from lightgen.tasks import animation, video
+from lightgen.tasks.animation import gif_frame_ms, render_frames, write_gif, write_mp4
 from lightgen.tasks.edit import decode_edited
 from lightgen.tasks.generate import encode, reconstruct
 from lightgen.tasks.video import (
     edit_walk_frames,
     frame_change_stats,
     frame_changes,
-    gif_frame_ms,
     interpolation_frames,
     interpolation_path,
     ramp,
-    render_frames,
     run_video,
-    write_gif,
-    write_mp4,
 )
 
 
@@ -114,7 +111,7 @@ def test_gif_decodes_to_the_frames_written(tmp_path):
     back = iio.imread(path, index=None)
     assert back.shape[0] == 7 and np.array_equal(back[3][..., 0], frames[3])
     assert _gif_frames_and_ms(path) == (7, 700)
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
 
 
 def test_gif_stores_repeated_frames_once_but_keeps_the_total_duration(tmp_path):
@@ -145,11 +142,12 @@ def test_run_video_writes_gif_mp4_and_report(tiny, tmp_path):
     assert saved["random_baseline"]["transitions"] == 5
     assert saved["mp4_skipped_reason"] is None and len(rep["edit_walk"]["fibers"]) == 3
     assert rep["edit_walk"]["region"] in ("top-left", "top-right", "bottom-left", "bottom-right")
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
 
 
 def test_without_ffmpeg_the_mp4_is_skipped_with_a_warning(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(video, "ffmpeg_unavailable_reason", lambda: "no ffmpeg here (test)")
+    for module in (video, animation):  # the task asks, and so does the writer
+        monkeypatch.setattr(module, "ffmpeg_unavailable_reason", lambda: "no ffmpeg here (test)")
     with pytest.warns(RuntimeWarning, match="MP4 skipped"):
         rep = run_video(*tiny, tmp_path, n_frames=4, n_keyframes=2, n_edit_images=1, fibers=[0])
     assert rep["mp4_skipped_reason"] == "no ffmpeg here (test)"

@@ -294,7 +294,7 @@ def cached_raster(
     (and then cached atomically)."""
     from PIL import Image
 
-    from lightgen.export._atomic import atomic_write_bytes
+    from lightgen._io import atomic_write_bytes
 
     path = Path(path)
     try:

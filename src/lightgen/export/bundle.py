@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 import lightgen
-from lightgen.export._atomic import MARKER, atomic_write_text, staged_dir
+from lightgen._io import atomic_write_text
+from lightgen.export._atomic import MARKER, staged_dir
 from lightgen.export.gds import GdsReport, pillars_per_side, write_metasurface_gds
 from lightgen.export.heightmap import as_array, read_map, write_map
 from lightgen.export.lut import MetasurfaceLUT, load_lut

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lightgen._checks import require_positive
-from lightgen.export._atomic import atomic_write
+from lightgen._io import atomic_write
 from lightgen.export.lut import MetasurfaceLUT
 
 UNIT_M = 1e-6

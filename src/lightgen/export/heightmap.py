@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lightgen.export._atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from lightgen._io import atomic_write, atomic_write_bytes, atomic_write_text
 
 BITS = 16
 LEVELS = 2**BITS - 1

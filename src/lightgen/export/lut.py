@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from lightgen._checks import require_positive
-from lightgen.export._atomic import atomic_write_text
+from lightgen._io import atomic_write_text, read_commented_csv
 
 TWO_PI = 2 * math.pi
 _META_KEYS = ("wavelength_m", "period_m", "pillar_height_m", "material", "substrate_index")
@@ -161,20 +161,12 @@ class MetasurfaceLUT:
                 f"lut={str(p)!r}: lookup table file not found. Give the path of a CSV table "
                 "(see lightgen.export.lut for the format) or use default_lut()."
             )
-        meta: dict[str, str] = {}
-        rows: list[str] = []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            if line.startswith("#"):
-                key, _, value = line[1:].partition("=")
-                meta[key.strip()] = value.strip()
-            elif line.strip():
-                rows.append(line)
+        meta, reader = read_commented_csv(p)
         missing = [k for k in _META_KEYS if k not in meta]
         if missing:
             raise ValueError(
                 f"lut={str(p)!r} lacks the metadata line(s) {missing}; add '# key=value' lines."
             )
-        reader = csv.DictReader(rows)
         need = {"diameter_m", "phase_rad"}
         if not reader.fieldnames or not need <= set(reader.fieldnames):
             raise ValueError(

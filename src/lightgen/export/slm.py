@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from lightgen._checks import require_positive
-from lightgen.export._atomic import atomic_write_bytes, atomic_write_text
+from lightgen._io import atomic_write_bytes, atomic_write_text, read_commented_csv
 
 TWO_PI = 2 * math.pi
 GRAY_LEVELS = 256
@@ -85,16 +85,10 @@ class SlmLUT:
                 "gray,phase_rad "
                 "and a '# wavelength_m=' line, or use SlmLUT.linear()."
             )
-        meta, rows = {}, []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            if line.startswith("#"):
-                k, _, v = line[1:].partition("=")
-                meta[k.strip()] = v.strip()
-            elif line.strip():
-                rows.append(line)
+        meta, reader = read_commented_csv(p)
         if "wavelength_m" not in meta:
             raise ValueError(f"slm_lut={str(p)!r} lacks a '# wavelength_m=...' line.")
-        table = sorted((int(r["gray"]), float(r["phase_rad"])) for r in csv.DictReader(rows))
+        table = sorted((int(r["gray"]), float(r["phase_rad"])) for r in reader)
         if [g for g, _ in table] != list(range(GRAY_LEVELS)):
             raise ValueError(f"slm_lut={str(p)!r} must list every gray level 0..255 exactly once.")
         return cls(

@@ -37,15 +37,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lightgen._checks import require_int_range, require_positive
+from lightgen._io import atomic_write
 from lightgen.data.dataset import ImageDataset
 
 AUGMENTS: tuple[str, ...] = ("none", "chip", "colour")
@@ -379,17 +378,6 @@ def _unwritable(folder: Path) -> str | None:
     return None
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -481,7 +469,7 @@ def load_or_train_classifier(
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(weights, lambda p: save_file(state, str(p)))
+    atomic_write(weights, lambda p: save_file(state, str(p)))
     meta = {**expected, "accuracy": accuracy, "weights_sha256": _file_sha256(weights)}
-    _atomic_write(sidecar, lambda p: p.write_text(json.dumps(meta, indent=2)))
+    atomic_write(sidecar, lambda p: p.write_text(json.dumps(meta, indent=2)))
     return model, accuracy

@@ -391,19 +391,18 @@ def _save_wisdom() -> None:
     import pyfftw
     import safetensors.numpy as stn
 
+    from lightgen._io import atomic_write
+
     wisdom = pyfftw.export_wisdom()
     if wisdom == _WISDOM["saved"]:
         return
     path = wisdom_path()
+    blobs = {f"w{i}": np.frombuffer(b, dtype=np.uint8).copy() for i, b in enumerate(wisdom)}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        blobs = {f"w{i}": np.frombuffer(b, dtype=np.uint8).copy() for i, b in enumerate(wisdom)}
-        stn.save_file(blobs, str(tmp))
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: stn.save_file(blobs, str(tmp)))
         _WISDOM["saved"] = wisdom
-    except OSError:  # read-only home, full disk: the plans still work, just not remembered
-        pass
+    except (OSError, ValueError):  # read-only home, full disk: the plans still work, just not
+        pass  # remembered
 
 
 def clear_fftw_cache() -> None:

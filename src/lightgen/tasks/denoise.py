@@ -34,7 +34,7 @@ import torch
 
 from lightgen._checks import require_int_range
 from lightgen.metrics.image import pbmp, psnr
-from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
+from lightgen.tasks.common import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
 from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
 

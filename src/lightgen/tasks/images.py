@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import torch
+
+from lightgen._io import atomic_write  # tasks import it from here
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -31,20 +32,6 @@ def image_grid(images: torch.Tensor, ncol: int, pad: int = 1, upscale: int = 1) 
     if upscale > 1:
         out = out.repeat(upscale, 0).repeat(upscale, 1)
     return out[..., 0] if c == 1 else out
-
-
-def atomic_write(path: Path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename into ``path``; the temporary keeps the suffix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def save_png(path: Path, image: np.ndarray) -> Path:

@@ -85,16 +85,11 @@ import torch
 from lightgen._checks import require_finite, require_int_range, require_positive
 from lightgen.data.multiview import downsample, make_multiview, render_style, view_azimuths_rad
 from lightgen.metrics.image import psnr, ssim
-from lightgen.tasks.edit import write_json
+from lightgen.tasks.animation import ffmpeg_unavailable_reason, render_frames, write_gif, write_mp4
+from lightgen.tasks.common import write_json
 from lightgen.tasks.generate import decode, encode
 from lightgen.tasks.images import image_grid, save_png
-from lightgen.tasks.video import (
-    ffmpeg_unavailable_reason,
-    frame_change_stats,
-    render_frames,
-    write_gif,
-    write_mp4,
-)
+from lightgen.tasks.video import frame_change_stats
 from lightgen.train.config import TrainConfig, load_train_config
 from lightgen.train.trainer import Trainer, load_trained
 

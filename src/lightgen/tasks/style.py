@@ -64,7 +64,7 @@ from lightgen.data.styles import (
     tile_patches,
 )
 from lightgen.metrics.image import psnr, ssim
-from lightgen.tasks.edit import check_images, expected_image_shape, match_channels, write_json
+from lightgen.tasks.common import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
 from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
 

@@ -39,25 +39,26 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from lightgen._checks import require_int_range, require_positive
-from lightgen.tasks.edit import (
-    check_fibers,
-    check_images,
-    decode_edited,
-    edit_mechanism,
-    expected_image_shape,
-    find_local_fibers,
-    match_channels,
-    write_json,
+from lightgen._checks import require_int_range
+
+# the GIF/MP4 writers' old home was here, so they stay importable from this module
+from lightgen.tasks.animation import (  # noqa: F401
+    MP4_MACRO_BLOCK,
+    check_fps,
+    count_gif_frames,
+    ffmpeg_unavailable_reason,
+    gif_frame_ms,
+    render_frames,
+    write_gif,
+    write_mp4,
 )
+from lightgen.tasks.common import check_images, expected_image_shape, match_channels, write_json
+from lightgen.tasks.edit import check_fibers, decode_edited, edit_mechanism, find_local_fibers
 from lightgen.tasks.generate import decode, encode, sample
-from lightgen.tasks.images import atomic_write, image_grid
 
 if TYPE_CHECKING:
     from lightgen.train.config import TrainConfig
     from lightgen.train.system import BOGTSystem
-
-MP4_MACRO_BLOCK = 16  # H.264 / yuv420p wants sides divisible by 16 (imageio-ffmpeg default)
 
 
 # ------------------------------------------------------------------ statistics
@@ -157,89 +158,9 @@ def edit_walk_frames(
     )
 
 
-# ------------------------------------------------------------------ rendering
-def render_frames(frames: torch.Tensor, ncol: int | None = None, upscale: int = 1) -> np.ndarray:
-    """``(T, C, S, S)`` or ``(T, B, C, S, S)`` in [0, 1] -> uint8 ``(T, H, W)`` or ``(T, H, W, 3)``."""
-    if frames.ndim == 4:
-        frames = frames.unsqueeze(1)
-    if frames.ndim != 5:
-        raise ValueError(
-            f"frames have shape {tuple(frames.shape)}; need (T, C, S, S) or (T, B, C, S, S)."
-        )
-    b = frames.shape[1]
-    pad = 0 if b == 1 else 1
-    return np.stack([image_grid(f, ncol or b, pad=pad, upscale=upscale) for f in frames])
-
-
-def _check_fps(fps: float) -> float:
-    fps = require_positive("fps", fps, "Use e.g. 12 frames per second.")
-    if fps > 100:
-        raise ValueError(f"fps={fps!r}: GIF timing has 10 ms resolution, so use fps <= 100.")
-    return fps
-
-
-def gif_frame_ms(fps: float) -> int:
-    """Frame duration in ms, rounded to the GIF's 10 ms resolution."""
-    return 10 * max(1, round(100 / _check_fps(fps)))
-
-
-def write_gif(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> Path:
-    """Looping GIF of uint8 frames ``(T, H, W[, 3])``, written atomically."""
-    import imageio.v3 as iio
-
-    ms = gif_frame_ms(fps)
-    return atomic_write(
-        Path(path), lambda p: iio.imwrite(p, frames, extension=".gif", duration=ms, loop=0)
-    )
-
-
-def ffmpeg_unavailable_reason() -> str | None:
-    """``None`` if MP4 can be written, else why not (imageio-ffmpeg or its binary missing)."""
-    try:
-        import imageio_ffmpeg
-
-        imageio_ffmpeg.get_ffmpeg_exe()
-    except ImportError:
-        return "imageio-ffmpeg is not installed (pip install 'lightgen[video]')"
-    except RuntimeError as e:
-        return f"no ffmpeg binary found ({e})"
-    return None
-
-
-def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 12.0) -> Path:
-    """H.264 MP4 of uint8 frames ``(T, H, W[, 3])``, padded (white) to sides divisible by 16.
-
-    Raises RuntimeError naming the fix if imageio-ffmpeg is unavailable.
-    """
-    import imageio.v3 as iio
-
-    fps = _check_fps(fps)
-    why = ffmpeg_unavailable_reason()
-    if why is not None:
-        raise RuntimeError(f"cannot write {path}: {why}.")
-    if frames.ndim == 3:
-        frames = np.repeat(frames[..., None], 3, axis=-1)
-    _, h, w, _ = frames.shape
-    ph, pw = (-h) % MP4_MACRO_BLOCK, (-w) % MP4_MACRO_BLOCK
-    frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), constant_values=255)
-    return atomic_write(
-        Path(path),
-        lambda p: iio.imwrite(
-            p, frames, extension=".mp4", plugin="FFMPEG", fps=fps, macro_block_size=1
-        ),
-    )
-
-
-def _count_gif_frames(path: Path) -> int:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return int(getattr(im, "n_frames", 1))
-
-
 def _write_video(out: Path, stem: str, frames: np.ndarray, fps: float, mp4: bool) -> dict:
     gif = write_gif(out / f"{stem}.gif", frames, fps)
-    files = {"gif": str(gif), "gif_frames_stored": _count_gif_frames(gif)}
+    files = {"gif": str(gif), "gif_frames_stored": count_gif_frames(gif)}
     if mp4:
         files["mp4"] = str(write_mp4(out / f"{stem}.mp4", frames, fps))
     return files
@@ -276,7 +197,7 @@ def run_video(
     n_keyframes = require_int_range("n_keyframes", n_keyframes, 2, fix="Use e.g. 4 images.")
     n_edit_images = require_int_range("n_edit_images", n_edit_images, 1)
     n_scan = require_int_range("n_scan", n_scan, 1)
-    _check_fps(fps)
+    check_fps(fps)
     if fibers is None and not math.isfinite(float(attenuation_db)):
         raise ValueError(f"attenuation_db={attenuation_db!r} must be finite for a ramp, e.g. 20.")
     if fibers is not None:

@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lightgen.export._atomic import atomic_write_text
+from lightgen._io import atomic_write_text, replace_dir
 
 #: Files every complete checkpoint folder holds.
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json")
@@ -118,18 +118,9 @@ def save_checkpoint(
     save_file({k: v.cpu().contiguous() for k, v in rng.items()}, tmp / "rng.safetensors")
     meta = {"step": step, "config": config, "optimizer": opt_meta, **(extra or {})}
     (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-    old = None
-    if final.exists():  # moved aside, never deleted before the new one is in place
-        old = ckdir / f".old-step-{step:06d}"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    try:
-        os.replace(tmp, final)
-    except BaseException:
-        if old is not None:
-            os.replace(old, final)
-        raise
+    # a step saved again: the old folder is moved aside under the name the loader falls
+    # back to, and deleted only after the new one is in place and `latest` names it
+    old = replace_dir(tmp, final, backup=ckdir / f".old-step-{step:06d}")
     atomic_write_text(ckdir / "latest", final.name + "\n")
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -28,8 +28,8 @@ import torch
 import torch.distributed as dist
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from lightgen._io import atomic_write_text
 from lightgen.data.deform import handwriting_like
-from lightgen.export._atomic import atomic_write_text
 from lightgen.optics.fft import set_fft_backend
 from lightgen.train.checkpoint import (
     check_tensors_match,

@@ -1,0 +1,64 @@
+"""lightgen._io: atomic files and folders, CSV tables with '# key=value' lines."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lightgen._io import atomic_write, read_commented_csv, replace_dir
+
+
+def test_the_temporary_file_keeps_the_target_suffix_and_is_gone_afterwards(tmp_path):
+    seen = []
+    atomic_write(tmp_path / "movie.gif", lambda p: (seen.append(p), p.write_bytes(b"GIF")))
+    assert seen[0].suffix == ".gif" and seen[0].parent == tmp_path
+    assert [p.name for p in tmp_path.iterdir()] == ["movie.gif"]
+
+
+def test_replace_dir_moves_the_old_folder_to_the_given_backup_name(tmp_path):
+    out, new, backup = tmp_path / "step-1", tmp_path / "new", tmp_path / ".old-step-1"
+    out.mkdir()
+    (out / "a").write_text("old")
+    new.mkdir()
+    (new / "a").write_text("new")
+    backup.mkdir()  # a stale backup from an earlier crash is replaced
+    assert replace_dir(new, out, backup=backup) == backup
+    assert (out / "a").read_text() == "new" and (backup / "a").read_text() == "old"
+    assert not new.exists()
+
+
+def test_replace_dir_puts_the_old_folder_back_when_the_move_fails(tmp_path, monkeypatch):
+    out, new = tmp_path / "export", tmp_path / "stage"
+    out.mkdir()
+    (out / "a").write_text("old")
+    new.mkdir()
+    real = os.replace
+
+    def failing(src, dst):
+        if os.fspath(src) == os.fspath(new):
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        replace_dir(new, out)
+    assert (out / "a").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "stage"]
+
+
+def test_a_new_folder_needs_no_backup(tmp_path):
+    new = tmp_path / "new"
+    new.mkdir()
+    assert replace_dir(new, tmp_path / "out") is None and (tmp_path / "out").is_dir()
+
+
+def test_commented_csv_gives_metadata_and_rows(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("# wavelength_m = 5.32e-07\n# source=lab\n\ngray,phase_rad\n0,0.0\n1,0.5\n")
+    meta, rows = read_commented_csv(p)
+    assert meta == {"wavelength_m": "5.32e-07", "source": "lab"}
+    assert [dict(r) for r in rows] == [
+        {"gray": "0", "phase_rad": "0.0"},
+        {"gray": "1", "phase_rad": "0.5"},
+    ]
