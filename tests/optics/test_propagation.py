@@ -769,3 +769,12 @@ def test_fourier_lens_refuses_an_output_window_wider_than_the_spectral_period():
     grid = Grid((64, 64), 8e-6, (450e-9,))
     with pytest.raises(ValueError, match=r"focal_length_m >= 0\.0091"):
         FourierLens(grid, 0.005, grid)
+
+
+@pytest.mark.parametrize(("n", "side"), [(8, 4), (8, 3), (9, 4), (9, 3), (5, 5)])
+def test_a_centred_span_puts_its_middle_pixel_on_the_axis_pixel(n, side):
+    from lightgen.optics.grid import centred_start
+
+    start = centred_start(n, side)
+    assert 0 <= start and start + side <= n
+    assert start + side // 2 == n // 2

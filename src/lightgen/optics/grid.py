@@ -131,6 +131,16 @@ def as_field(
     return grid.check_field(a.to(dtype), "amplitude")
 
 
+def centred_start(n: int, side: int) -> int:
+    """First sample of a ``side``-sample span centred on an ``n``-sample axis.
+
+    The span's pixel ``side // 2`` lands on the axis pixel ``n // 2`` (the :class:`Grid`
+    convention: pixel ``i`` of ``n`` sits at ``(i - n // 2) * pitch``), so a device of
+    ``side`` pixels is centred on the optical axis for odd and even sizes alike.
+    """
+    return n // 2 - side // 2
+
+
 def intensity(field: torch.Tensor) -> torch.Tensor:
     """|E|^2 (W/m^2 when E is in sqrt(W/m^2)), computed without a sqrt."""
     return field.real.square() + field.imag.square()

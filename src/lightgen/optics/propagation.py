@@ -62,7 +62,7 @@ from torch import nn
 
 from lightgen._checks import require_finite, require_int_range, require_positive
 from lightgen.optics.fft import fft2_unscaled, next_fast_size, padded_fft_filter
-from lightgen.optics.grid import Grid
+from lightgen.optics.grid import Grid, centred_start
 
 Method = Literal["asm", "fresnel", "rs"]
 Padding = Literal["auto", "linear", "periodic"] | int | tuple[int, int]
@@ -656,7 +656,7 @@ def fraunhofer_lens(
         )
     dx = grid.pixel_pitch_m
     # centre the input on an M x M window (pixel n//2 at the optical axis), then DFT
-    top, left = m // 2 - h // 2, m // 2 - w // 2
+    top, left = centred_start(m, h), centred_start(m, w)
     padded = field.new_zeros(*field.shape[:-2], m, m)
     padded[..., top : top + h, left : left + w] = field
     spec = torch.fft.fftshift(

@@ -64,7 +64,7 @@ from lightgen.metrics.classifier import load_or_train_classifier, predict
 from lightgen.metrics.copying import copying_control
 from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr, ssim
-from lightgen.optics.grid import intensity, power
+from lightgen.optics.grid import centred_start, intensity, power
 from lightgen.tasks.generate import encode, reconstruct, sample
 
 if TYPE_CHECKING:
@@ -130,11 +130,10 @@ def optical_efficiencies(
     z = system.prior.sample(images.shape[0], torch.Generator().manual_seed(0))
     if system.n_conditions:
         z = system.with_conditions(z, conditions)
-    c = z.view(-1, cfg.n_wavelengths, cfg.n_fibers) * (cfg.generator_power_w / cfg.n_fibers) ** 0.5
-    emitted = chip.fibers.emit(chip.fibers.transmit(c))
+    emitted = chip.emitted_field(z)  # through the ports (unset: transmission 1)
     at_camera = chip.generators[0].stack(emitted)
-    k, s, n = cfg.camera_pixel_samples, cfg.image_size, cfg.grid_samples
-    side, top = s * k, n // 2 - s * k // 2
+    side = cfg.image_size * cfg.camera_pixel_samples
+    top = centred_start(cfg.grid_samples, side)
     cam = (
         intensity(at_camera)[..., top : top + side, top : top + side].sum((-2, -1))
         * chip.grid.pixel_pitch_m**2
