@@ -56,9 +56,16 @@ def test_a_new_folder_needs_no_backup(tmp_path):
 def test_commented_csv_gives_metadata_and_rows(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("# wavelength_m = 5.32e-07\n# source=lab\n\ngray,phase_rad\n0,0.0\n1,0.5\n")
-    meta, rows = read_commented_csv(p)
+    meta, rows = read_commented_csv(p, "lut", "lookup table", "Give a CSV.")
     assert meta == {"wavelength_m": "5.32e-07", "source": "lab"}
     assert [dict(r) for r in rows] == [
         {"gray": "0", "phase_rad": "0.0"},
         {"gray": "1", "phase_rad": "0.5"},
     ]
+
+
+def test_a_missing_commented_csv_names_the_option_and_the_fix(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"slm_lut='.*nope.csv': SLM calibration file not found\. Fix"
+    ):
+        read_commented_csv(tmp_path / "nope.csv", "slm_lut", "SLM calibration", "Fix it.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 def require_positive(name: str, value: float, fix: str = "") -> float:
@@ -43,3 +43,25 @@ def require_int_range(name: str, value: int, lo: int, hi: int | None = None, fix
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
         raise ValueError(f"{name} must be {rng}, got {v}. {fix}".strip())
     return v
+
+
+def require_nonnegative(name: str, value: float, fix: str = "") -> float:
+    """Return ``float(value)`` if it is finite and >= 0, else raise naming it and the fix."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name}={value!r} must be a finite number >= 0. {fix}".strip())
+    return v
+
+
+def require_choice(name: str, value: str, choices: Sequence[str], explain: str = "") -> str:
+    """Return ``value`` if it is one of ``choices``, else raise listing them (and what each
+    means, ``explain``)."""
+    if value not in choices:
+        what = f" ({explain})" if explain else ""
+        raise ValueError(
+            f"{name}={value!r} is unknown; choose one of {', '.join(map(str, choices))}{what}."
+        )
+    return value

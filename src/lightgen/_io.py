@@ -107,16 +107,22 @@ def replace_dir(
     return old
 
 
-def read_commented_csv(path: str | os.PathLike) -> tuple[dict[str, str], csv.DictReader]:
+def read_commented_csv(
+    path: str | os.PathLike, name: str, what: str, fix: str
+) -> tuple[dict[str, str], csv.DictReader]:
     """A CSV table after ``# key=value`` metadata lines: ``(metadata, rows)``.
 
     Lines starting with ``#`` give ``key=value`` pairs (whitespace around both
     stripped), wherever they stand; blank lines are skipped; the other lines are the
-    table, read by :class:`csv.DictReader` (its first line names the columns).
+    table, read by :class:`csv.DictReader` (its first line names the columns). A
+    missing file raises ValueError ``"{name}='path': {what} file not found. {fix}"``.
     """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{name}={str(p)!r}: {what} file not found. {fix}")
     meta: dict[str, str] = {}
     rows: list[str] = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in p.read_text(encoding="utf-8").splitlines():
         if line.startswith("#"):
             key, _, value = line[1:].partition("=")
             meta[key.strip()] = value.strip()

@@ -12,6 +12,18 @@ from lightgen.chip.config import ChipConfig
 
 RGB_WAVELENGTHS_M = (640e-9, 532e-9, 450e-9)
 
+
+def _distances(input_to_encoder_m: float, spacing_m: float) -> dict[str, float]:
+    """The presets' free spaces: one gap before the first layer, ``spacing_m`` everywhere else."""
+    return dict(
+        input_to_encoder_m=input_to_encoder_m,
+        layer_spacing_m=spacing_m,
+        encoder_to_fiber_m=spacing_m,
+        fiber_to_generator_m=spacing_m,
+        generator_to_camera_m=spacing_m,
+    )
+
+
 PRESETS: dict[str, dict] = {
     # seconds on a CPU: for tests and quick looks
     "tiny": dict(
@@ -23,11 +35,7 @@ PRESETS: dict[str, dict] = {
         camera_pixel_samples=2,
         encoder_layers=2,
         generator_layers=2,
-        layer_spacing_m=5e-3,
-        input_to_encoder_m=2e-3,
-        encoder_to_fiber_m=5e-3,
-        fiber_to_generator_m=5e-3,
-        generator_to_camera_m=5e-3,
+        **_distances(2e-3, 5e-3),
         n_fibers=16,
         fiber_pitch_m=64e-6,
         fiber_mode_field_diameter_m=24e-6,
@@ -42,11 +50,7 @@ PRESETS: dict[str, dict] = {
         camera_pixel_samples=3,
         encoder_layers=3,
         generator_layers=3,
-        layer_spacing_m=6e-3,
-        input_to_encoder_m=3e-3,
-        encoder_to_fiber_m=6e-3,
-        fiber_to_generator_m=6e-3,
-        generator_to_camera_m=6e-3,
+        **_distances(3e-3, 6e-3),
         n_fibers=100,
         fiber_pitch_m=80e-6,
         fiber_mode_field_diameter_m=24e-6,
@@ -61,11 +65,7 @@ PRESETS: dict[str, dict] = {
         image_channels=3,
         encoder_layers=3,
         generator_layers=3,
-        layer_spacing_m=20e-3,
-        input_to_encoder_m=10e-3,
-        encoder_to_fiber_m=20e-3,
-        fiber_to_generator_m=20e-3,
-        generator_to_camera_m=20e-3,
+        **_distances(10e-3, 20e-3),
         n_fibers=100,
         fiber_pitch_m=250e-6,
         fiber_mode_field_diameter_m=40e-6,

@@ -91,22 +91,37 @@ class EmojiItem:
     label: int
 
 
+def _names(
+    name: str, given: Sequence[str], known: Sequence[str], kind: str, use: str, all_: bool = False
+) -> tuple[str, ...]:
+    """A comma string or sequence of names -> lower-case, de-duplicated, in the order given;
+    an unknown name raises naming ``kind`` and listing the valid ones; ``"all"`` (when
+    ``all_``) is every known name."""
+    if isinstance(given, str):
+        given = [g for g in given.split(",") if g]
+    chosen = tuple(dict.fromkeys(str(g).strip().lower() for g in given))
+    if all_ and chosen == ("all",):
+        return tuple(known)
+    unknown = [g for g in chosen if g not in known]
+    if unknown:
+        raise ValueError(f"{name}={list(given)!r}: {unknown} not {kind}. Use any of {use}.")
+    if not chosen:
+        more = ", or 'all'" if all_ else ""
+        raise ValueError(f"{name} is empty; name at least one of {list(known)}{more}.")
+    return chosen
+
+
 def check_families(families: Sequence[str] | None) -> tuple[str, ...]:
     """``None`` -> all of :data:`FAMILIES`; an unknown name raises listing the valid ones."""
     if families is None:
         return FAMILIES
-    if isinstance(families, str):
-        families = [f for f in families.split(",") if f]
-    chosen = tuple(dict.fromkeys(str(f).strip().lower() for f in families))
-    unknown = [f for f in chosen if f not in FAMILIES]
-    if unknown:
-        raise ValueError(
-            f"families={list(families)!r}: {unknown} not an emoji-svg family. Use any of "
-            f"{list(FAMILIES)} (default: all three pooled)."
-        )
-    if not chosen:
-        raise ValueError(f"families is empty; name at least one of {list(FAMILIES)}.")
-    return chosen
+    return _names(
+        "families",
+        families,
+        FAMILIES,
+        "an emoji-svg family",
+        f"{list(FAMILIES)} (default: all three pooled)",
+    )
 
 
 def check_groups(
@@ -116,20 +131,14 @@ def check_groups(
     name raises listing the valid ones. The order given is the label order."""
     if groups is None:
         return DEFAULT_GROUPS
-    if isinstance(groups, str):
-        groups = [g for g in groups.split(",") if g]
-    chosen = tuple(dict.fromkeys(str(g).strip().lower() for g in groups))
-    if chosen == ("all",):
-        return tuple(known)
-    unknown = [g for g in chosen if g not in known]
-    if unknown:
-        raise ValueError(
-            f"groups={list(groups)!r}: {unknown} not a CLDR emoji group here. Use any of "
-            f"{list(known)}, or 'all' (default: {list(DEFAULT_GROUPS)})."
-        )
-    if not chosen:
-        raise ValueError(f"groups is empty; name at least one of {list(known)}, or 'all'.")
-    return chosen
+    return _names(
+        "groups",
+        groups,
+        known,
+        "a CLDR emoji group here",
+        f"{list(known)}, or 'all' (default: {list(DEFAULT_GROUPS)})",
+        all_=True,
+    )
 
 
 def check_background(background: str | None) -> str:

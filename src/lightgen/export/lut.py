@@ -156,12 +156,13 @@ class MetasurfaceLUT:
     def from_csv(cls, path: str | Path) -> MetasurfaceLUT:
         """Read a table in the CSV format of the module docstring."""
         p = Path(path)
-        if not p.is_file():
-            raise ValueError(
-                f"lut={str(p)!r}: lookup table file not found. Give the path of a CSV table "
-                "(see lightgen.export.lut for the format) or use default_lut()."
-            )
-        meta, reader = read_commented_csv(p)
+        meta, reader = read_commented_csv(
+            p,
+            "lut",
+            "lookup table",
+            "Give the path of a CSV table (see lightgen.export.lut for the format) or use "
+            "default_lut().",
+        )
         missing = [k for k in _META_KEYS if k not in meta]
         if missing:
             raise ValueError(

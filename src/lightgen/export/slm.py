@@ -79,13 +79,13 @@ class SlmLUT:
     @classmethod
     def from_csv(cls, path: str | Path) -> SlmLUT:
         p = Path(path)
-        if not p.is_file():
-            raise ValueError(
-                f"slm_lut={str(p)!r}: SLM calibration file not found. Give a CSV with columns "
-                "gray,phase_rad "
-                "and a '# wavelength_m=' line, or use SlmLUT.linear()."
-            )
-        meta, reader = read_commented_csv(p)
+        meta, reader = read_commented_csv(
+            p,
+            "slm_lut",
+            "SLM calibration",
+            "Give a CSV with columns gray,phase_rad and a '# wavelength_m=' line, or use "
+            "SlmLUT.linear().",
+        )
         if "wavelength_m" not in meta:
             raise ValueError(f"slm_lut={str(p)!r} lacks a '# wavelength_m=...' line.")
         table = sorted((int(r["gray"]), float(r["phase_rad"])) for r in reader)

@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lightgen._checks import require_int_range, require_positive
+from lightgen._checks import require_choice, require_int_range, require_positive
 from lightgen._io import atomic_write
 from lightgen.data.dataset import ImageDataset
 
@@ -172,9 +172,7 @@ def _progress_bar(enabled: bool, total: int, description: str):
 def check_augment(augment: str | None) -> str:
     """``None`` -> ``"none"``; anything not in :data:`AUGMENTS` raises naming the value."""
     augment = "none" if augment is None else augment
-    if augment not in AUGMENTS:
-        raise ValueError(f"augment={augment!r} is unknown; choose one of {AUGMENTS}.")
-    return augment
+    return require_choice("augment", augment, AUGMENTS)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:

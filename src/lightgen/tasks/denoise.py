@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lightgen._checks import require_int_range
+from lightgen._checks import require_int_range, require_nonnegative
 from lightgen.metrics.image import pbmp, psnr
 from lightgen.tasks.common import check_images, expected_image_shape, match_channels, write_json
 from lightgen.tasks.generate import reconstruct
@@ -60,12 +60,9 @@ def check_sigmas(sigmas: Sequence[float]) -> tuple[float, ...]:
 
 
 def _check_sigma(name: str, s: float) -> float:
-    if not (math.isfinite(s) and s >= 0):
-        raise ValueError(
-            f"{name}={s!r}: a noise level is a standard deviation relative to full scale "
-            "and must be finite and >= 0 (e.g. 0.1)."
-        )
-    return s
+    return require_nonnegative(
+        name, s, "A noise level is a standard deviation relative to full scale, e.g. 0.1."
+    )
 
 
 def add_gaussian_noise(

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from lightgen._checks import require_nonnegative
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.classifier import load_or_train_classifier, predict
 from lightgen.metrics.copying import copying_control
@@ -245,16 +246,12 @@ def _mean(xs: list[float]) -> float:
 
 
 def _check_temperature(temperature: float) -> float:
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        t = float("nan")
-    if not (math.isfinite(t) and t >= 0):
-        raise ValueError(
-            f"temperature={temperature!r} must be a finite number >= 0 (the factor on the "
-            "prior's standard deviation); use 1 to sample P(Z) itself, e.g. 0.5 to truncate."
-        )
-    return t
+    return require_nonnegative(
+        "temperature",
+        temperature,
+        "It is the factor on the prior's standard deviation; use 1 to sample P(Z) itself, "
+        "e.g. 0.5 to truncate.",
+    )
 
 
 def class_conditional_scores(

@@ -8,6 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from lightgen._checks import require_choice
 from lightgen._io import atomic_write  # tasks import it from here
 
 
@@ -55,12 +56,12 @@ IMAGE_FORMATS = ("grid", "folder", "npy")
 
 
 def check_image_format(fmt: str) -> str:
-    if fmt not in IMAGE_FORMATS:
-        raise ValueError(
-            f"format={fmt!r} is unknown; choose one of {', '.join(IMAGE_FORMATS)} (grid: a PNG "
-            "grid; folder: one PNG per image + manifest; npy: one array + manifest)."
-        )
-    return fmt
+    return require_choice(
+        "format",
+        fmt,
+        IMAGE_FORMATS,
+        "grid: a PNG grid; folder: one PNG per image + manifest; npy: one array + manifest",
+    )
 
 
 def write_image_set(

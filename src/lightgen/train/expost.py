@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors.torch import load_file, save_file
 
-from lightgen._checks import require_int_range, require_positive
+from lightgen._checks import require_choice, require_int_range, require_positive
 
 if TYPE_CHECKING:
     from lightgen.train.config import TrainConfig
@@ -59,11 +59,12 @@ _LOG_2PI = math.log(2 * math.pi)
 
 
 def _check_covariance(covariance: str) -> str:
-    if covariance not in COVARIANCES:
-        raise ValueError(
-            f"covariance={covariance!r} is unknown; choose 'full' (one D x D covariance per "
-            "component) or 'diag' (one variance per component and dimension)."
-        )
+    require_choice(
+        "covariance",
+        covariance,
+        COVARIANCES,
+        "full: one D x D covariance per component; diag: one variance per component and dimension",
+    )
     return covariance
 
 
@@ -438,11 +439,13 @@ def check_sampler_options(
 ) -> tuple[str, int, str]:
     """Validate ``--sampler`` and its mixture options; returns ``(sampler, K, covariance)``
     with the defaults (10 components, full covariance) filled in."""
-    if sampler not in SAMPLERS:
-        raise ValueError(
-            f"sampler={sampler!r} is unknown; choose 'prior' (the trained P(Z)) or "
-            "'expost-gmm' (a Gaussian mixture fitted to the encoded training set)."
-        )
+    require_choice(
+        "sampler",
+        sampler,
+        SAMPLERS,
+        "prior: the trained P(Z); expost-gmm: a Gaussian mixture fitted to the encoded "
+        "training set",
+    )
     if sampler == "prior":
         given = [
             name

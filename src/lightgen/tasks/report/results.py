@@ -18,7 +18,7 @@ import torch
 from lightgen.tasks.images import image_grid
 from lightgen.tasks.report.design import plane_positions_m
 from lightgen.tasks.report.page import array_uri, figure_uri, grid_uri, img, note, table, upscale
-from lightgen.tasks.report.run import Loaded, RunFolder, conditions_for
+from lightgen.tasks.report.run import Loaded, RunFolder, conditions_for, run_split
 
 if TYPE_CHECKING:
     from lightgen.train.config import TrainConfig
@@ -109,7 +109,6 @@ def per_class_rows(system: BOGTSystem, cfg: TrainConfig, per_class: int = 8, n_t
     labels or class control. Mixture priors: each class's component by the encoder's
     Hungarian match (:func:`lightgen.tasks.evaluate.match_classes_to_components`);
     class-conditional models: the class's code in the condition fibers."""
-    from lightgen.data.registry import load_dataset
     from lightgen.tasks.evaluate import (
         class_codes,
         class_component_counts,
@@ -124,16 +123,7 @@ def per_class_rows(system: BOGTSystem, cfg: TrainConfig, per_class: int = 8, n_t
     k = system.prior.n_components
     if k < 2 and not conditional:
         return None
-    c = cfg.chip_config()
-    train = load_dataset(
-        cfg.dataset,
-        root=cfg.data_root,
-        split="train",
-        size=c.image_size,
-        limit=n_train,
-        seed=cfg.seed,
-        channels=c.image_channels,
-    )
+    train = run_split(cfg, "train", n_train)
     if train.labels is None or train.n_classes < 2:
         return None
     if conditional:

@@ -94,20 +94,26 @@ def find_run(path: str | Path) -> RunFolder:
     return run
 
 
-def held_out(cfg: TrainConfig, n: int = 16):
-    """The first ``n`` held-out images (and labels) of the run's data set at the chip's size."""
+def run_split(cfg: TrainConfig, split: str, n: int):
+    """The first ``n`` images (and labels) of ``split`` of the run's data set, at the chip's
+    size and channels."""
     from lightgen.data.registry import load_dataset
 
     c = cfg.chip_config()
     return load_dataset(
         cfg.dataset,
         root=cfg.data_root,
-        split="test",
+        split=split,
         size=c.image_size,
         limit=n,
         seed=cfg.seed,
         channels=c.image_channels,
     )
+
+
+def held_out(cfg: TrainConfig, n: int = 16):
+    """The first ``n`` held-out images (and labels) of the run's data set at the chip's size."""
+    return run_split(cfg, "test", n)
 
 
 @dataclass
