@@ -115,9 +115,23 @@ def test_lens_in_complex128_matches_the_formula_to_double_precision():
 # ------------------------------------------------------------------ apertures
 def test_area_weighted_rectangle_transmits_exactly_its_area():
     grid = Grid((32, 40), 1e-6)
-    t = rectangular_aperture(grid, 13.3e-6, 7.7e-6, center_m=(0.4e-6, -1.3e-6))
+    t = rectangular_aperture(grid, (7.7e-6, 13.3e-6), center_m=(0.4e-6, -1.3e-6))
     assert float(t.sum()) * 1e-12 == pytest.approx(13.3e-6 * 7.7e-6, rel=1e-12)
     assert float(t.min()) >= 0 and float(t.max()) == 1.0
+
+
+def test_rectangle_size_is_y_then_x_like_center_and_grid_shape():
+    grid = Grid((16, 24), 1e-6)  # 16 rows (y), 24 columns (x)
+    t = rectangular_aperture(grid, (4e-6, 10e-6), edge="hard")  # 4 um tall, 10 um wide
+    rows, cols = t.nonzero().unbind(1)
+    assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == (5, 11)  # closed edges
+    by_keyword = rectangular_aperture(grid, width_m=10e-6, height_m=4e-6, edge="hard")
+    assert torch.equal(t, by_keyword)
+    assert torch.equal(RectangularAperture(grid, (4e-6, 10e-6), edge="hard").transmission()[0], t)
+    with pytest.raises(ValueError, match=r"size_m=\(height, width\)"):
+        rectangular_aperture(grid, 10e-6, 4e-6)  # the old positional (width, height) order
+    with pytest.raises(ValueError, match="not both"):
+        rectangular_aperture(grid, (4e-6, 10e-6), width_m=10e-6)
 
 
 def test_area_weighted_circle_amplitude_integral_equals_disc_area():
@@ -141,7 +155,7 @@ def test_plane_wave_power_through_apertures_equals_the_area_ratio():
     # pixel-aligned rectangle: exact for either edge model
     for edge in ("hard", "area"):
         # pixel boundaries lie at odd micrometres: edges at x in {-9, 11}, y in {-13, 15} um
-        rect = RectangularAperture(grid, 20e-6, 28e-6, center_m=(1e-6, 1e-6), edge=edge)
+        rect = RectangularAperture(grid, (28e-6, 20e-6), center_m=(1e-6, 1e-6), edge=edge)
         ratio = power(rect(field), grid) / p_in
         torch.testing.assert_close(ratio, torch.full_like(ratio, 560e-12 / total_area))
     # circle: only edge pixels can err, so the error is bounded by perimeter * pitch / area
@@ -164,7 +178,7 @@ def test_passive_elements_never_increase_power(seed, init):
         AmplitudeMask(grid, init=init, per_wavelength=True, generator=g),
         MetasurfaceLayer(grid, amplitude=True, init="uniform", generator=g),
         CircularAperture(grid, 10e-6),
-        RectangularAperture(grid, 11e-6, 7e-6),
+        RectangularAperture(grid, (7e-6, 11e-6)),
     ]
     for el in elements:
         p_out = power(el(field), grid)
@@ -344,7 +358,7 @@ def test_axial_displacement_of_a_flat_layer_changes_nothing():
         (lambda g: MetasurfaceLayer(g, material="glass"), "material"),
         (lambda g: CircularAperture(g, 0.0), "radius_m"),
         (lambda g: CircularAperture(g, 1e-6, edge="soft"), "edge"),
-        (lambda g: RectangularAperture(g, 1e-6, -1e-6), "height_m"),
+        (lambda g: RectangularAperture(g, (-1e-6, 1e-6)), "height_m"),
         (lambda g: ThinLens(g, float("nan")), "focal_length_m"),
         (lambda g: PhaseMask("grid"), "grid"),
     ],
@@ -358,3 +372,22 @@ def test_field_on_the_wrong_grid_is_rejected():
     layer = MetasurfaceLayer(Grid((8, 8), 4e-6, (532e-9,)))
     with pytest.raises(ValueError, match="grid expects"):
         layer(torch.ones(1, 2, 8, 8, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_given_height_map_is_shown_exactly_at_zero_and_max_and_to_rounding_between(dtype):
+    grid = Grid((4, 5), 8e-6, (532e-9,))
+    layer = MetasurfaceLayer(grid, max_height_m=1.2e-6).to(dtype)
+    h = torch.linspace(0, 1.2e-6, 20, dtype=torch.float64).view(4, 5)
+    layer.set_height_m(h)
+    got = layer.height_m()
+    assert got.dtype == dtype
+    assert got[0, 0] == 0 and got[-1, -1] == torch.tensor(1.2e-6, dtype=dtype)
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(got.double(), h, atol=4 * eps * 1.2e-6, rtol=0)
+    same = MetasurfaceLayer.from_height_m(grid, h, max_height_m=1.2e-6)
+    torch.testing.assert_close(same.height_m().double(), h, atol=4e-7 * 1.2e-6, rtol=0)
+    with pytest.raises(ValueError, match="max_height_m"):
+        layer.set_height_m(h * 2)
+    with pytest.raises(ValueError, match="shape"):
+        layer.set_height_m(h.T)

@@ -640,3 +640,18 @@ def test_lens_coupled_fiber_beyond_the_grids_nyquist_tilt_is_refused():
     far = torch.tensor([[0.0, 2000.0 * UM]], dtype=torch.float64)
     with pytest.raises(ValueError, match=r"Nyquist.*focal length >="):
         FiberArray(grid, grid, far, mode_field_diameter_m=24 * UM, input_lens_focal_length_m=0.01)
+
+
+def test_a_matched_mode_couples_one_within_the_fields_float_precision():
+    from lightgen.optics.grid import as_field
+
+    grid = Grid((48, 48), 8e-6, (640e-9, 532e-9, 450e-9))
+    fa = FiberArray(grid, grid, fiber_positions_m(16, 64e-6), mode_field_diameter_m=24e-6)
+    modes = fa.mode_fields()  # (M, L, H, W) float64
+    assert as_field(modes, grid).dtype == torch.complex128  # precision follows the input
+    assert as_field(modes.float(), grid).dtype == torch.complex64
+    for k in (0, 5, 15):
+        exact = fa.couple(as_field(modes[k : k + 1], grid))[0, :, k]
+        assert (exact.abs().square() - 1).abs().max() < 1e-12
+        single = fa.couple(as_field(modes[k : k + 1].float(), grid))[0, :, k]
+        assert (single.abs().square() - 1).abs().max() <= torch.finfo(torch.float32).eps

@@ -778,3 +778,27 @@ def test_a_centred_span_puts_its_middle_pixel_on_the_axis_pixel(n, side):
     start = centred_start(n, side)
     assert 0 <= start and start + side <= n
     assert start + side // 2 == n // 2
+
+
+def test_fraunhofer_lens_pads_a_non_square_input_to_a_square_focal_plane():
+    grid = Grid((6, 10), 4e-6, (532e-9,))
+    field = torch.zeros(1, 1, 6, 10, dtype=torch.complex128)
+    field[0, 0, 3, 5] = 1.0  # a point on the axis: the focal plane is uniform
+    plane = fraunhofer_lens(field, grid, 0.05)
+    assert plane.field.shape == (1, 1, 10, 10)
+    assert plane.pitches_m == (532e-9 * 0.05 / (10 * 4e-6),)
+    expected = (4e-6) ** 2 / (532e-9 * 0.05)
+    torch.testing.assert_close(
+        plane.field.abs(), torch.full((1, 1, 10, 10), expected, dtype=torch.float64)
+    )
+    field_out, pitches = plane  # still unpacks as (field, pitches_m)
+    assert field_out is plane.field and pitches is plane.pitches_m
+
+
+def test_the_planner_names_the_wavelength_channel_that_fails():
+    # Fresnel's sampling limit L dx^2 / lambda is shortest for the longest wavelength
+    grid = Grid((32, 32), 2e-6, (450e-9, 1550e-9))
+    z = 1.5 * 64 * (2e-6) ** 2 / 1550e-9  # over the 1550 nm limit, under the 450 nm one
+    with pytest.raises(ValueError, match=r"wavelength channel 1 \(1\.55e-06 m\) of 2"):
+        plan_propagation(grid, z, "fresnel", padding=32)
+    plan_propagation(Grid((32, 32), 2e-6, (450e-9,)), z, "fresnel", padding=32)  # one channel

@@ -2,10 +2,17 @@
 elements, materials, fabrication, devices (SLM, DMD, camera) and single-mode fibers."""
 
 from lightgen.optics.grid import Field, Grid, as_field, intensity, power
-from lightgen.optics.propagation import FreeSpace, fraunhofer_lens, plan_propagation, propagate
+from lightgen.optics.propagation import (
+    FocalPlane,
+    FreeSpace,
+    fraunhofer_lens,
+    plan_propagation,
+    propagate,
+)
 
 __all__ = [
     "Field",
+    "FocalPlane",
     "FreeSpace",
     "Grid",
     "as_field",

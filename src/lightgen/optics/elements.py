@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -185,23 +185,50 @@ def _interval_coverage(centres: torch.Tensor, pitch: float, lo: float, hi: float
     return overlap.clamp(0, pitch) / pitch
 
 
+def _rect_size(size_m: Any, width_m: float | None, height_m: float | None) -> tuple[float, float]:
+    """``(height_m, width_m)`` from ``size_m = (y, x)`` or the keywords, validated."""
+    if size_m is not None:
+        if width_m is not None or height_m is not None:
+            raise ValueError(
+                "give the opening either as size_m=(height_m, width_m) or as width_m= and "
+                "height_m=, not both."
+            )
+        try:
+            height_m, width_m = size_m
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"size_m={size_m!r} must be (height_m, width_m) in metres, [y, x] like center_m "
+                "and Grid.shape; the old positional order rectangular_aperture(grid, width, "
+                "height) is gone: pass size_m=(height, width) or width_m=..., height_m=...."
+            ) from None
+    elif width_m is None or height_m is None:
+        raise ValueError("give the opening's size_m=(height_m, width_m) in metres.")
+    h = require_positive("height_m", height_m, "Give the opening height (y) in metres.")
+    w = require_positive("width_m", width_m, "Give the opening width (x) in metres.")
+    return h, w
+
+
 def rectangular_aperture(
     grid: Grid,
-    width_m: float,
-    height_m: float,
+    size_m: tuple[float, float] | None = None,
     center_m: tuple[float, float] = (0.0, 0.0),
     edge: Edge = "area",
     device=None,
     dtype: torch.dtype = torch.float64,
+    *,
+    width_m: float | None = None,
+    height_m: float | None = None,
 ) -> torch.Tensor:
-    """Amplitude transmission ``(H, W)`` of a ``width_m`` (x) by ``height_m`` (y) opening.
+    """Amplitude transmission ``(H, W)`` of a ``height_m`` (y) by ``width_m`` (x) opening.
 
+    Every pair is ``[y, x]`` like ``Grid.shape`` and the fiber positions:
+    ``size_m = (height_m, width_m)``, ``center_m = (y, x)``; or name the sides with the
+    keywords ``width_m=`` / ``height_m=``.
     ``edge="area"``: exact pixel-area coverage (separable), so ``Σ t dx²`` equals
     ``width_m * height_m`` exactly while the opening lies inside the grid.
-    ``edge="hard"``: pixel centres inside the closed rectangle. ``center_m = (y, x)``.
+    ``edge="hard"``: pixel centres inside the closed rectangle.
     """
-    w = require_positive("width_m", width_m, "Give the opening width in metres.")
-    h = require_positive("height_m", height_m, "Give the opening height in metres.")
+    h, w = _rect_size(size_m, width_m, height_m)
     _check_edge(edge)
     cy = require_finite("center_m[0]", center_m[0])
     cx = require_finite("center_m[1]", center_m[1])
@@ -342,6 +369,10 @@ class AmplitudeMask(TransmissionElement):
         return self.amplitude().to(_complex_of(self.raw_amplitude.dtype))
 
 
+#: Raw height value at which the sigmoid rounds to exactly 0 / 1 in float32 and float64.
+RAW_SATURATION = 1000.0
+
+
 class MetasurfaceLayer(TransmissionElement):
     r"""A fabricated diffractive layer: ONE trainable height map for all wavelengths.
 
@@ -424,6 +455,41 @@ class MetasurfaceLayer(TransmissionElement):
         else:
             kernel = fabrication.conic_filter_kernel(grid.pixel_pitch_m, filter_radius_m)
             self.register_buffer("filter_kernel", kernel, persistent=False)
+
+    @classmethod
+    def from_height_m(cls, grid: Grid, height_m: Any, **kwargs: Any) -> MetasurfaceLayer:
+        """A layer built with ``kwargs`` (as the constructor) showing the height map
+        ``height_m`` ``(H, W)`` in metres; see :meth:`set_height_m`."""
+        layer = cls(grid, **kwargs)
+        layer.set_height_m(height_m)
+        return layer
+
+    @torch.no_grad()
+    def set_height_m(self, height_m: Any) -> None:
+        r"""Make :meth:`height_m` return ``height_m`` ``(H, W)`` (metres, in
+        ``[0, max_height_m]``), before any filter or quantiser.
+
+        Sets the raw parameter to :math:`\mathrm{logit}(h/h_{max})` in float64. Heights of
+        exactly 0 and ``max_height_m`` come out exactly (their raw values sit at
+        ``-/+ RAW_SATURATION``, where the sigmoid rounds to 0 and 1 in float32 and
+        float64); other heights to within rounding. Pixels at exactly 0 or the maximum
+        sit on the sigmoid's flat tails and no longer train.
+        """
+        h = torch.as_tensor(height_m, dtype=torch.float64).detach().cpu()
+        if h.shape != self.raw_height.shape:
+            raise ValueError(
+                f"height_m has shape {tuple(h.shape)}; this layer's grid is "
+                f"{tuple(self.raw_height.shape)}."
+            )
+        if not torch.isfinite(h).all() or h.min() < 0 or h.max() > self.max_height_m:
+            raise ValueError(
+                f"height_m must be finite and in [0, max_height_m={self.max_height_m:g}] m, got "
+                f"[{h.min().item():g}, {h.max().item():g}]; clip it or build the layer with a "
+                "larger max_height_m."
+            )
+        u = h / self.max_height_m
+        raw = (torch.log(u) - torch.log1p(-u)).clamp(-RAW_SATURATION, RAW_SATURATION)
+        self.raw_height.copy_(raw.to(self.raw_height))
 
     def height_m(self) -> torch.Tensor:
         """Height map in metres, ``(H, W)``, in ``[0, max_height_m]`` (quantised if set)."""
@@ -539,25 +605,28 @@ class CircularAperture(_FixedElement):
 
 
 class RectangularAperture(_FixedElement):
-    """Fixed rectangular opening (see :func:`rectangular_aperture`), transmission ``(1, H, W)``."""
+    """Fixed rectangular opening (see :func:`rectangular_aperture`: ``size_m = (height_m,
+    width_m)``, ``[y, x]``, or the keywords), transmission ``(1, H, W)``."""
 
     def __init__(
         self,
         grid: Grid,
-        width_m: float,
-        height_m: float,
+        size_m: tuple[float, float] | None = None,
         center_m: tuple[float, float] = (0.0, 0.0),
         edge: Edge = "area",
         misalignment: fabrication.Misalignment | None = None,
+        *,
+        width_m: float | None = None,
+        height_m: float | None = None,
     ) -> None:
         super().__init__(grid, misalignment)
-        self.width_m, self.height_m = width_m, height_m
+        self.height_m, self.width_m = _rect_size(size_m, width_m, height_m)
         self.center_m, self.edge = tuple(center_m), edge
         self._register_fixed()
 
     def _build(self, device, dtype: torch.dtype) -> torch.Tensor:
         t = rectangular_aperture(
-            self.grid, self.width_m, self.height_m, self.center_m, self.edge, device
+            self.grid, (self.height_m, self.width_m), self.center_m, self.edge, device
         )
         return t[None].to(dtype)
 

@@ -671,6 +671,21 @@ class FiberArray(nn.Module):
         p_in = power(field, self.input_grid)
         return torch.where(p_in > 0, coupled / torch.where(p_in > 0, p_in, 1.0), 0.0)
 
+    def mode_fields(self, facet: str = "input") -> torch.Tensor:
+        """The unit-power modes as this array samples them, ``(M, L, H, W)`` float64 (real
+        for facets on the grid, complex128 behind a lens): ``couple`` of mode ``k`` (as a
+        field, e.g. via :func:`lightgen.optics.grid.as_field`) gives 1 in fiber ``k``
+        (before orthonormalisation of overlapping modes)."""
+        tag = self._facet_tag(facet)
+        t = self._build_tables(torch.device("cpu"), torch.float64)
+        gy, hx = t[f"mode_y_{tag}"], t[f"mode_x_{tag}"]  # (L, H, M), (L, W, M)
+        return torch.einsum("lhm,lwm->mlhw", gy, hx)
+
+    def _facet_tag(self, facet: str) -> str:
+        if facet not in ("input", "output"):
+            raise ValueError(f"facet={facet!r} is unknown; choose 'input' or 'output'.")
+        return "in" if facet == "input" else "out"
+
     def mode_overlap(self, facet: str = "input") -> torch.Tensor:
         r"""Gram matrix :math:`G_{jk}=\sum\psi_j\psi_k\Delta x^2`, ``(L, M, M)`` float64.
 
@@ -680,9 +695,7 @@ class FiberArray(nn.Module):
         :math:`\psi G^{-1/2}` (module docstring), so ``emit`` then ``couple`` on the same
         grid returns the latent itself.
         """
-        if facet not in ("input", "output"):
-            raise ValueError(f"facet={facet!r} is unknown; choose 'input' or 'output'.")
-        tag = "in" if facet == "input" else "out"
+        tag = self._facet_tag(facet)
         grid = self.input_grid if facet == "input" else self.output_grid
         if self.lens_focal_lengths_m[tag] is not None:
             # the 2f lens is unitary: the overlap is the facet spots' own, exp(-d^2 / 2w^2)

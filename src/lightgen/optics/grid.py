@@ -110,13 +110,17 @@ class Grid:
         return field
 
 
-def as_field(
-    amplitude: torch.Tensor, grid: Grid, dtype: torch.dtype = torch.complex64
-) -> torch.Tensor:
+def as_field(amplitude: torch.Tensor, grid: Grid, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Turn a real amplitude ``(B, H, W)``, ``(B, 1, H, W)`` or ``(B, L, H, W)`` into a field.
 
-    A single-channel amplitude is broadcast to every wavelength of ``grid``.
+    A single-channel amplitude is broadcast to every wavelength of ``grid``. ``dtype``
+    defaults to the amplitude's precision (float64 -> complex128, else complex64), as
+    every kernel and element follows the field's precision (the fiber mode tables, for
+    one, are rebuilt in the field's precision): a float64 mode profile stays exact to
+    float64 rounding instead of being rounded to float32 on the way in.
     """
+    if dtype is None:
+        dtype = torch.complex128 if amplitude.dtype == torch.float64 else torch.complex64
     if dtype not in COMPLEX_DTYPES:
         raise ValueError(f"dtype={dtype} is not complex; use torch.complex64 or torch.complex128.")
     a = amplitude

@@ -8,46 +8,21 @@ Two layers (see docs/physics.md):
 * :class:`FreeSpace`, a ``torch.nn.Module`` that plans once and caches its transfer
   function as a non-persistent buffer (never a Parameter).
 
-Sampling rule (checked by :func:`plan_propagation`). Light on a grid of pitch
-:math:`\Delta x` travels at most at :math:`\sin\theta_{max}=\min(1, \lambda/2\Delta x)`,
-so over a distance :math:`z` it spreads by :math:`s = |z|\tan\theta_{max}`. The planner
-zero-pads each axis by :math:`P \ge \min(\lceil s/\Delta x\rceil + g, N)` samples (the
-padded size is the next multiple of 4 whose factors are 2, 3, 5, 7: fast FFTs), where
-the guard :math:`g` (:func:`guard_samples`) holds the Fresnel ringing of the discrete
-impulse response beyond :math:`s` until all but ``tail_tolerance`` (default
-``DEFAULT_TAIL_TOLERANCE`` = 1e-5; the chips use ``FAST_TAIL_TOLERANCE`` = 0.2 %) of
-its energy is inside, and
-band-limits the angular spectrum so that no plane wave is displaced by more than the
-padding: keep :math:`(u, v)` only if
-:math:`|z|\,\lambda|u| / \sqrt{1-\lambda^2(u^2+v^2)} \le P_x\Delta x` (and the same for
-:math:`v`), which on the axis :math:`v=0` is :math:`|u|\le u_{lim}` with
-:math:`\lambda u_{lim} = P\Delta x/\sqrt{z^2+(P\Delta x)^2}` (Matsushima & Shimobaba
-2009, Opt. Express 17, 19662, generalised from their fixed 2x window where :math:`P=N`
-and from their per-axis approximation to the exact 2-D displacement). A displacement
-of at most :math:`P\Delta x` on a circular window of :math:`N+P` samples means
-wrap-around never reaches the field's own window: the result equals the linear
-(open-boundary) convolution. If the band limit keeps less than
-``min_bandwidth_fraction`` of the band light can use, :math:`\min(1/2\Delta x, 1/\lambda)` (far field,
-:math:`|z| \gtrsim 2N\Delta x^2/(\lambda f_{min})`) the planner raises: use a lens /
-:func:`fraunhofer_lens`, a finer pitch or a bigger grid.
-
-The band limit is exact when it cuts nothing inside the grid's band
-(``plan.bandwidth_fraction == 1``, i.e. ``P >= spread_samples``); a cut inside the band
-de-localises light near the window edges (percent-level for sources near an edge;
-docs/physics.md has measurements).
-
-Exact open-boundary propagation (``padding='linear'``, :func:`asm_windowed_kernel`): an
-output sample of the window only sees input offsets :math:`|d| \le N-1`, so the
-unbounded-window impulse response cut to those offsets and convolved on :math:`\ge 2N-1`
-samples is the exact answer for any field -- no band limit, no wrapped tail. ``'auto'``
-plans it whenever its grid has at most ``AUTO_LINEAR_AREA`` (1.25) times the samples of
-the periodised plan, so ``'auto'`` never band-limits inside the grid's band unless the
-impulse response is too wide for the fine lattice. With the default tail tolerance
-(1e-5, accuracy first) the periodised plan's guard reaches ``N`` on most hops, so
-``'auto'`` is the exact plan there (at 532 nm, 8 um, 5 cm: every N up to 1024); the
-chips' looser ``FAST_TAIL_TOLERANCE`` (2e-3) keeps short hops on small periodised grids
-(about 1 % change on trained chips, docs/physics.md). ``padding='periodic'`` treats the
-window as one period of a periodic field (exact, no padding).
+:func:`plan_propagation` picks the padding from the geometry and refuses sampling that
+cannot represent the hop. Light on a grid of pitch :math:`\Delta x` travels at most at
+:math:`\sin\theta_{max}=\min(1, \lambda/2\Delta x)`, so over :math:`z` it spreads by
+:math:`s = |z|\tan\theta_{max}`: ``padding="auto"`` zero-pads by the spread plus a guard
+for the impulse response's tail (:func:`spread_samples`, :func:`guard_samples`, at most
+``N``) and band-limits the angular spectrum so that no plane wave moves further than the
+padding (Matsushima & Shimobaba 2009, Opt. Express 17, 19662, generalised to any
+padding and the exact 2-D displacement): wrap-around then never reaches the window,
+and the result is the open-boundary convolution. Where the exact windowed kernel
+(``padding="linear"``, :func:`asm_windowed_kernel`: the unbounded impulse response cut
+to the offsets a window can see, convolved on ``>= 2N - 1`` samples) is about as small
+(``AUTO_LINEAR_AREA``), ``"auto"`` plans that instead -- exact, but built on a fine
+lattice per wavelength and distance (see :func:`propagate` for scans over ``z``).
+``padding="periodic"`` treats the window as one period of a periodic field. Each rule,
+its derivation and its measured accuracy: docs/physics.md.
 """
 
 from __future__ import annotations
@@ -55,7 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -107,10 +82,9 @@ class PropagationPlan:
 
 
 AUTO_LINEAR_AREA = 1.25
-"""``'auto'`` plans ``'linear'`` when its 2N-1 grid is at most this much bigger (in samples).
-
-Measured (docs/performance.md): at N = 1024, 5 cm, the periodised plan at tail tolerance
-1e-5 (1944^2, W2 error 6.1e-3) took 2.6 s against 2.1 s for the exact 2048^2 plan."""
+"""``'auto'`` plans ``'linear'`` when its 2N-1 grid is at most this much bigger (in samples):
+about that size the exact plan is no slower per step than the periodised one
+(measured in docs/performance.md)."""
 
 DEFAULT_TAIL_TOLERANCE = 1e-5
 """Energy fraction of the impulse response that ``padding='auto'`` may leave outside.
@@ -206,7 +180,9 @@ def plan_propagation(
             field's harmonics; not for ``rs``), ``"linear"`` (``asm`` only: exact
             open-boundary convolution over the full Nyquist band on a ``>= 2N-1`` grid,
             kernel from :func:`asm_windowed_kernel`; accuracy first, see the module
-            docstring), or zero-padding samples ``P`` / ``(Py, Px)``.
+            docstring), or zero-padding samples ``P`` / ``(Py, Px)``. ``"auto"`` and
+            ``"linear"`` may build the windowed kernel, a fine-lattice FFT per wavelength
+            and distance (seconds; see :func:`propagate` for scans over ``z``).
         min_bandwidth_fraction: ``asm`` raises when the band limit keeps less than this
             fraction of the grid's Nyquist band.
         tail_tolerance: for ``padding='auto'``, the energy fraction of the impulse
@@ -287,7 +263,8 @@ def plan_propagation(
         padded = (h + ph, w + pw)
 
     fractions: list[float] = []
-    for lam in grid.wavelengths_m:
+    for i, lam in enumerate(grid.wavelengths_m):
+        channel = _channel_note(grid, i)
         if method == "asm":
             # measured against the band light can use: propagating waves fill |u| < 1/lambda,
             # so on a sub-half-wavelength grid the rest of the Nyquist band carries only
@@ -305,7 +282,7 @@ def plan_propagation(
                     else f"padding={padding!r} is too small for distance_m={z:g}"
                 )
                 raise ValueError(
-                    f"{why} ({h}x{w} at pitch {dx:g} m, wavelength {lam:g} m, padded to "
+                    f"{why} ({h}x{w} at pitch {dx:g} m, {channel}, padded to "
                     f"{padded[0]}x{padded[1]}): the band limit keeps only {frac:.1%} of the "
                     f"propagating band min(1/(2dx), 1/lambda) (< {min_bandwidth_fraction:.0%}). Use a lens and "
                     "fraunhofer_lens(), a bigger grid, padding='auto', or pass a smaller "
@@ -317,7 +294,8 @@ def plan_propagation(
             if abs(z) > limit:
                 raise ValueError(
                     f"distance_m={z:g} exceeds the Fresnel transfer-function sampling limit "
-                    f"L*dx/lambda={limit:g} m for this grid. Use method='rs' (impulse response) or 'asm'."
+                    f"L*dx/lambda={limit:g} m for this grid ({channel}). Use method='rs' "
+                    "(impulse response) or 'asm'."
                 )
             fractions.append(1.0)
         else:
@@ -327,11 +305,22 @@ def plan_propagation(
                 zmin = window * math.sqrt(1 / sin_nyq**2 - 1)
                 raise ValueError(
                     f"distance_m={z:g} is too short for Rayleigh-Sommerfeld direct integration on "
-                    f"this grid (the kernel aliases at the edge); need |z| >= {zmin:g} m. "
-                    "Use method='asm' for short distances."
+                    f"this grid ({channel}; the kernel aliases at the edge); need |z| >= "
+                    f"{zmin:g} m. Use method='asm' for short distances."
                 )
             fractions.append(1.0)
     return PropagationPlan(method, grid, z, padded, tuple(fractions))
+
+
+def _channel_note(grid: Grid, index: int) -> str:
+    """Which wavelength channel failed, and how to leave out channels not propagated."""
+    lam = grid.wavelengths_m[index]
+    if grid.n_wavelengths == 1:
+        return f"wavelength {lam:g} m"
+    return (
+        f"wavelength channel {index} ({lam:g} m) of {grid.n_wavelengths}; every channel of the "
+        "grid is checked, so plan on a Grid of only the wavelengths you propagate"
+    )
 
 
 def propagating_band_limit(wavelength_m: float, pixel_pitch_m: float) -> float:
@@ -627,6 +616,13 @@ def propagate(
     Builds the transfer function every call; use :class:`FreeSpace` in loops. See
     :func:`plan_propagation` for ``method``, ``padding``, ``min_bandwidth_fraction`` and
     ``tail_tolerance``.
+
+    Cost of ``padding="auto"``: where it plans the exact windowed kernel (most hops with
+    the default tail tolerance) that kernel is built on a fine lattice once per
+    wavelength and distance -- seconds for a few hundred samples per side, about 100x
+    an explicit padding (``benchmarks/padding_cost.py``, docs/physics.md). Only the last
+    few geometries are cached, so for a scan over many distances pass an explicit
+    ``padding`` (e.g. ``N``) or ``"periodic"``.
     """
     grid.check_field(field)
     plan = plan_propagation(
@@ -635,16 +631,34 @@ def propagate(
     return apply_transfer_function(field, transfer_function(plan, field.device, field.dtype))
 
 
+class FocalPlane(NamedTuple):
+    """What :func:`fraunhofer_lens` returns; unpacks as ``field, pitches_m = ...``.
+
+    Attributes:
+        field: ``(B, L, M, M)`` complex, centred (pixel ``M // 2`` on the axis).
+        pitches_m: output pitch ``lambda f / (M dx)`` per wavelength, metres.
+    """
+
+    field: torch.Tensor
+    pitches_m: tuple[float, ...]
+
+
 def fraunhofer_lens(
     field: torch.Tensor, grid: Grid, focal_length_m: float, padded_size: int | None = None
-) -> tuple[torch.Tensor, tuple[float, ...]]:
+) -> FocalPlane:
     r"""Field in the back focal plane of a thin lens, input in the front focal plane (2f system).
 
     :math:`U_f(x',y')=\frac{1}{i\lambda f}\iint U(x,y)\,e^{-i2\pi(xx'+yy')/\lambda f}dx\,dy`
-    (Goodman eq. 5-19). Returns ``(field_out, output_pitches_m)``: the output pitch
-    is :math:`\lambda f/(M\Delta x)` per wavelength, with ``M`` the (optionally padded)
-    FFT size, so each wavelength channel lives on its own output grid. The output has
-    shape ``(B, L, M, M)`` (square ``M = padded_size or max(H, W)``), centred.
+    (Goodman eq. 5-19). Returns a :class:`FocalPlane` ``(field, pitches_m)``: the output
+    pitch is :math:`\lambda f/(M\Delta x)` per wavelength, with ``M`` the (optionally
+    padded) FFT size, so each wavelength channel lives on its own output grid.
+
+    The output is always square, ``(B, L, M, M)`` with ``M = padded_size or max(H, W)``,
+    centred, also for a non-square ``(H, W)`` input: the input is zero-padded to
+    ``M x M`` so that x and y share one output pitch per wavelength (a :class:`Grid` has
+    one pitch). Crop the result if you need the input's aspect ratio. For an output on
+    a grid of your choice (any pitch, same for every wavelength) use
+    :class:`FourierLens`.
     """
     grid.check_field(field)
     f = require_positive("focal_length_m", focal_length_m, "Give the focal length in metres.")
@@ -665,7 +679,7 @@ def fraunhofer_lens(
     lam = torch.tensor(grid.wavelengths_m, dtype=torch.float64).view(-1, 1, 1)
     scale = (dx * dx / (lam * f)).to(field.device)  # 1/(i lambda f) * dx^2
     out = spec * (scale * -1j).to(field.dtype)
-    return out, tuple(lam_i * f / (m * dx) for lam_i in grid.wavelengths_m)
+    return FocalPlane(out, tuple(lam_i * f / (m * dx) for lam_i in grid.wavelengths_m))
 
 
 class FreeSpace(nn.Module):
