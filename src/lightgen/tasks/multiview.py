@@ -1,73 +1,28 @@
 r"""3D multi-view generation: the view angle is injected into the optical latent space (OLS).
 
-Set-up. The chip is trained (BOGT, unsupervised) on 2D renders of procedural chairs
-(:mod:`lightgen.data.multiview`) at the *training* azimuths only; every
-``holdout_every``-th view is never shown to it. The last ``K = n_harmonics`` fibers are
-condition fibers: the fiber array's injection port drives them with
+The chip is trained (BOGT, unsupervised) on 2D renders of procedural chairs
+(:mod:`lightgen.data.multiview`) at the training azimuths only; every
+``holdout_every``-th view is never shown. The last ``K = n_harmonics`` fibers are
+condition fibers, driven by the injection port with phasors
 
 .. math:: c_k(\theta) = a\, e^{i k \theta}, \qquad k = 1, \dots, K,
 
-unit-free amplitude ``a`` (``condition_amplitude``, latent units: :math:`|z|^2 = 1` is a
-fiber's fair share of the power) and view angle :math:`\theta` (azimuth). The style is
-carried by the other, coupled fibers (the encoder's output for any view of the chair).
+(``a`` = ``condition_amplitude`` in latent units, :math:`\theta` the azimuth); the
+other, coupled fibers carry the chair's style. Why phasors: constant injected power (a
+phase shifter per fiber, no amplitude modulator; brightness does not encode the angle),
+periodic and continuous in :math:`\theta`, and -- linear optics plus intensity
+detection -- a camera image that is a trigonometric polynomial of order ``K`` in
+:math:`\theta` at every pixel (a test checks the order), so ``K`` is the angular
+bandwidth the angle alone can express.
 
-Why phasors. (1) Constant power: :math:`|c_k|^2 = a^2` whatever the angle, so the
-injected light needs only a phase shifter per fiber (no amplitude modulator), and the
-camera's brightness does not encode the angle. (2) Periodic and continuous:
-:math:`\theta` and :math:`\theta + 2\pi` are the same input, neighbouring angles are
-neighbouring inputs. (3) Linear optics + intensity detection make the angle dependence
-a finite Fourier series: the generator maps fiber amplitudes linearly to the camera
-field, :math:`E(x) = A(x) + \sum_k c_k h_k(x)` with :math:`A` the free fibers'
-contribution, so the camera image
-
-.. math:: I(x, \theta) = |A|^2 + a^2\sum_k |h_k|^2
-    + 2a\sum_k \mathrm{Re}(A^* h_k e^{ik\theta})
-    + 2a^2\sum_{j<k}\mathrm{Re}(h_j^* h_k e^{i(k-j)\theta})
-
-(times the camera's gain, plus its offset) is a trigonometric polynomial of order ``K``
-in :math:`\theta` at every pixel, for every style. ``K`` is therefore the angular
-bandwidth the chip can express with the angle alone; a test checks the order. With
-``cos``/``sin`` amplitudes instead, two fibers would give order 2 as well, but the
-injected amplitude would have to change sign (an amplitude modulator) and order ``K``
-would cost more fibers.
-
-Training objectives (``MultiviewSetup.objective``). ``"bogt"`` (default): plain BOGT, the
-encoder sees training view ``(s, theta)``, the condition fibers get :math:`c(\theta)` and
-the camera must reproduce that same view. The encoder then already sees the view, so the
-coupled (style) fibers can carry it and the injected angle is nearly ignored.
-``"cross-view"``: the training examples are all ordered pairs ``(A, B)`` of *training*
-views of the same chair ``s``; the encoder sees view ``A``, the condition fibers get
-:math:`c(\theta_B)`, and the camera is scored against view ``B``:
-
-.. math:: \mathcal{L} = \frac{\lVert G(\mu(x_{s,A}) + \sigma\epsilon,\, c(\theta_B))
-    - x_{s,B} \rVert^2}{2\sigma_x^2} + \beta\, \mathrm{KL}(Q(z|x_{s,A}) \Vert P(z)),
-
-KL on the free (style) fibers only. Since the target depends on the chair and
-:math:`\theta_B` only, the best the style fibers can do is carry the chair's identity
-and leave the view to the angle fibers. It is still trained on 2D projections only and
-uses no label beyond the known render angle (a condition, as in BOGT), but it is no
-longer reconstruction of the input: it is supervised by *another* view of the same
-object (the chair index pairs the views). ``n_styles * n_train_views**2`` pairs
-(3888 for the defaults), held in memory as two image tensors.
-
-Evaluation on unseen views. For a held-out ``(style, azimuth)``: the free fibers take
-the posterior mean of one *training* view of that chair (the nearest training azimuth;
-also reported: a fixed reference view, the first training view), the condition fibers
-take :math:`c_k(\theta_{held-out})`, the generator draws the camera image, which is
-compared with the held-out render (same antialiased downsampling as the training
-images): PSNR (dB) and SSIM, per held-out angle (mean over styles) and overall.
-Baselines: ``nearest`` = the training render of the same chair at the nearest
-training azimuth (ties -> the one at the smaller angle, i.e. turning backwards);
-``blend`` = the pixel mean of the nearest training renders on either side. The chip's
-reconstruction of the training views (own angle) bounds what it can reach.
-
-Physical honesty: everything between SLM and camera is optical (diffractive layers,
-free space, fibers). The *only* values set electronically are the injection port's
-drive of the ``K`` condition fibers (a known phase per fiber, computed from the
-requested angle) and the SLM showing the source (training) view; the other fibers carry
-the light the encoder couples from that view (the posterior mean *is* that light; no
-sampling noise at test time), unchanged for every requested angle. Nothing digital
-processes any image. Only the all-optical chip (``model="chip"``) is accepted.
+Objectives (``MultiviewSetup.objective``): ``"bogt"`` reconstructs the view the encoder
+sees; ``"cross-view"`` encodes view ``A`` of a chair, injects :math:`c(\theta_B)` and
+scores the camera against view ``B`` of the same chair (KL on the style fibers only),
+so the style fibers carry identity and the angle fibers the view. Unseen views are
+scored (PSNR, SSIM) against the held-out renders beside the nearest-training-view and
+two-view-blend baselines. Only the all-optical chip (``model="chip"``) is accepted: the
+only values set electronically are the condition fibers' phases and the SLM's source
+view. Derivation, evaluation protocol and measured numbers: docs/multiview.md.
 """
 
 from __future__ import annotations
