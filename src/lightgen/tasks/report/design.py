@@ -23,20 +23,33 @@ if TYPE_CHECKING:
 def plane_positions_m(chip_cfg) -> list[tuple[str, float]]:
     """``(plane name, z in metres)`` along the light path; the generator's z restarts at
     the fiber output facets (the fibers carry the light, their length is not modelled)."""
-    gap = chip_cfg.layer_spacing_m
-    enc = [("SLM", 0.0)]
-    z = chip_cfg.input_to_encoder_m
-    for i in range(chip_cfg.encoder_layers):
-        enc.append((f"encoder layer {i + 1}", z))
-        z += gap if i < chip_cfg.encoder_layers - 1 else 0
-    enc.append(("fiber input facets", z + chip_cfg.encoder_to_fiber_m))
-    gen = [("fiber output facets", 0.0)]
-    z = chip_cfg.fiber_to_generator_m
-    for i in range(chip_cfg.generator_layers):
-        gen.append((f"generator layer {i + 1}", z))
-        z += gap if i < chip_cfg.generator_layers - 1 else 0
-    gen.append(("camera", z + chip_cfg.generator_to_camera_m))
+    c = chip_cfg
+    enc = _stack_planes(
+        ("SLM", "encoder layer", "fiber input facets"),
+        c.encoder_layers,
+        (c.input_to_encoder_m, c.layer_spacing_m, c.encoder_to_fiber_m),
+    )
+    gen = _stack_planes(
+        ("fiber output facets", "generator layer", "camera"),
+        c.generator_layers,
+        (c.fiber_to_generator_m, c.layer_spacing_m, c.generator_to_camera_m),
+    )
     return enc + gen
+
+
+def _stack_planes(
+    names: tuple[str, str, str], n_layers: int, gaps_m: tuple[float, float, float]
+) -> list[tuple[str, float]]:
+    """``(name, z)`` of a stack: its input plane at 0, ``n_layers`` layers (first gap, then
+    the spacing between layers) and the plane after the last gap."""
+    first, layer, last = names
+    z, spacing = gaps_m[0], gaps_m[1]
+    out = [(first, 0.0)]
+    for i in range(n_layers):
+        out.append((f"{layer} {i + 1}", z))
+        z += spacing if i < n_layers - 1 else 0
+    out.append((last, z + gaps_m[2]))
+    return out
 
 
 def chip_drawing(chip_cfg):
