@@ -300,8 +300,7 @@ def train(
     """Train a chip (or a baseline) with BOGT: no labels, no targets (with --condition-on
     labels, the labels drive injection fibers as conditions; with --condition-on components
     each class owns a mixture component of the prior; still no target images)."""
-    from lightgen.train.data import train_split, with_source_domain
-    from lightgen.train.trainer import Trainer
+    from lightgen.train.trainer import train_from_config
 
     _check_out_dir(out)
     cfg = _train_config(
@@ -331,17 +330,7 @@ def train(
         condition_all_wavelengths=condition_all_wavelengths,
     )
     try:
-        size = cfg.chip_config().image_size
-        ds = train_split(cfg, cfg.dataset, size)
-        images, labels, domains = ds.images, ds.labels, None
-        if cfg.source_dataset is not None:
-            images, labels, domains = with_source_domain(cfg, ds, size)
-        if cfg.condition_on != "none":
-            cfg = cfg.with_label_conditions(ds.n_classes)
-        else:
-            labels = None
-        trainer = Trainer(cfg, out, images, resume=resume, labels=labels, domains=domains)
-        res = trainer.run()
+        res = train_from_config(cfg, out, resume=resume)
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         _fail(str(e))
     console.print(

@@ -167,3 +167,31 @@ def test_pyfftw_backend_gives_the_same_training_as_torch(tmp_path, images):
     a, b = _params(tmp_path / "t", 2), _params(tmp_path / "f", 2)
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-4), k
+
+
+def test_train_from_config_is_what_the_cli_trains(tmp_path):
+    from typer.testing import CliRunner
+
+    from lightgen.cli import app
+    from lightgen.train.trainer import train_from_config
+
+    cfg = TrainConfig(
+        preset="tiny",
+        dataset="printed-digits",
+        steps=2,
+        batch_size=8,
+        train_limit=32,
+        condition_on="labels",
+    )
+    res = train_from_config(cfg, tmp_path / "lib", progress=False)
+    assert res.steps == 2
+    (tmp_path / "c.json").write_text(cfg.model_dump_json())
+    cli = CliRunner().invoke(
+        app, ["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "cli")]
+    )
+    assert cli.exit_code == 0, cli.output
+    step = "checkpoints/step-000002/model.safetensors"
+    ours, theirs = load_file(tmp_path / "lib" / step), load_file(tmp_path / "cli" / step)
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    system, saved = load_trained(tmp_path / "lib")
+    assert saved.condition_fibers == 10 and system.n_conditions == 10  # one per digit class

@@ -493,3 +493,32 @@ class Trainer:
             if self._owns_process_group:
                 dist.destroy_process_group()
         return TrainResult(self.run_dir, self.step, last["loss"], time.perf_counter() - t0, last_ck)
+
+
+def train_from_config(
+    cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
+) -> TrainResult:
+    """Train ``cfg`` on its own data set into run folder ``out``, as ``lightgen train`` does.
+
+    Loads the training split of ``cfg.dataset`` at the chip's image size (data root,
+    ``train_limit``, seed and emoji options from ``cfg``); with ``source_dataset`` the
+    second domain follows and ``routing='domain'`` gets each image's domain; with
+    ``condition_on`` other than ``'none'`` the labels drive the condition fibers (or
+    select prior components) and ``cfg`` gets one condition per class
+    (:meth:`TrainConfig.with_label_conditions`). Raises ``ValueError`` naming the fix.
+    """
+    from lightgen.train.data import train_split, with_source_domain
+
+    size = cfg.chip_config().image_size
+    ds = train_split(cfg, cfg.dataset, size)
+    images, labels, domains = ds.images, ds.labels, None
+    if cfg.source_dataset is not None:
+        images, labels, domains = with_source_domain(cfg, ds, size)
+    if cfg.condition_on != "none":
+        cfg = cfg.with_label_conditions(ds.n_classes)
+    else:
+        labels = None
+    trainer = Trainer(
+        cfg, out, images, resume=resume, labels=labels, domains=domains, progress=progress
+    )
+    return trainer.run()
