@@ -30,7 +30,8 @@ SamplerOpt = Annotated[
     typer.Option(
         help="where the fiber drive values come from: prior (the trained P(Z)) | expost-gmm "
         "(a Gaussian mixture fitted to the encoded training set, saved with the checkpoint; "
-        "docs/results.md)"
+        "docs/results.md) | expost-class (one Gaussian per class of the encoded training set; "
+        "--component c draws class c)"
     ),
 ]
 GmmComponentsOpt = Annotated[
@@ -566,7 +567,7 @@ def eval_(
         )
         tag = "" if fab is None else "-fabricated"
         if sampler != "prior":
-            tag += f"-{sampler}-{cov_gmm}-k{k_gmm}"
+            tag += f"-{sampler}-{cov_gmm}" + (f"-k{k_gmm}" if k_gmm else "")
         grid = class_grid or (
             (out.parent / f"{out.stem}-per-class.png")
             if out is not None
