@@ -294,6 +294,13 @@ def train(
             "latent dims (last wavelength)",
         ),
     ] = None,
+    reference_amplitude: Annotated[
+        float | None,
+        typer.Option(
+            help="chip: > 0 feeds the last fiber (every wavelength) from the laser with this "
+            "constant latent amplitude, a holographic reference (default 0: none)"
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="continue the run in --out")
     ] = False,
@@ -330,6 +337,7 @@ def train(
         input_augment=input_augment,
         condition_amplitude=condition_amplitude,
         condition_all_wavelengths=condition_all_wavelengths,
+        reference_amplitude=reference_amplitude,
     )
     try:
         size = cfg.chip_config().image_size

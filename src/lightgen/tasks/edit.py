@@ -191,7 +191,7 @@ def edit_mechanism(system) -> str:
 
 
 def _decode(system, z: torch.Tensor, route) -> torch.Tensor:
-    return system.model.decode(z, route).clamp(0, 1)
+    return system.model.decode(system.with_reference(z), route).clamp(0, 1)
 
 
 @torch.no_grad()

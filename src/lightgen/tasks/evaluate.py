@@ -125,7 +125,7 @@ def optical_efficiencies(
     coupled = chip.fibers.couple(chip.encoder.stack(field_in)).abs().square().sum(-1)
     eta_couple = (coupled / power(field_in, chip.grid).clamp_min(1e-30)).mean().item()
     z = system.prior.sample(images.shape[0], torch.Generator().manual_seed(0))
-    if getattr(system, "n_conditions", 0):
+    if getattr(system, "n_conditions", 0) or system.reference_amplitude:
         z = system.with_conditions(z, conditions)
     c = z.view(-1, cfg.n_wavelengths, cfg.n_fibers) * (cfg.generator_power_w / cfg.n_fibers) ** 0.5
     emitted = chip.fibers.emit(chip.fibers.transmit(c))

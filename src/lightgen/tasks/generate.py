@@ -53,6 +53,7 @@ def encode(system, images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def decode(system, z: torch.Tensor) -> torch.Tensor:
+    z = system.with_reference(z)
     return system.model.decode(z, system.routing(z)).clamp(0, 1)
 
 
