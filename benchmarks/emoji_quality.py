@@ -53,12 +53,7 @@ from lightgen.tasks.evaluate import (
     is_class_conditioned,
 )
 from lightgen.tasks.generate import reconstruct, sample
-from lightgen.train.expost import (
-    ExPostSampler,
-    encode_means,
-    fit_class_gaussians,
-    latents_to_real,
-)
+from lightgen.train.expost import resolve_sampler
 
 DEFAULT_PCA_K = (32, 96, 200, 600)
 DATASET = "emoji-svg"
@@ -143,15 +138,10 @@ def checkpoint_row(path: str, train, test, clf, args) -> dict:
     if clf is None:
         return row
     if has_label_components(cfg) or is_class_conditioned(system, cfg):
-        sampler = None
-        row["sampler"] = args.sampler
-        if args.sampler == "expost-class":
-            # one Gaussian per class fitted to the encoded training latents of that class;
-            # the labels only select which Gaussian drives the fibers
-            means = encode_means(system, train.images, batch_size=16 if size > 128 else 256)
-            gmm = fit_class_gaussians(latents_to_real(means), train.labels, train.n_classes)
-            rule = "one full-covariance Gaussian per class on the encoded training latents"
-            sampler = ExPostSampler(gmm, means.is_complex(), {"rule": rule})
+        # expost-class: one Gaussian per class of the encoded training latents, fitted once
+        # and saved with the checkpoint; the labels only select which Gaussian drives the fibers
+        sampler, record = resolve_sampler(path, system, cfg, args.sampler)
+        row["sampler"] = record
         cc = class_conditional_scores(
             system,
             cfg,

@@ -30,7 +30,8 @@ SamplerOpt = Annotated[
     typer.Option(
         help="where the fiber drive values come from: prior (the trained P(Z)) | expost-gmm "
         "(a Gaussian mixture fitted to the encoded training set, saved with the checkpoint; "
-        "docs/results.md)"
+        "docs/results.md) | expost-class (one Gaussian per class of the encoded training set; "
+        "--component c draws class c)"
     ),
 ]
 GmmComponentsOpt = Annotated[
@@ -293,6 +294,13 @@ def train(
             "latent dims (last wavelength)",
         ),
     ] = None,
+    reference_amplitude: Annotated[
+        float | None,
+        typer.Option(
+            help="chip: > 0 feeds the last fiber (every wavelength) from the laser with this "
+            "constant latent amplitude, a holographic reference (default 0: none)"
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="continue the run in --out")
     ] = False,
@@ -328,6 +336,7 @@ def train(
         input_augment=input_augment,
         condition_amplitude=condition_amplitude,
         condition_all_wavelengths=condition_all_wavelengths,
+        reference_amplitude=reference_amplitude,
     )
     try:
         res = train_from_config(cfg, out, resume=resume)
@@ -555,7 +564,7 @@ def eval_(
         )
         tag = "" if fab is None else "-fabricated"
         if sampler != "prior":
-            tag += f"-{sampler}-{cov_gmm}-k{k_gmm}"
+            tag += f"-{sampler}-{cov_gmm}" + (f"-k{k_gmm}" if k_gmm else "")
         grid = class_grid or (
             (out.parent / f"{out.stem}-per-class.png")
             if out is not None

@@ -115,14 +115,33 @@ def test_bad_inputs_raise_naming_the_parameter(call, match):
         call()
 
 
-def test_ssim_in_chunks_equals_ssim_of_each_image_alone():
+def test_ssim_in_chunks_equals_ssim_of_each_image_alone(monkeypatch):
     import torch
 
+    from lightgen.metrics import image
     from lightgen.metrics.image import ssim
 
+    monkeypatch.setattr(image, "_SSIM_CHUNK", 4)  # 9 images -> chunks of 4, 4, 1
     g = torch.Generator().manual_seed(0)
     a = torch.rand(9, 3, 16, 16, generator=g)
     b = (a + 0.1 * torch.rand(9, 3, 16, 16, generator=g)).clamp(0, 1)
     batched = ssim(a, b, reduction="none")
     alone = torch.stack([ssim(a[i : i + 1], b[i : i + 1]) for i in range(9)])
     assert batched.shape == (9,) and torch.allclose(batched, alone, atol=1e-6)
+
+
+def test_ssim_equals_torchmetrics_two_dimensional_window():
+    """The separable window gives torchmetrics' 2-D convolution result (an independent
+    implementation) on colour images of odd and non-square size."""
+    tm = pytest.importorskip("torchmetrics.functional.image")
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(3, 3, 37, 52, generator=g, dtype=torch.float64)
+    b = (a + 0.4 * torch.rand(3, 3, 37, 52, generator=g, dtype=torch.float64)).clamp(0, 1)
+    want = tm.structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")
+    got = ssim(a, b, reduction="none")
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    assert float(ssim(a, b, data_range=2.0)) == pytest.approx(
+        float(tm.structural_similarity_index_measure(a, b, data_range=2.0)), abs=1e-12
+    )

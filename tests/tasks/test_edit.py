@@ -72,6 +72,9 @@ class _ToySystem(nn.Module):
     def routing(self, z):
         return 0
 
+    def with_reference(self, z):  # no laser-fed reference fiber
+        return z
+
 
 def _toy_images(n=4):
     return torch.rand(n, 1, S, S, generator=torch.Generator().manual_seed(0))

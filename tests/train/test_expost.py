@@ -138,6 +138,8 @@ def test_complex_points_are_refused_with_the_fix():
         (("prior", None, "diag"), "gmm_covariance"),
         (("expost-gmm", 0, None), "gmm_components"),
         (("expost-gmm", 10, "tied"), "covariance='tied'"),
+        (("expost-class", 10, None), "gmm_components=10"),
+        (("expost-class", None, "tied"), "covariance='tied'"),
     ],
 )
 def test_bad_sampler_options_are_refused_by_name(args, named):
@@ -170,6 +172,26 @@ def test_expost_sampler_is_fitted_once_saved_with_the_checkpoint_and_drives_the_
     imgs, z = sample(system, 6, seed=0, sampler=s)
     assert z.is_complex() and z.shape == (6, system.free_dim)
     assert imgs.shape[0] == 6 and torch.isfinite(imgs).all()
+
+
+def test_expost_class_sampler_fits_one_gaussian_per_class_of_the_training_split(tiny_chip_run):
+    from lightgen.train.data import train_split
+    from lightgen.train.expost import encode_means, latents_to_real
+    from lightgen.train.trainer import load_trained
+
+    system, cfg = load_trained(tiny_chip_run)
+    assert check_sampler_options("expost-class", None, None) == ("expost-class", 0, "full")
+    s, rec = resolve_sampler(tiny_chip_run, system, cfg, "expost-class", None, "diag")
+    saved = sorted((tiny_chip_run / "checkpoints").glob("step-*/expost/class-diag.*"))
+    assert [p.suffix for p in saved] == [".json", ".safetensors"]
+    ds = train_split(cfg, cfg.dataset, cfg.chip_config().image_size)
+    assert rec["sampler"] == "expost-class" and rec["n_components"] == ds.n_classes > 1
+    # component c is class c: its mean is the mean encoded latent of that class's images
+    x = latents_to_real(encode_means(system, ds.images))
+    c = int(ds.labels[0])
+    assert torch.allclose(s.gmm.means[c], x[ds.labels == c].mean(0), atol=1e-5)
+    z = s.sample(4, torch.Generator().manual_seed(0), component=c)
+    assert z.is_complex() and z.shape == (4, system.free_dim)
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,7 @@ def edit_mechanism(system: BOGTSystem) -> str:
 
 
 def _decode(system: BOGTSystem, z: torch.Tensor, route) -> torch.Tensor:
-    return system.model.decode(z, route).clamp(0, 1)
+    return system.model.decode(system.with_reference(z), route).clamp(0, 1)
 
 
 @torch.no_grad()

@@ -96,7 +96,7 @@ def optical_efficiencies(
     coupled = chip.fibers.couple(chip.encoder.stack(field_in)).abs().square().sum(-1)
     eta_couple = (coupled / power(field_in, chip.grid).clamp_min(1e-30)).mean().item()
     z = system.prior.sample(images.shape[0], torch.Generator().manual_seed(0))
-    if system.n_conditions:
+    if system.n_conditions or system.reference_amplitude:
         z = system.with_conditions(z, conditions)
     emitted = chip.emitted_field(z)  # through the ports (unset: transmission 1)
     at_camera = chip.generators[0].stack(emitted)

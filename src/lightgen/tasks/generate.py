@@ -59,6 +59,7 @@ def encode(system: BOGTSystem, images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def decode(system: BOGTSystem, z: torch.Tensor) -> torch.Tensor:
+    z = system.with_reference(z)
     return system.model.decode(z, system.routing(z)).clamp(0, 1)
 
 

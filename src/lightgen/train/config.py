@@ -101,6 +101,17 @@ class TrainConfig(BaseModel):
             "wavelength only"
         ),
     )
+    reference_amplitude: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description=(
+            "> 0: the last fiber (at every wavelength) is a reference fed from the laser with "
+            "this constant latent amplitude and phase 0 instead of the encoder's light; the "
+            "camera then reads |r h_ref + sum_k z_k h_k|^2, whose cross terms are linear in the "
+            "free fibers' values (a holographic reference; chip only, no condition fibers)"
+        ),
+    )
     routing: Literal["prior", "view-angle", "domain"] = Field(
         default="prior",
         description=(
@@ -215,6 +226,23 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 "condition_all_wavelengths=True needs condition fibers; set condition_on='labels' "
                 "or condition_fibers > 0 (or drop condition_all_wavelengths)."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _reference_fiber_is_a_chip_fiber(self) -> TrainConfig:
+        if self.reference_amplitude > 0 and self.model != "chip":
+            raise ValueError(
+                f"reference_amplitude={self.reference_amplitude} drives a fiber of the optical "
+                f"chip; model={self.model!r} has none. Use model='chip' or drop it."
+            )
+        if self.reference_amplitude > 0 and (
+            self.condition_fibers or self.condition_on == "labels"
+        ):
+            raise ValueError(
+                f"reference_amplitude={self.reference_amplitude} with condition fibers is not "
+                "built (both take the last fibers); drop one of them (condition_on='components' "
+                "works with a reference)."
             )
         return self
 

@@ -26,6 +26,10 @@ The density is saved with the checkpoint it was fitted for
 (``<run>/checkpoints/step-N/expost/gmm-<covariance>-k<K>-seed<s>.safetensors`` + ``.json``
 holding the rule, the number of components, the data it was fitted on and the mean fit
 log-likelihood per image) and reused when asked for again.
+
+``expost-class`` replaces step 3 by one Gaussian per class, fitted to the encoded training
+images of that class (the labels select which Gaussian drives the fibers; no paired
+targets); component ``c`` of the mixture is class ``c`` (``class-<covariance>`` files).
 """
 
 from __future__ import annotations
@@ -47,8 +51,18 @@ if TYPE_CHECKING:
     from lightgen.train.config import TrainConfig
     from lightgen.train.system import BOGTSystem
 
+if TYPE_CHECKING:
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
+
 COVARIANCES = ("full", "diag")
-SAMPLERS = ("prior", "expost-gmm")
+SAMPLERS = ("prior", "expost-gmm", "expost-class")
+CLASS_RULE = (
+    "ex-post class density: posterior means E[z|x] of the training split as real pairs "
+    "(Re, Im), one Gaussian per class fitted to that class's encoded images (maximum "
+    "likelihood, float64, reg_covar x mean data variance on every diagonal); component c is "
+    "class c; samples drive the fibers through the injection port"
+)
 RULE = (
     "ex-post density estimation (Ghosh et al., ICLR 2020): posterior means E[z|x] of the "
     "training split, complex fiber amplitudes as real pairs (Re, Im), Gaussian mixture fitted "
@@ -350,7 +364,7 @@ class ExPostSampler:
         return real_to_latents(x, self.complex_latent).to(device or "cpu")
 
     def describe(self) -> dict:
-        return {"sampler": "expost-gmm", **self.meta}
+        return {"sampler": self.meta.get("sampler", "expost-gmm"), **self.meta}
 
 
 def _images_sha256(images: torch.Tensor) -> str:
@@ -444,7 +458,7 @@ def check_sampler_options(
         sampler,
         SAMPLERS,
         "prior: the trained P(Z); expost-gmm: a Gaussian mixture fitted to the encoded "
-        "training set",
+        "training set; expost-class: one Gaussian per class of the encoded training set",
     )
     if sampler == "prior":
         given = [
@@ -458,6 +472,13 @@ def check_sampler_options(
                 "drop them or pass sampler='expost-gmm'."
             )
         return sampler, 0, ""
+    if sampler == "expost-class":
+        if n_components is not None:
+            raise ValueError(
+                f"gmm_components={n_components} does not apply to sampler='expost-class' (one "
+                "Gaussian per class of the data set); drop it or pass sampler='expost-gmm'."
+            )
+        return sampler, 0, _check_covariance("full" if covariance is None else covariance)
     k = require_int_range(
         "gmm_components", 10 if n_components is None else n_components, 1, fix="Use e.g. 10-100."
     )
@@ -506,6 +527,53 @@ def expost_sampler(
     return ExPostSampler(gmm, system.prior.complex_latent, meta)
 
 
+def expost_class_sampler(
+    checkpoint: str | Path,
+    system: BOGTSystem,
+    cfg: TrainConfig,
+    covariance: str = "full",
+    refit: bool = False,
+) -> ExPostSampler:
+    """One Gaussian per class of the run's training split (:func:`fit_class_gaussians` on the
+    encoded images), loaded from the checkpoint folder if fitted before, else fitted and
+    saved there (``expost/class-<covariance>``)."""
+    from lightgen.train.checkpoint import resolve_checkpoint
+    from lightgen.train.data import train_split
+
+    covariance = _check_covariance(covariance)
+    ck = resolve_checkpoint(checkpoint)
+    stem = ck / "expost" / f"class-{covariance}"
+    if not stem.with_suffix(".json").is_file() or refit:
+        ds = train_split(cfg, cfg.dataset, cfg.chip_config().image_size)
+        if ds.n_classes < 1:
+            raise ValueError(
+                f"data set {cfg.dataset!r} has no class labels; sampler='expost-class' needs "
+                "them. Use sampler='expost-gmm'."
+            )
+        batch = 16 if ds.images.shape[-1] > 128 else 256
+        mu = encode_means(system, ds.images, batch_size=batch)
+        gmm = fit_class_gaussians(latents_to_real(mu), ds.labels, ds.n_classes, covariance)
+        meta = {
+            "sampler": "expost-class",
+            "rule": CLASS_RULE,
+            "covariance": covariance,
+            "n_components": ds.n_classes,
+            "data": {
+                "dataset": cfg.dataset,
+                "split": "train",
+                "train_limit": cfg.train_limit,
+                "data_seed": cfg.seed,
+                "checkpoint": ck.name,
+                "n_images": int(ds.images.shape[0]),
+                "images_sha256": _images_sha256(ds.images),
+            },
+        }
+        save_density(stem, gmm, meta)
+    gmm, meta = load_density(stem)
+    meta = {**meta, "path": str(stem.with_suffix(".safetensors"))}
+    return ExPostSampler(gmm, system.prior.complex_latent, meta)
+
+
 def resolve_sampler(
     checkpoint: str | Path,
     system: BOGTSystem,
@@ -518,5 +586,8 @@ def resolve_sampler(
     sampler, k, cov = check_sampler_options(sampler, n_components, covariance)
     if sampler == "prior":
         return None, {"sampler": "prior", "prior": cfg.prior}
+    if sampler == "expost-class":
+        s = expost_class_sampler(checkpoint, system, cfg, cov)
+        return s, s.describe()
     s = expost_sampler(checkpoint, system, cfg, k, cov)
     return s, s.describe()

@@ -107,6 +107,11 @@ class BOGTSystem(torch.nn.Module):
     every wavelength, each carrying its condition value at all wavelengths
     (:func:`condition_latent_index`). Those dimensions carry no KL term and the prior covers
     the others (``free_index``) only.
+
+    With ``reference_amplitude = r > 0`` the last fiber at every wavelength is a reference
+    fed from the laser with the constant value ``r`` (phase 0) in place of the coupled light:
+    it is filled in by :meth:`with_conditions` (no conditions are passed) and carries no KL
+    term; ``n_conditions`` stays 0.
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -118,18 +123,23 @@ class BOGTSystem(torch.nn.Module):
         if cfg.fabrication is not None:
             apply_fabrication(self.model, cfg.fabrication, cfg.seed)
         self.n_conditions = cfg.condition_fibers
+        self.reference_amplitude = float(cfg.reference_amplitude)
         self.routing_mode = cfg.routing
         d = self.model.latent_dim
-        if self.n_conditions >= d:
+        n_fixed = 1 if self.reference_amplitude > 0 else self.n_conditions
+        if n_fixed >= d:
             raise ValueError(
                 f"condition_fibers={cfg.condition_fibers} leaves no free latent dimension "
                 f"(latent_dim={d}); use fewer condition fibers."
             )
         cond = condition_latent_index(
-            d, self.n_conditions, chip_cfg.n_wavelengths, cfg.condition_all_wavelengths
+            d,
+            n_fixed,
+            chip_cfg.n_wavelengths,
+            cfg.condition_all_wavelengths or self.reference_amplitude > 0,
         )
         # conditions broadcast over wavelengths: (B, k) -> (B, L * k) via repeat
-        self.condition_repeat = cond.numel() // max(self.n_conditions, 1)
+        self.condition_repeat = cond.numel() // max(n_fixed, 1)
         keep = torch.ones(d, dtype=torch.bool)
         keep[cond] = False
         self.condition_index = cond
@@ -147,12 +157,15 @@ class BOGTSystem(torch.nn.Module):
     def with_conditions(
         self, z_free: torch.Tensor, conditions: torch.Tensor | None
     ) -> torch.Tensor:
-        """Full latent: free dimensions, then the injected conditions (if any)."""
+        """Full latent: free dimensions, then the injected conditions (if any) or the
+        reference fiber's constant value."""
         if self.n_conditions == 0:
             if conditions is not None:
                 raise ValueError("conditions given but this model has condition_fibers=0.")
-            return z_free
-        if conditions is None or conditions.shape != (z_free.shape[0], self.n_conditions):
+            if self.reference_amplitude == 0:
+                return z_free
+            conditions = z_free.new_full((z_free.shape[0], 1), self.reference_amplitude)
+        elif conditions is None or conditions.shape != (z_free.shape[0], self.n_conditions):
             got = None if conditions is None else tuple(conditions.shape)
             raise ValueError(
                 f"this model injects {self.n_conditions} condition value(s) per image; "
@@ -170,9 +183,14 @@ class BOGTSystem(torch.nn.Module):
         z = z.index_copy(1, self.free_index.to(free.device), free)
         return z.index_copy(1, self.condition_index.to(free.device), cond)
 
+    def with_reference(self, z: torch.Tensor) -> torch.Tensor:
+        """Full latents ``(B, latent_dim)`` with the reference fiber set to its constant
+        (unchanged for a model without one), e.g. before decoding encoded latents."""
+        return z if self.reference_amplitude == 0 else self.with_conditions(z, None)
+
     def free_part(self, z: torch.Tensor) -> torch.Tensor:
         """The prior's dimensions ``(B, free_dim)`` of full latents ``(B, latent_dim)``."""
-        if self.n_conditions == 0:
+        if self.free_dim == self.model.latent_dim:
             return z
         return z[:, self.free_index.to(z.device)]
 
