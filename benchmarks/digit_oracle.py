@@ -75,7 +75,7 @@ from safetensors.torch import save_file
 
 from lightgen._io import atomic_write, atomic_write_text
 from lightgen.data.registry import load_dataset
-from lightgen.metrics.classifier import _gaussian_blur, predict
+from lightgen.metrics.classifier import gaussian_blur, predict
 from lightgen.tasks.style import (
     DIGIT_SIZE,
     RandomFeatureNet,
@@ -423,7 +423,7 @@ def mmd2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
     if sigma_px <= 0:
         return images
-    return _gaussian_blur(images, torch.full((images.shape[0],), sigma_px))
+    return gaussian_blur(images, torch.full((images.shape[0],), sigma_px))
 
 
 def _class_mmd(out: torch.Tensor, ref: torch.Tensor, k: int) -> torch.Tensor:

@@ -169,10 +169,10 @@ def test_progress_bar_does_not_change_the_result():
 
 def test_blur_keeps_a_constant_and_spreads_a_point_by_sigma_squared():
     flat = torch.full((2, 3, 16, 16), 0.3)
-    assert torch.allclose(clf._gaussian_blur(flat, torch.tensor([1.5, 0.0])), flat, atol=1e-6)
+    assert torch.allclose(clf.gaussian_blur(flat, torch.tensor([1.5, 0.0])), flat, atol=1e-6)
     point = torch.zeros(1, 1, 33, 33)
     point[..., 16, 16] = 1.0
-    out = clf._gaussian_blur(point, torch.tensor([2.0]))[0, 0]
+    out = clf.gaussian_blur(point, torch.tensor([2.0]))[0, 0]
     x = torch.arange(33.0) - 16
     assert out.sum().item() == pytest.approx(1.0, abs=1e-5)
     # second moment along x: sigma^2 = 4, less the tails cut at 3 sigma (~1-3 %)

@@ -175,7 +175,7 @@ def check_augment(augment: str | None) -> str:
     return require_choice("augment", augment, AUGMENTS)
 
 
-def _gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
     """Per-image separable Gaussian blur, ``sigma_px`` ``(B,)`` pixels (0: unchanged)."""
     b, c, h, w = x.shape
     r = max(1, int(torch.ceil(3 * sigma_px.max()).item()))
@@ -195,6 +195,9 @@ def _gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
         groups=b * c,
     )
     return y.view(b, c, h, w)
+
+
+_gaussian_blur = gaussian_blur  # its old private name
 
 
 def chip_artifacts(
@@ -218,7 +221,7 @@ def chip_artifacts(
         return images
     x = images[hit]
     n = x.shape[0]
-    x = _gaussian_blur(x, u(n) * (h / 32))
+    x = gaussian_blur(x, u(n) * (h / 32))
     # gamma(k, 1/k) for integer k = the mean of k unit exponentials (-log U), seeded
     k = torch.randint(1, MAX_SPECKLE_LOOKS + 1, (n,), generator=generator)
     looks = torch.arange(MAX_SPECKLE_LOOKS).view(1, -1, 1, 1, 1) < k.view(n, 1, 1, 1, 1)
