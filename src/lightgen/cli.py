@@ -7,11 +7,14 @@ import os
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from lightgen.chip.config import ChipConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -170,7 +173,7 @@ def info(preset: Annotated[str, typer.Option(help="chip preset name")] = "paper"
     console.print(cfg.model_dump_json(indent=1))
 
 
-def _print_connectivity(cfg) -> None:
+def _print_connectivity(cfg: ChipConfig) -> None:
     from lightgen.chip.connectivity import connectivity
 
     c = connectivity(cfg)
