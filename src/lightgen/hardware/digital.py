@@ -119,6 +119,20 @@ class Timing:
     device: str
     detail: str = ""
 
+    @classmethod
+    def measure(
+        cls,
+        label: str,
+        fn: Callable[[], object],
+        device: torch.device,
+        batch: int,
+        repeats: int,
+        detail: str = "",
+    ) -> Timing:
+        """Time ``fn`` (one call processes ``batch`` images) with :func:`time_per_call`."""
+        t = time_per_call(fn, device, repeats)
+        return cls(label, t / batch, batch, repeats, str(device), detail)
+
     def energy_j(self, power_w: float) -> float:
         """Energy per image at ``power_w`` watts."""
         return self.seconds_per_image * require_positive(
@@ -165,9 +179,8 @@ def time_dense_hop(
     g = torch.Generator(device="cpu").manual_seed(seed)
     w = torch.randn(n_out, n_in, generator=g, dtype=dtype).to(dev)
     x = torch.randn(n_in, b, generator=g, dtype=dtype).to(dev)
-    t = time_per_call(lambda: w @ x, dev, repeats)
-    return Timing(
-        f"dense {n_in}->{n_out}", t / b, b, repeats, str(dev), f"{dtype}, matrix {n_out}x{n_in}"
+    return Timing.measure(
+        f"dense {n_in}->{n_out}", lambda: w @ x, dev, b, repeats, f"{dtype}, matrix {n_out}x{n_in}"
     )
 
 
@@ -197,13 +210,12 @@ def time_asm_hop(
         spec = fft2_unscaled(field, s=(hp, wp))
         return ifft2_unscaled(spec * kernel)[..., :h, :w] * mask
 
-    t = time_per_call(hop, dev, repeats)
-    return Timing(
+    return Timing.measure(
         f"ASM hop {h}x{w} (FFT {hp}x{wp})",
-        t / b,
+        hop,
+        dev,
         b,
         repeats,
-        str(dev),
         f"{dtype}, {n_wavelengths} wavelength(s)",
     )
 
@@ -239,14 +251,8 @@ def time_decoder(
         with torch.inference_mode():
             return decoder(z)
 
-    t = time_per_call(run, dev, repeats)
-    return Timing(
-        f"decoder {type(decoder).__name__}",
-        t / b,
-        b,
-        repeats,
-        str(dev),
-        f"input {tuple(input_shape)}",
+    return Timing.measure(
+        f"decoder {type(decoder).__name__}", run, dev, b, repeats, f"input {tuple(input_shape)}"
     )
 
 
