@@ -69,3 +69,10 @@ def test_a_missing_commented_csv_names_the_option_and_the_fix(tmp_path):
         ValueError, match=r"slm_lut='.*nope.csv': SLM calibration file not found\. Fix"
     ):
         read_commented_csv(tmp_path / "nope.csv", "slm_lut", "SLM calibration", "Fix it.")
+
+
+def test_a_missing_metadata_line_is_named(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("# source=lab\ngray,phase_rad\n0,0.0\n")
+    with pytest.raises(ValueError, match=r"lacks the metadata line\(s\) \['wavelength_m'\]"):
+        read_commented_csv(p, "slm_lut", "SLM calibration", "Fix.", required=("wavelength_m",))

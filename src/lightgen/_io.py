@@ -108,14 +108,15 @@ def replace_dir(
 
 
 def read_commented_csv(
-    path: str | os.PathLike, name: str, what: str, fix: str
+    path: str | os.PathLike, name: str, what: str, fix: str, required: tuple[str, ...] = ()
 ) -> tuple[dict[str, str], csv.DictReader]:
     """A CSV table after ``# key=value`` metadata lines: ``(metadata, rows)``.
 
     Lines starting with ``#`` give ``key=value`` pairs (whitespace around both
     stripped), wherever they stand; blank lines are skipped; the other lines are the
     table, read by :class:`csv.DictReader` (its first line names the columns). A
-    missing file raises ValueError ``"{name}='path': {what} file not found. {fix}"``.
+    missing file raises ValueError ``"{name}='path': {what} file not found. {fix}"``, and
+    so does a missing ``required`` metadata key.
     """
     p = Path(path)
     if not p.is_file():
@@ -128,4 +129,9 @@ def read_commented_csv(
             meta[key.strip()] = value.strip()
         elif line.strip():
             rows.append(line)
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise ValueError(
+            f"{name}={str(p)!r} lacks the metadata line(s) {missing}; add '# key=value' lines."
+        )
     return meta, csv.DictReader(rows)

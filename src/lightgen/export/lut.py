@@ -162,12 +162,8 @@ class MetasurfaceLUT:
             "lookup table",
             "Give the path of a CSV table (see lightgen.export.lut for the format) or use "
             "default_lut().",
+            required=_META_KEYS,
         )
-        missing = [k for k in _META_KEYS if k not in meta]
-        if missing:
-            raise ValueError(
-                f"lut={str(p)!r} lacks the metadata line(s) {missing}; add '# key=value' lines."
-            )
         need = {"diameter_m", "phase_rad"}
         if not reader.fieldnames or not need <= set(reader.fieldnames):
             raise ValueError(

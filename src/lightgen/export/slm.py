@@ -85,9 +85,8 @@ class SlmLUT:
             "SLM calibration",
             "Give a CSV with columns gray,phase_rad and a '# wavelength_m=' line, or use "
             "SlmLUT.linear().",
+            required=("wavelength_m",),
         )
-        if "wavelength_m" not in meta:
-            raise ValueError(f"slm_lut={str(p)!r} lacks a '# wavelength_m=...' line.")
         table = sorted((int(r["gray"]), float(r["phase_rad"])) for r in reader)
         if [g for g, _ in table] != list(range(GRAY_LEVELS)):
             raise ValueError(f"slm_lut={str(p)!r} must list every gray level 0..255 exactly once.")
