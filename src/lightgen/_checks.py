@@ -62,6 +62,6 @@ def require_choice(name: str, value: str, choices: Sequence[str], explain: str =
     if value not in choices:
         what = f" ({explain})" if explain else ""
         raise ValueError(
-            f"{name}={value!r} is unknown; choose one of {', '.join(map(str, choices))}{what}."
+            f"{name}={value!r} is unknown; choose one of {', '.join(map(repr, choices))}{what}."
         )
     return value
