@@ -483,11 +483,48 @@ def eval_(
     sampler: SamplerOpt = "prior",
     gmm_components: GmmComponentsOpt = None,
     gmm_covariance: GmmCovarianceOpt = None,
+    input_power_w: Annotated[
+        str | None,
+        typer.Option(
+            help="sweep the laser power (watts, comma-separated, e.g. 1e-11,1e-10,1e-9) with a "
+            "photon-counting camera: PSNR, judge accuracy (and FID/KID with --n-generated) "
+            "against optical energy per image; writes JSON and CSV (docs/devices.md)"
+        ),
+    ] = None,
+    n_generated: Annotated[
+        int, typer.Option(min=0, help="--input-power-w: generated images scored per power")
+    ] = 0,
+    camera_qe: Annotated[
+        float | None, typer.Option(help="--input-power-w: quantum efficiency (default 0.8)")
+    ] = None,
+    camera_exposure_s: Annotated[
+        float | None, typer.Option(help="--input-power-w: exposure, s (default 1e-3)")
+    ] = None,
+    camera_read_noise_e: Annotated[
+        float | None, typer.Option(help="--input-power-w: read noise, e- rms (default 1.5)")
+    ] = None,
+    camera_full_well_e: Annotated[
+        float | None, typer.Option(help="--input-power-w: full well, e- (default 10000)")
+    ] = None,
+    camera_bit_depth: Annotated[
+        int | None, typer.Option(help="--input-power-w: ADC bits (default 12)")
+    ] = None,
+    camera_dark_current_e_per_s: Annotated[
+        float | None, typer.Option(help="--input-power-w: dark current, e-/s (default 0)")
+    ] = None,
+    reference_psnr_db: Annotated[
+        float | None,
+        typer.Option(
+            help="--input-power-w: noise-free PSNR the operating point (within 1 dB) is judged "
+            "against (default: this chip's own with an ideal camera)"
+        ),
+    ] = None,
 ) -> None:
     """FID/KID/precision/recall, copying control (nearest-training-image distance),
     reconstruction PSNR/SSIM, optical efficiencies, per-class generation accuracy (mixture
     prior); prints and writes JSON. With --generated DIR: the images in DIR (made by any
-    model) scored by the same judge on the same held-out split."""
+    model) scored by the same judge on the same held-out split. With --input-power-w: image
+    quality against optical energy per image (a laser-power sweep)."""
     from lightgen.chip.fabrication import FabricationModel
     from lightgen.tasks.evaluate import evaluate
     from lightgen.tasks.images import atomic_write
@@ -526,6 +563,41 @@ def eval_(
         return
     if checkpoint is None:
         _fail("pass --checkpoint RUN (a trained chip) or --generated DIR (a folder of images).")
+    camera_opts = {
+        "quantum_efficiency": camera_qe,
+        "exposure_s": camera_exposure_s,
+        "read_noise_e": camera_read_noise_e,
+        "full_well_e": camera_full_well_e,
+        "bit_depth": camera_bit_depth,
+        "dark_current_e_per_s": camera_dark_current_e_per_s,
+    }
+    if input_power_w is not None:
+        refused = {
+            "--fab-levels": fab_levels is not None,
+            "--fab-shift-std-m": fab_shift_std_m != 0,
+            "--fab-rotation-std-rad": fab_rotation_std_rad != 0,
+            "--fab-distance-std-m": fab_distance_std_m != 0,
+            "--temperature": temperature != 1.0,
+            "--class-grid": class_grid is not None,
+            "--sampler": sampler != "prior",
+        }
+        given = [k for k, v in refused.items() if v]
+        if given:
+            _fail(
+                f"{', '.join(given)} cannot be combined with --input-power-w (the energy sweep "
+                "uses the trained prior and the chip as designed); run them separately."
+            )
+        _eval_energy(
+            checkpoint, dataset, data_root, n, n_generated, out, seed, input_power_w,
+            camera_opts, reference_psnr_db,
+        )  # fmt: skip
+        return
+    given = [f"--{k.replace('_', '-')}" for k, v in camera_opts.items() if v is not None]
+    if given or n_generated or reference_psnr_db is not None:
+        _fail(
+            f"{', '.join(given) or '--n-generated / --reference-psnr-db'} only act on the energy "
+            "sweep; add --input-power-w P1,P2,... (watts) or drop them."
+        )
     _require_at_least(
         "--fab-levels",
         fab_levels,
@@ -604,6 +676,84 @@ def eval_(
     dest = out or (Path(checkpoint) / f"eval-{res['dataset']}{tag}.json")
     atomic_write(dest, lambda p: p.write_text(json.dumps(res, indent=1)))
     console.print(f"wrote {dest}")
+
+
+def _eval_energy(
+    checkpoint: Path,
+    dataset: str | None,
+    data_root: str | None,
+    n: int,
+    n_generated: int,
+    out: Path | None,
+    seed: int,
+    input_power_w: str,
+    camera_opts: dict,
+    reference_psnr_db: float | None,
+) -> None:
+    from lightgen._io import atomic_write_text
+    from lightgen.tasks.energy import camera_settings, curve_csv, energy_curve, parse_powers_w
+    from lightgen.train.trainer import load_trained
+
+    if out is not None:
+        _check_out_file(out)
+    else:
+        _check_out_dir(Path(checkpoint), "--checkpoint (eval writes its JSON there)")
+    if n_generated == 1:
+        _fail("--n-generated 1: FID and KID compare at least 2 images; e.g. --n-generated 1000.")
+    try:
+        powers = parse_powers_w(input_power_w)
+        camera = camera_settings(**camera_opts)
+        system, cfg = load_trained(checkpoint)
+        res = energy_curve(
+            system,
+            cfg,
+            powers,
+            camera,
+            dataset,
+            n,
+            n_generated,
+            seed,
+            data_root or cfg.data_root,
+            reference_psnr_db=reference_psnr_db,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    t = Table(title=f"image quality vs optical energy per image, {checkpoint}")
+    cols = (
+        ("laser W", "laser_power_w", ".3g"),
+        ("J / reconstruction", "reconstruction_energy_j", ".3g"),
+        ("photons / px", "reconstruction_photons_per_pixel", ".3g"),
+        ("PSNR dB", "reconstruction_psnr_db", ".2f"),
+        ("judge acc", "reconstruction_judge_accuracy", ".3f"),
+        ("J / generated", "generation_energy_j", ".3g"),
+        ("FID", "fid", ".1f"),
+    )
+    for head, _, _ in cols:
+        t.add_column(head, justify="right")
+    for r in res["curve"]:
+        t.add_row(*("-" if r[k] is None else format(r[k], f) for _, k, f in cols))
+    console.print(t)
+    ref, op = res["reference"], res["operating_point"]
+    console.print(
+        f"noise-free (ideal camera): PSNR {ref['reconstruction_psnr_db']:.2f} dB"
+        + (f", FID {ref['fid']:.1f}" if "fid" in ref else "")
+    )
+    if op["energy_j"] is None:
+        console.print(
+            f"no swept power reaches {op['target_psnr_db']:.2f} dB (noise-free - 1 dB); sweep "
+            "higher powers"
+        )
+    else:
+        console.print(
+            f"operating point (PSNR >= {op['target_psnr_db']:.2f} dB): {op['energy_j']:.3g} J per "
+            f"reconstruction at {op['laser_power_w']:.3g} W (interpolated "
+            f"{op['interpolated_energy_j']:.3g} J), {op['photons_per_pixel']:.3g} photons/px"
+        )
+    dest = out or (Path(checkpoint) / f"eval-energy-{res['dataset']}.json")
+    atomic_write_text(dest, json.dumps(res, indent=1))
+    csv_dest = dest.with_suffix(".csv")
+    atomic_write_text(csv_dest, curve_csv(res))
+    console.print(f"wrote {dest} and {csv_dest}")
 
 
 def _eval_generated(
