@@ -816,8 +816,12 @@ def _eval_generated(
 @app.command()
 def perf(
     preset: Annotated[
-        str, typer.Option(help="chip preset (paper reproduces the paper's figures)")
-    ] = "paper",
+        str | None,
+        typer.Option(
+            help="chip preset (default paper, which reproduces the paper's figures; with "
+            "--quality-curve the curve's own preset)"
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None, typer.Option(help="use a trained chip's design instead")
     ] = None,
@@ -828,6 +832,14 @@ def perf(
     frame_rate_hz: Annotated[
         float | None, typer.Option(help="override the input frame rate")
     ] = None,
+    quality_curve: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON of lightgen eval --input-power-w: energy per image and TOPS/W at its "
+            "operating point (PSNR within 1 dB of noise-free), beside the paper and a digital "
+            "decoder timed on this CPU; the photon budget uses that curve's camera"
+        ),
+    ] = None,
 ) -> None:
     """TOPS, TOPS/W, TOPS/mm², photon budget and the assumptions behind them."""
     from lightgen.chip.design import chip_design, preset_design
@@ -835,18 +847,66 @@ def perf(
     from lightgen.hardware import perf_text
 
     try:
+        curve = None
+        if quality_curve is not None:
+            from lightgen.hardware.quality import read_quality_curve
+
+            curve = read_quality_curve(quality_curve)
+        chip_cfg = None
         if checkpoint is not None:
             from lightgen.train.trainer import load_trained
 
             _, cfg = load_trained(checkpoint)
-            design = chip_design(cfg.chip_config())
+            chip_cfg = cfg.chip_config()
+            design = chip_design(chip_cfg)
         else:
+            preset = preset or (curve.get("preset") if curve else None) or PAPER_PRESET
             design = preset_design(preset)
         paper = checkpoint is None and preset == PAPER_PRESET
-        text = perf_text(design, counting, input_device, frame_rate_hz, reconcile_with_paper=paper)
+        noise = None
+        if curve is not None:
+            cam = curve["camera"]
+            noise = (cam["read_noise_e"], cam["quantum_efficiency"])
+        text = perf_text(
+            design,
+            counting,
+            input_device,
+            frame_rate_hz,
+            reconcile_with_paper=paper,
+            camera_noise=noise,
+        )
+        if curve is not None:
+            text += "\n" + _quality_section(curve, quality_curve, design, counting, chip_cfg)
     except ValueError as e:
         _fail(str(e))
     print(text)
+
+
+def _quality_section(curve: dict, path: Path, design, counting, chip_cfg) -> str:
+    """The ``--quality-curve`` section: the chip's energy at the curve's operating point and a
+    digital decoder of the same latent width timed on this CPU (assumed power)."""
+    from lightgen.chip.presets import preset as make_preset
+    from lightgen.hardware.digital import cpu_power_w, time_decoder
+    from lightgen.hardware.quality import format_quality_point, quality_point
+    from lightgen.train.models import build_model
+
+    q = quality_point(curve, design, counting or "conservative")
+    chip_cfg = chip_cfg or make_preset(curve.get("preset") or design.name)
+    vae = build_model("vae", chip_cfg)
+    t = time_decoder(vae.dec, (vae.latent_dim,), batch=256, repeats=5)
+    watts = cpu_power_w()
+    label = (
+        f"CPU-measured: the digital VAE decoder (latent {vae.latent_dim} real, the chip's "
+        f"parameter budget) {t.seconds_per_image * 1e6:.3g} us per image on this CPU "
+        f"({torch_threads()} thread(s)) x {watts:.3g} W assumed (TDP share)"
+    )
+    return format_quality_point(q, str(path), curve["camera"], t.seconds_per_image * watts, label)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 @app.command()
