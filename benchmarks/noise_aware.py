@@ -17,7 +17,8 @@ Usage (from the repository root)::
    which the PSNR is within 1 dB of the **noise-free-trained chip's** noise-free PSNR, and
    their ratio (the issue's goal: >= 2).
 
-Writes ``<out>/noise-aware.json`` with both curves. The fine-tuned run folder is
+Writes ``<out>/noise-aware.json`` with both curves and ``<out>/noise-aware.png`` (PSNR against
+energy per reconstruction, both chips). The fine-tuned run folder is
 ``<out>/run`` (a normal run: ``lightgen eval --checkpoint <out>/run --input-power-w ...``).
 """
 
@@ -32,7 +33,8 @@ from pathlib import Path
 import torch
 
 from lightgen._io import atomic_write_text
-from lightgen.tasks.energy import camera_settings, energy_curve, parse_powers_w
+from lightgen.tasks.energy import camera_settings, energy_curve, energy_figure, parse_powers_w
+from lightgen.tasks.images import save_figure
 from lightgen.train.config import load_train_config
 from lightgen.train.data import train_split
 from lightgen.train.trainer import Trainer, load_trained
@@ -115,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out) / "noise-aware.json"
     atomic_write_text(out, json.dumps(report, indent=1))
+    fig = energy_figure(
+        [
+            ("noise-free-trained chip", ref),
+            (f"noise-aware, trained at {args.train_power_w:g} W, {args.steps} steps", new),
+        ]
+    )
+    save_figure(out.with_suffix(".png"), fig)
     for name, r in (("noise-free-trained", ref), ("noise-aware", new)):
         op = r["operating_point"]
         print(

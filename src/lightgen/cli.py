@@ -691,7 +691,14 @@ def _eval_energy(
     reference_psnr_db: float | None,
 ) -> None:
     from lightgen._io import atomic_write_text
-    from lightgen.tasks.energy import camera_settings, curve_csv, energy_curve, parse_powers_w
+    from lightgen.tasks.energy import (
+        camera_settings,
+        curve_csv,
+        energy_curve,
+        energy_figure,
+        parse_powers_w,
+    )
+    from lightgen.tasks.images import save_figure
     from lightgen.train.trainer import load_trained
 
     if out is not None:
@@ -751,9 +758,10 @@ def _eval_energy(
         )
     dest = out or (Path(checkpoint) / f"eval-energy-{res['dataset']}.json")
     atomic_write_text(dest, json.dumps(res, indent=1))
-    csv_dest = dest.with_suffix(".csv")
+    csv_dest, png = dest.with_suffix(".csv"), dest.with_suffix(".png")
     atomic_write_text(csv_dest, curve_csv(res))
-    console.print(f"wrote {dest} and {csv_dest}")
+    save_figure(png, energy_figure([(f"{res['preset']} on {res['dataset']}", res)]))
+    console.print(f"wrote {dest}, {csv_dest} and {png}")
 
 
 def _eval_generated(

@@ -109,6 +109,7 @@ def test_eval_input_power_w_writes_a_json_and_csv_curve(tiny_run, tmp_path, monk
     assert r["camera"]["read_noise_e"] == 2 and r["camera"]["model"] == "device"
     assert len(r["curve"]) == 2 and r["curve"][1]["fid"] >= 0
     assert all(0 < row["generation_energy_j"] for row in r["curve"])
+    assert out.with_suffix(".png").stat().st_size > 1000
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
     assert tuple(rows[0]) == CURVE_COLUMNS
     assert math.isclose(float(rows[1]["laser_power_w"]), 1e-10)

@@ -369,3 +369,38 @@ def curve_csv(report: dict) -> str:
     for r in report["curve"]:
         w.writerow(["" if r[k] is None else repr(float(r[k])) for k in CURVE_COLUMNS])
     return buf.getvalue()
+
+
+def energy_figure(curves: Sequence[tuple[str, dict]]):
+    """PSNR of reconstructions against optical energy per reconstruction (log axis), one line
+    per ``(label, report)`` of :func:`energy_curve`, each with its noise-free PSNR (dashed) and
+    operating point (marker); photons per camera pixel on the top axis of the first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (label, rep) in enumerate(curves):
+        rows = sorted(rep["curve"], key=lambda r: r["reconstruction_energy_j"])
+        e = [r["reconstruction_energy_j"] for r in rows]
+        q = [r["reconstruction_psnr_db"] for r in rows]
+        (line,) = ax.semilogx(e, q, "o-", label=label, color=f"C{i}")
+        ref = rep["reference"]["reconstruction_psnr_db"]
+        ax.axhline(ref, ls="--", lw=1, color=line.get_color())
+        op = rep["operating_point"]
+        if op.get("interpolated_energy_j") is not None:
+            ax.plot(op["interpolated_energy_j"], op["target_psnr_db"], "*", ms=14,
+                    color=line.get_color())  # fmt: skip
+            ax.axhline(op["target_psnr_db"], ls=":", lw=1, color="grey")
+    first = sorted(curves[0][1]["curve"], key=lambda r: r["reconstruction_energy_j"])
+    per_j = first[-1]["reconstruction_photons_per_pixel"] / first[-1]["reconstruction_energy_j"]
+    top = ax.secondary_xaxis("top", functions=(lambda x: x * per_j, lambda p: p / per_j))
+    top.set_xlabel(f"mean photons per camera pixel ({curves[0][0]})")
+    ax.set_xlabel("optical energy per reconstruction (J): laser power on the SLM x exposure")
+    ax.set_ylabel("reconstruction PSNR (dB)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("dashed: noise-free (ideal camera); star: within 1 dB", fontsize=9)
+    fig.tight_layout()
+    return fig
