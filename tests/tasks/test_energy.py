@@ -81,6 +81,7 @@ def test_reconstructions_lose_quality_as_the_laser_dims(tiny, tmp_path, monkeypa
     assert dim["reconstruction_psnr_db"] < ref - 1
     assert abs(bright["reconstruction_psnr_db"] - ref) < 0.5
     assert system.model.optical_chip.config.camera.model == "ideal"  # settings restored
+    assert 0 < r["fiber_coupling_efficiency"] <= 1
 
 
 def test_eval_input_power_w_writes_a_json_and_csv_curve(tiny_run, tmp_path, monkeypatch):

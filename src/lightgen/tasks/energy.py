@@ -37,7 +37,7 @@ from lightgen.chip.config import CameraConfig
 from lightgen.metrics.classifier import predict
 from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr
-from lightgen.tasks.evaluate import for_classifier, judge_and_split
+from lightgen.tasks.evaluate import for_classifier, judge_and_split, optical_efficiencies
 from lightgen.tasks.generate import reconstruct, sample
 
 if TYPE_CHECKING:
@@ -325,6 +325,9 @@ def energy_curve(
                     + (f", FID {row['fid']:.1f}" if row["fid"] is not None else ""),
                     flush=True,
                 )
+        with torch.no_grad(), chip.device_settings(camera=CameraConfig()):
+            dev = next(system.parameters()).device
+            efficiencies = optical_efficiencies(system, real[:64].to(dev))
     finally:
         system.train(was_training)
     return {
@@ -339,6 +342,8 @@ def energy_curve(
         "trained_laser_power_w": chip.laser_power_w,
         "wavelengths_m": list(chip.config.wavelengths_m),
         "judge_accuracy_on_real_test": float(clf_acc),
+        # where the laser's light goes (first 64 held-out images, as lightgen eval reports)
+        **efficiencies,
         "energy_rule": (
             "reconstruction: laser power on the SLM (learned gain included) x exposure; "
             "generation: optical power injected into the fibers x exposure, mean per image"
