@@ -405,7 +405,11 @@ def energy_figure(curves: Sequence[tuple[str, dict]]):
     ax.set_xlabel("optical energy per reconstruction (J): laser power on the SLM x exposure")
     ax.set_ylabel("reconstruction PSNR (dB)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("dashed: noise-free (ideal camera); star: within 1 dB", fontsize=9)
+    ax.legend(
+        loc="lower right",
+        fontsize=8,
+        title="dashed: noise-free (ideal camera); star: within 1 dB",
+        title_fontsize=8,
+    )
     fig.tight_layout()
     return fig
