@@ -230,3 +230,12 @@ def test_non_physical_camera_values_are_named_errors(settings, named):
 def test_non_physical_slm_values_are_named_errors(settings, named):
     with pytest.raises(ValidationError, match=named):
         SLMConfig(model="slm", **settings)
+
+
+def test_a_training_config_names_a_bad_camera_setting_and_the_camera_keys():
+    with pytest.raises(ValueError, match="read_noise_e") as e:
+        load_train_config({"preset": "tiny", "chip": {"camera": {"read_noise_e": -1}}})
+    assert "chip.camera" in str(e.value)
+    with pytest.raises(ValueError, match="exposure_s") as e:
+        load_train_config({"preset": "tiny", "chip": {"camera": {"exposure": 1e-3}}})
+    assert "unknown key 'chip.camera.exposure'" in str(e.value)
