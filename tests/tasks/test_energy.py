@@ -135,3 +135,19 @@ def test_eval_energy_refuses_bad_input_with_exit_code_2(tiny_run, tmp_path, extr
     assert res.exit_code == 2, res.output
     assert named in " ".join(res.output.split())
     assert "Traceback" not in res.output
+
+
+def test_a_power_servo_is_charged_the_light_its_laser_emits():
+    """Constant power puts P on the SLM after modulation: the laser emits P / mean(grey^2)."""
+    import torch
+
+    from lightgen.chip.chip import LightGenChip
+    from lightgen.chip.presets import preset
+    from lightgen.tasks.energy import laser_emission_factor
+
+    grey = torch.full((2, 1, 12, 12), 0.5)
+    grey[1] = 0.25
+    fixed = LightGenChip(preset("tiny"))
+    servo = LightGenChip(preset("tiny", input_power_control="constant-power"))
+    assert laser_emission_factor(fixed, grey) == 1.0
+    assert laser_emission_factor(servo, grey) == pytest.approx((4 + 16) / 2, rel=1e-5)

@@ -7,7 +7,8 @@ read noise, saturation, ADC) and measures, at each power:
 * **reconstruction**: held-out images through SLM -> encoder -> fibers -> generator ->
   camera (posterior mean). Energy per image = laser power on the SLM x camera exposure
   (the laser is the only light source; the learned laser gain is included, so a chip cannot
-  buy photons for free). PSNR against the input, and the judge's accuracy (the data set's
+  buy photons for free; with a constant-power servo, the laser's mean emission per image,
+  :func:`laser_emission_factor`). PSNR against the input, and the judge's accuracy (the data set's
   SmallCNN, :func:`lightgen.tasks.evaluate.judge_and_split`) on the reconstructions against
   the true labels;
 * **generation** (``n_generated > 0``): latents of P(Z) injected into the fibers at the same
@@ -118,6 +119,24 @@ def _reconstruction_photons(system: BOGTSystem, chip: LightGenChip, x: torch.Ten
     if isinstance(route, int):
         return chip.camera_photons(mu, route).mean().item()
     return _routed_photons(chip, mu, route)
+
+
+@torch.no_grad()
+def laser_emission_factor(chip: LightGenChip, images: torch.Tensor) -> float:
+    """Mean laser emission per image in units of the laser power setting: 1 with a fixed
+    laser; with ``input_power_control = "constant-power"`` (amplitude encoding) the servo
+    makes every image put the set power on the SLM *after* modulation, so the laser emits
+    that power divided by the image's transmission (mean grey^2 for an ideal SLM)."""
+    from lightgen.chip.chip import image_to_field
+    from lightgen.optics.grid import power
+
+    cfg = chip.config
+    if cfg.input_power_control != "constant-power" or cfg.input_encoding != "amplitude":
+        return 1.0
+    fixed = cfg.model_copy(update={"input_power_control": "fixed"})
+    passed_w = power(image_to_field(images, fixed, chip.grid), chip.grid).sum(1)  # (B,)
+    full_w = cfg.input_power_w * cfg.n_wavelengths
+    return (full_w / passed_w.clamp_min(full_w * 1e-12)).mean().item()
 
 
 def _routed_photons(chip: LightGenChip, z: torch.Tensor, route: torch.Tensor) -> float:
@@ -274,6 +293,7 @@ def energy_curve(
                 )
                 ref.update(fid=s0["fid"], kid_mean=s0["kid_mean"])
                 ref_classes = predict(clf, for_classifier(fake0, clf))
+        emission = laser_emission_factor(chip, real)
         rows = []
         for j, p_w in enumerate(powers):
             noise = torch.Generator().manual_seed(seed * 1000 + j + 17)
@@ -290,7 +310,7 @@ def energy_curve(
                 row = {
                     "laser_power_w": p_w,
                     "exposure_s": cam.exposure_s,
-                    "reconstruction_energy_j": p_w * cam.exposure_s,
+                    "reconstruction_energy_j": p_w * cam.exposure_s * emission,
                     "reconstruction_photons_per_pixel": photons,
                     "reconstruction_psnr_db": psnr(rec, real).item(),
                     "reconstruction_judge_accuracy": _judge_acc(rec),
@@ -344,8 +364,11 @@ def energy_curve(
         "judge_accuracy_on_real_test": float(clf_acc),
         # where the laser's light goes (first 64 held-out images, as lightgen eval reports)
         **efficiencies,
+        "laser_emission_factor": emission,
         "energy_rule": (
-            "reconstruction: laser power on the SLM (learned gain included) x exposure; "
+            "reconstruction: laser power on the SLM (learned gain included) x exposure "
+            "(x laser_emission_factor: with a constant-power servo the laser emits the set "
+            "power / the image's SLM transmission); "
             "generation: optical power injected into the fibers x exposure, mean per image"
         ),
         "reference": ref,
