@@ -239,3 +239,9 @@ def test_a_training_config_names_a_bad_camera_setting_and_the_camera_keys():
     with pytest.raises(ValueError, match="exposure_s") as e:
         load_train_config({"preset": "tiny", "chip": {"camera": {"exposure": 1e-3}}})
     assert "unknown key 'chip.camera.exposure'" in str(e.value)
+
+
+def test_a_photon_counting_chip_re_emits_at_the_lasers_scale():
+    with pytest.raises(ValidationError, match="generator_power_w"):
+        preset("tiny", camera=CameraConfig(model="device"), generator_power_w=2e-3)
+    preset("tiny", generator_power_w=2e-3)  # scale-free ideal camera: any scale

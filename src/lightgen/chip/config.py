@@ -233,6 +233,15 @@ class ChipConfig(BaseModel):
     @model_validator(mode="after")
     def _fits(self) -> ChipConfig:
         n = self.grid_samples
+        if self.camera.model == "device" and not math.isclose(
+            self.generator_power_w, self.input_power_w, rel_tol=1e-9
+        ):
+            raise ValueError(
+                f"camera.model='device' counts the photons a reconstruction's light delivers, so "
+                f"the fibers must re-emit at the laser's scale: generator_power_w="
+                f"{self.generator_power_w:g} must equal input_power_w={self.input_power_w:g}. "
+                "Set both to the same value."
+            )
         if self.slm.model == "dmd" and self.input_encoding != "amplitude":
             raise ValueError(
                 "slm.model='dmd' switches mirrors on and off (binary amplitude); it cannot "
