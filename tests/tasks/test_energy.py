@@ -151,3 +151,12 @@ def test_a_power_servo_is_charged_the_light_its_laser_emits():
     servo = LightGenChip(preset("tiny", input_power_control="constant-power"))
     assert laser_emission_factor(fixed, grey) == 1.0
     assert laser_emission_factor(servo, grey) == pytest.approx((4 + 16) / 2, rel=1e-5)
+
+
+def test_the_energy_sweep_refuses_a_model_whose_latent_reaches_the_decoder_digitally():
+    from lightgen.train.config import TrainConfig
+    from lightgen.train.system import BOGTSystem
+
+    cfg = TrainConfig(preset="tiny", model="hybrid")
+    with pytest.raises(ValueError, match="all-optical chip"):
+        energy_curve(BOGTSystem(cfg), cfg, [1e-9], progress=False)
