@@ -107,3 +107,11 @@ def test_fiber_coupling_above_one_is_rejected():
     with pytest.raises(ValueError, match="fiber_coupling_efficiency"):
         chip_transmission(preset_design("tiny"), fiber_coupling_efficiency=1.2)
     assert math.isfinite(chip_transmission(preset_design("tiny")))
+
+
+def test_the_photon_budget_counts_photons_as_the_camera_model_does():
+    from lightgen.hardware.photon import photon_energy_j
+    from lightgen.optics.devices import photon_count
+
+    for lam in (450e-9, 532e-9, 1550e-9):
+        assert photon_count(2e-12, 1e-3, lam) * photon_energy_j(lam) == pytest.approx(2e-15)

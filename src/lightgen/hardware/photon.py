@@ -23,19 +23,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lightgen._checks import require_positive
-from lightgen.hardware.design import C_M_PER_S, ChipDesign
+from lightgen.hardware.design import ChipDesign
 from lightgen.hardware.devices import require_fraction, require_nonnegative
+from lightgen.optics.devices import PLANCK_J_S, SPEED_OF_LIGHT_M_PER_S
 
-#: Planck constant, J s (exact, SI 2019).
-H_J_S = 6.62607015e-34
+#: Planck constant, J s (exact, SI 2019): the camera model's (``lightgen.optics.devices``).
+H_J_S = PLANCK_J_S
 
 
 def photon_energy_j(wavelength_m: float) -> float:
-    """``h c / λ`` in joules."""
+    """``h c / λ`` in joules, with the constants of the camera model
+    (:func:`lightgen.optics.devices.photon_count` counts photons of this energy)."""
     lam = require_positive(
         "wavelength_m", wavelength_m, "Give the wavelength in metres, e.g. 532e-9."
     )
-    return H_J_S * C_M_PER_S / lam
+    return PLANCK_J_S * SPEED_OF_LIGHT_M_PER_S / lam
 
 
 def snr_from_signal(signal_e: float, read_noise_e: float) -> float:
