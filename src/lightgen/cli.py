@@ -489,7 +489,7 @@ def eval_(
     prior); prints and writes JSON. With --generated DIR: the images in DIR (made by any
     model) scored by the same judge on the same held-out split."""
     from lightgen.chip.fabrication import FabricationModel
-    from lightgen.tasks.evaluate import evaluate
+    from lightgen.tasks.evaluate import EvalOptions, evaluate
     from lightgen.tasks.images import atomic_write
     from lightgen.train.expost import check_sampler_options, resolve_sampler
     from lightgen.train.trainer import load_trained
@@ -573,13 +573,11 @@ def eval_(
             if out is not None
             else Path(checkpoint) / f"eval-{dataset or cfg.dataset}{tag}-per-class.png"
         )
-        res = evaluate(
-            system,
-            cfg,
-            dataset,
-            n,
-            seed,
-            data_root or cfg.data_root,  # like every task: the data the chip was trained on
+        options = EvalOptions(
+            dataset=dataset,
+            n=n,
+            seed=seed,
+            data_root=data_root or cfg.data_root,  # like every task: the trained-on data
             fabrication=fab,
             n_per_class=n_per_class,
             classifier_size=classifier_size,
@@ -589,6 +587,7 @@ def eval_(
             sampler=src,
             sampler_record=record,
         )
+        res = evaluate(system, cfg, options)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     t = Table(title=f"eval of {checkpoint}")
