@@ -678,6 +678,7 @@ def evaluate_generated(
 
 def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
     dataset, n, seed, temperature, sampler = o.dataset, o.n, o.seed, o.temperature, o.sampler
+    n_per_class, grid_path = o.n_per_class, o.class_grid_path
     name = dataset or cfg.dataset
     size = cfg.chip_config().image_size
     opts = cfg.dataset_options(name)  # emoji-svg: the families and groups it was trained on
@@ -796,15 +797,7 @@ def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
         out["components"] = components
     if (k > 1 or conditional) and test.n_classes >= 2 and test.n_classes == train.n_classes:
         cc = class_conditional_scores(
-            system,
-            cfg,
-            train,
-            test,
-            clf,
-            o.n_per_class,
-            seed,
-            o.class_grid_path,
-            temperature=temperature,
+            system, cfg, train, test, clf, n_per_class, seed, grid_path, temperature=temperature
         )
         out["class_conditional_accuracy_generated_mean"] = cc["accuracy_generated_mean"]
         out["class_conditional_accuracy_real_test_mean"] = cc["accuracy_real_test_mean"]
