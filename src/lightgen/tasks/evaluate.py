@@ -56,6 +56,25 @@ def _batched(fn, n: int, batch: int = 256):
     return torch.cat(outs)
 
 
+def _samples(
+    system: BOGTSystem, n: int, batch: int, first_seed: int, conditions=None, **kw
+) -> torch.Tensor:
+    """``n`` generated images (:func:`~lightgen.tasks.generate.sample`, ``kw`` passed on) on
+    the CPU in batches of ``batch``, the batch at ``i`` seeded ``first_seed + i``;
+    ``conditions(i, b)``: that batch's injected values (None: none)."""
+    return _batched(
+        lambda i, b: sample(
+            system,
+            b,
+            seed=first_seed + i,
+            conditions=None if conditions is None else conditions(i, b),
+            **kw,
+        )[0].cpu(),
+        n,
+        batch,
+    )
+
+
 def is_class_conditioned(system: BOGTSystem, cfg: TrainConfig | None) -> bool:
     """True for a model trained with ``condition_on='labels'`` (one-hot class fibers)."""
     return cfg is not None and cfg.condition_on == "labels" and system.n_conditions > 0
@@ -330,20 +349,20 @@ def class_conditional_scores(
             "n_real_test": int((test.labels == c).sum()),
         }
         if comp is not None or conditional:
-            imgs = _batched(
-                lambda i, b, comp=comp, c=c: sample(
-                    system,
-                    b,
-                    seed=seed + 2000 + 100 * c + i,
-                    component=comp,
-                    conditions=class_codes(system, cfg, torch.full((b,), c))
-                    if conditional
-                    else None,
-                    temperature=temperature,
-                    sampler=sampler,
-                )[0].cpu(),
+            codes_c = (
+                (lambda i, b, c=c: class_codes(system, cfg, torch.full((b,), c)))
+                if conditional
+                else None
+            )
+            imgs = _samples(
+                system,
                 n_per_class,
                 batch_size,
+                seed + 2000 + 100 * c,
+                codes_c,
+                component=comp,
+                temperature=temperature,
+                sampler=sampler,
             )
             small = for_classifier(imgs, clf)
             pred = predict(clf, small)
@@ -701,26 +720,21 @@ def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
     # large images in small batches (bounded memory); small ones as before (same seeds)
     big = size > 128
     t0 = time.perf_counter()
-    fake = _batched(
-        lambda i, b: sample(
-            system,
-            b,
-            seed=seed + 1 + i,
-            conditions=_codes(i, b),
-            temperature=temperature,
-            sampler=sampler,
-        )[0].cpu(),
-        n,
-        16 if big else 256,
+    fake = _samples(
+        system, n, 16 if big else 256, seed + 1, _codes, temperature=temperature, sampler=sampler
     )
     gen_s = (time.perf_counter() - t0) / n
-    scores = generative_scores(
-        for_classifier(real, clf),
-        for_classifier(fake, clf),
-        clf,
-        kid_subset_size=min(1000, n // 2),
-        seed=seed,
-    )
+
+    def _scores(images: torch.Tensor) -> dict:  # FID/KID/precision/recall against `real`
+        return generative_scores(
+            for_classifier(real, clf),
+            for_classifier(images, clf),
+            clf,
+            kid_subset_size=min(1000, n // 2),
+            seed=seed,
+        )
+
+    scores = _scores(fake)
     rec = _batched(
         lambda i, b: reconstruct(system, real[i : i + b], conditions=_codes(i, b)).cpu(),
         n,
@@ -728,13 +742,7 @@ def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
     )
     rec = rec.mean(1, keepdim=True) if rec.shape[1] != real.shape[1] else rec
     # reference for samplers of the OLS: the held-out images' own posterior means decoded
-    rec_scores = generative_scores(
-        for_classifier(real, clf),
-        for_classifier(rec, clf),
-        clf,
-        kid_subset_size=min(1000, n // 2),
-        seed=seed,
-    )
+    rec_scores = _scores(rec)
     fake_px = fake.mean(1, keepdim=True) if fake.shape[1] != real.shape[1] else fake
     out = {
         "dataset": name,
@@ -773,16 +781,13 @@ def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
         purity, classes = [], set()
         components = []
         for comp in range(k):
-            imgs = _batched(
-                lambda i, b, comp=comp: sample(
-                    system,
-                    b,
-                    seed=seed + 1000 + comp + i,
-                    component=comp,
-                    temperature=temperature,
-                )[0].cpu(),
+            imgs = _samples(
+                system,
                 64,
                 16 if big else 64,
+                seed + 1000 + comp,
+                component=comp,
+                temperature=temperature,
             )
             small = for_classifier(imgs, clf)
             pred = predict(clf, small)
