@@ -86,7 +86,7 @@ from safetensors.torch import save_file
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.classifier import gaussian_blur, predict
 from lightgen.tasks.generate import reconstruct_batched
-from lightgen.tasks.images import atomic_write
+from lightgen.tasks.images import atomic_write, atomic_write_text
 from lightgen.tasks.style import (
     DIGIT_SIZE,
     RandomFeatureNet,
@@ -102,10 +102,6 @@ from lightgen.train.config import TrainConfig
 from lightgen.train.data import train_split, with_source_domain
 from lightgen.train.priors import standard_normal
 from lightgen.train.trainer import TrainBatch, Trainer, load_trained
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,7 +324,7 @@ def _check_same_targets(out: Path, kind: dict) -> None:
             )
         return
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(path, json.dumps(kind) + "\n")
+    atomic_write_text(path, json.dumps(kind) + "\n")
 
 
 WHAT = {
@@ -761,7 +757,7 @@ def finish(args, report: dict, head: str) -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     png = save_rows(Path(args.out, "digits.png"), report.pop("rows"), 12)
     report["figure"] = {"file": str(png), "rows": ["handwritten input", "chip", "printed glyph"]}
-    _write_text(Path(args.out, "oracle.json"), json.dumps(report, indent=1) + "\n")
+    atomic_write_text(Path(args.out, "oracle.json"), json.dumps(report, indent=1) + "\n")
     print(
         f"{head} psnr={scores['psnr_db']:.2f} ssim={scores['ssim']:.3f} "
         f"style={scores['style_loss']:.4f} glyph={100 * scores['glyph_accuracy']:.1f}% "
