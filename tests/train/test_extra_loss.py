@@ -134,3 +134,14 @@ def test_training_data_names_the_bad_tensor(digits, kw, needle):
 def test_training_data_refuses_images_of_the_wrong_size(digits):
     with pytest.raises(ValueError, match="Load the data with size=12"):
         TrainingData.from_tensors(_cfg(), torch.zeros(32, 1, 28, 28))
+
+
+def test_training_data_built_for_another_config_is_refused(tmp_path, digits):
+    images, labels = digits
+    comp = _cfg(prior="mixture", n_components=10, condition_on="components")
+    data = TrainingData.from_tensors(comp, images, labels=labels)
+    with pytest.raises(ValueError, match="components exactly with condition_on='components'"):
+        Trainer(_cfg(), tmp_path / "a", data, progress=False)
+    with pytest.raises(ValueError, match="at least batch_size=64 images"):
+        Trainer(comp.model_copy(update={"batch_size": 64}), tmp_path / "b", data, progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -85,6 +85,41 @@ class TrainingData:
             "domains": self.domains,
         }
 
+    def check(self, cfg: TrainConfig) -> TrainingData:
+        """Refuse data built for another config (image size, batch size, what the config's
+        conditioning, routing and augmentation need); returns ``self``."""
+        chip_cfg = cfg.chip_config()
+        want = (chip_cfg.image_channels, chip_cfg.image_size, chip_cfg.image_size)
+        n = len(self)
+        needs = {
+            "images of shape (N, C, S, S) for this preset": self.images.ndim == 4
+            and tuple(self.images.shape[1:]) in (want, (1, *want[1:])),
+            f"at least batch_size={cfg.batch_size} images": n >= cfg.batch_size,
+            "components exactly with condition_on='components'": (
+                (cfg.condition_on == "components") == (self.components is not None)
+            ),
+            "domains exactly with routing='domain'": (
+                (cfg.routing == "domain") == (self.domains is not None)
+            ),
+            f"conditions of shape ({n}, {cfg.condition_fibers})": (
+                self.conditions is None
+                if not cfg.condition_fibers
+                else self.conditions is not None
+                and tuple(self.conditions.shape) == (n, cfg.condition_fibers)
+            ),
+            "targets with input_augment='handwriting'": (
+                cfg.input_augment != "handwriting" or self.targets is not None
+            ),
+        }
+        missing = [k for k, ok in needs.items() if not ok]
+        if missing:
+            raise ValueError(
+                f"this TrainingData was built for another config: the config needs "
+                f"{'; '.join(missing)}. Build it with TrainingData.from_tensors(cfg, ...) "
+                "for the config you train."
+            )
+        return self
+
     @classmethod
     def from_tensors(
         cls,

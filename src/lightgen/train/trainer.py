@@ -163,7 +163,7 @@ class Trainer:
                     f"{', '.join(given)} given beside a TrainingData; it holds them already: "
                     "build it with TrainingData.from_tensors(cfg, images, ...) and pass it alone."
                 )
-            data = images
+            data = images.check(cfg)
         else:
             data = TrainingData.from_tensors(cfg, images, conditions, targets, labels, domains)
         self.data = data
