@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +39,7 @@ from lightgen.tasks.generate import encode, reconstruct, sample
 if TYPE_CHECKING:
     from lightgen.chip.fabrication import FabricationModel
     from lightgen.train.config import TrainConfig
+    from lightgen.train.expost import ExPostSampler
     from lightgen.train.system import BOGTSystem
 
 
@@ -541,8 +541,9 @@ class EvalOptions:
             speckle, blur and gain on half its training images
             (:func:`lightgen.metrics.classifier.chip_artifacts`); recorded as
             ``classifier_augment``.
-        sampler: draws the fiber drive values of the ``n`` unconditional samples (default:
-            the trained prior; e.g. an :class:`~lightgen.train.expost.ExPostSampler`).
+        sampler: draws the fiber drive values of the ``n`` unconditional samples with its
+            ``sample`` method, like a prior (default: the trained prior; e.g. an
+            :class:`~lightgen.train.expost.ExPostSampler`).
             Per-component purity and per-class scores always sample the prior's components.
         sampler_record: the sampler's JSON, reported as ``sampler``.
     """
@@ -558,7 +559,7 @@ class EvalOptions:
     class_grid_path: str | Path | None = None
     temperature: float = 1.0
     classifier_augment: str | None = "none"
-    sampler: Callable | None = None
+    sampler: ExPostSampler | None = None
     sampler_record: dict | None = None
 
     def __post_init__(self) -> None:
