@@ -92,3 +92,18 @@ def test_refabrication_trains_the_heights_without_lab_frames(tiny_system, digits
     assert not torch.equal(before, chip.encoder.stack.layers[0].raw_height)
     with pytest.raises(ValueError, match="needs a lab"):
         PhysicsAwareTrainer(system, twin, None, digits, mode="in-place")
+
+
+def test_redesign_for_refabrication_starts_from_the_labs_frames(tiny_system, digits):
+    """The residual-corrected forward equals the lab's frames while the heights are the
+    fabricated ones, and carries the twin's gradient to the heights."""
+    system = copy.deepcopy(tiny_system)
+    chip = system.model.optical_chip
+    lab = SimulatedLab(chip, LabErrorModel(seed=1, camera_noise_std=0.0))
+    twin = ChipErrors(chip, LabErrorModel())
+    trainer = PhysicsAwareTrainer(system, twin, lab, digits, mode="refabricate")
+    frames, _ = trainer._frames(digits)
+    lab.show(digits)
+    torch.testing.assert_close(frames.detach(), lab.capture(), rtol=1e-4, atol=1e-5)
+    frames.sum().backward()
+    assert chip.generators[0].stack.layers[0].raw_height.grad.abs().sum() > 0

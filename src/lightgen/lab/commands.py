@@ -252,7 +252,7 @@ def train_run(
         trainer = PhysicsAwareTrainer(
             system,
             twin,
-            lab if mode == "in-place" else None,
+            lab,
             images,
             mode,
             lr=lr,

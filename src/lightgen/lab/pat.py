@@ -14,18 +14,23 @@ What a user may change after fabrication (``in-place``), and what needs a new ch
   shifters), the laser power, the camera's gain/offset calibration, the prior and the
   posterior variance (the electronics that drive the injection and noise ports). The
   chip has no SLM-programmed diffractive layer; if it had, that layer would be here too.
-* **re-fabrication**: the metasurface height maps (passive, etched). They are
-  retrained against the calibrated twin (no lab frames can show heights that do not
-  exist yet) and fabricated again; on the simulated lab the new chip keeps the same
-  systematic errors (:meth:`lightgen.lab.simulated.SimulatedLab.refabricate`).
+* **re-fabrication**: the metasurface height maps (passive, etched). No lab can show
+  heights that do not exist yet, so the forward pass is the twin at the new heights
+  corrected by the residual the lab measures on the chip that exists:
+  ``twin(h', x) + (lab(x) - twin(h_fab, x))_detached`` (equal to the lab's frames while
+  ``h' = h_fab``; the twin's remaining model error is taken from the lab, its change with
+  the heights from the twin). Then the chip is fabricated again; on the simulated lab the
+  new chip keeps the same systematic errors
+  (:meth:`lightgen.lab.simulated.SimulatedLab.refabricate`).
 
 ``mode``: ``"twin"`` (in-place parameters trained on the twin alone, no lab frames),
 ``"in-place"`` (physics-aware: lab forward, twin backward), ``"refabricate"`` (heights and
-in-place parameters on the twin).
+in-place parameters, residual-corrected as above when a lab is given, else the twin alone).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -85,6 +90,8 @@ class PhysicsAwareTrainer:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; choose one of {', '.join(MODES)}.")
+        if mode == "twin":
+            lab = None
         if mode == "in-place" and lab is None:
             raise ValueError("physics-aware training in place needs a lab to measure frames.")
         self.system, self.twin, self.lab, self.images = system, twin, lab, images
@@ -98,6 +105,10 @@ class PhysicsAwareTrainer:
         for p in params:
             p.requires_grad_(True)
         self.params = params
+        # the chip as it exists in the lab (heights frozen) for the residual of re-design
+        self.fabricated = None
+        if mode == "refabricate" and lab is not None:
+            self.fabricated = copy.deepcopy(self.chip).requires_grad_(False)
         self.optimizer = torch.optim.Adam(params, lr=lr)  # constant step size
         self.batch, self.beta, self.sigma_x = batch, beta, sigma_x
         self.generator = torch.Generator().manual_seed(seed)
@@ -105,12 +116,20 @@ class PhysicsAwareTrainer:
 
     def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         twin_frames, mu = raw_frames(self.chip, self.twin, images=x, return_latents=True)
-        if self.mode != "in-place":
+        if self.lab is None or self.mode == "twin":
             return twin_frames, mu
         set_lab_ports(self.lab, self.chip)
         self.lab.show(x)
         lab_frames = self.lab.capture().to(twin_frames)
-        return twin_frames + (lab_frames - twin_frames).detach(), mu
+        if self.fabricated is None:
+            return twin_frames + (lab_frames - twin_frames).detach(), mu
+        with torch.no_grad():  # the fabricated chip with the current in-place settings
+            fab, chip = self.fabricated, self.chip
+            fab.port_attenuation_db.copy_(chip.port_attenuation_db)
+            fab.port_phase_rad.copy_(chip.port_phase_rad)
+            fab.laser_log_power_gain.copy_(chip.laser_log_power_gain)
+            residual = lab_frames - raw_frames(fab, self.twin, images=x)
+        return twin_frames + residual, mu
 
     def step(self) -> dict[str, float]:
         idx = torch.randint(0, self.images.shape[0], (self.batch,), generator=self.generator)
@@ -127,7 +146,7 @@ class PhysicsAwareTrainer:
         with torch.no_grad():  # attenuators only attenuate
             self.chip.port_attenuation_db.clamp_(min=0)
         self.step_count += 1
-        return {"loss": float(terms.loss), "mse": float(terms.mse), "kl": float(terms.kl)}
+        return {k: float(getattr(terms, k).detach()) for k in ("loss", "mse", "kl")}
 
     def run(self, steps: int, progress=None) -> None:
         while self.step_count < steps:
