@@ -1333,6 +1333,13 @@ def lab_train_cmd(
     steps: Annotated[int, typer.Option()] = 300,
     lr: Annotated[float, typer.Option(help="Adam step size (constant)")] = 0.01,
     batch: Annotated[int, typer.Option()] = 32,
+    slm_weights: Annotated[
+        bool,
+        typer.Option(
+            "--slm-weights/--no-slm-weights",
+            help="also train a per-pixel transmission in [0, 1] of the input SLM (in place)",
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = False,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
@@ -1356,6 +1363,7 @@ def lab_train_cmd(
             resume=resume,
             data_root=data_root,
             seed=seed,
+            slm_weights=slm_weights,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))

@@ -107,3 +107,16 @@ def test_redesign_for_refabrication_starts_from_the_labs_frames(tiny_system, dig
     torch.testing.assert_close(frames.detach(), lab.capture(), rtol=1e-4, atol=1e-5)
     frames.sum().backward()
     assert chip.generators[0].stack.layers[0].raw_height.grad.abs().sum() > 0
+
+
+def test_slm_weights_start_at_the_design_and_only_attenuate(tiny_system, digits):
+    from lightgen.lab.pat import SlmWeights
+
+    slm = SlmWeights((1, 12, 12))
+    assert torch.equal(slm(digits), digits)  # the design's SLM image
+    system = copy.deepcopy(tiny_system)
+    lab = SimulatedLab(system.model.optical_chip, LabErrorModel(seed=1))
+    twin = ChipErrors(system.model.optical_chip, LabErrorModel())
+    PhysicsAwareTrainer(system, twin, lab, digits, lr=0.5, batch=8, slm=slm).run(3)
+    w = slm.weight()
+    assert (w >= 0).all() and (w <= 1).all() and (w < 1).any()

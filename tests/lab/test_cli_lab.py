@@ -68,6 +68,13 @@ def test_calibrate_train_eval_run_end_to_end_and_report_the_lab_frames(calibrate
         )
     )
     assert json.loads((train / "train.json").read_text())["lab_frames"] == 8
+    # in place with the SLM's per-pixel transmission: saved beside the checkpoint, used by eval
+    slm = tmp_path / "slm"
+    args = ["lab", "train", "--calibration", str(calibrated), "--out", str(slm), "--steps", "2"]
+    _ok(runner.invoke(app, [*args, "--batch", "4", "--slm-weights", "--lr", "0.5"]))
+    assert (slm / "slm-weights.safetensors").is_file()
+    _ok(runner.invoke(app, ["lab", "eval", "--run", str(slm), "--n", "6"]))
+    assert json.loads((slm / "lab-eval.json").read_text())["slm_weights"] is True
     res = _ok(runner.invoke(app, ["lab", "eval", "--run", str(train), "--n", "6"]))
     assert "reconstruction_psnr_db" in res.output
     out = json.loads((train / "lab-eval.json").read_text())

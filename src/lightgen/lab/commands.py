@@ -19,6 +19,7 @@ from lightgen.lab.pat import (
     MODES,
     REFABRICATED_PARTS,
     PhysicsAwareTrainer,
+    SlmWeights,
     lab_quality,
 )
 from lightgen.lab.protocol import ChipMismatchError
@@ -198,6 +199,36 @@ def info_json(info: dict) -> dict:
     return out
 
 
+SLM_FILE = "slm-weights.safetensors"
+
+
+def load_slm(run: str | Path | None, shape: tuple[int, int, int]) -> SlmWeights | None:
+    """The SLM weights a lab run trained, or None."""
+    if run is None or not (Path(run) / SLM_FILE).is_file():
+        return None
+    from safetensors.torch import load_file
+
+    slm = SlmWeights(shape)
+    try:
+        t = load_file(str(Path(run) / SLM_FILE))
+        slm.load_state_dict(t)
+    except (RuntimeError, OSError, KeyError) as e:
+        raise ValueError(
+            f"{Path(run) / SLM_FILE} does not fit this chip's SLM {shape} ({e}); it belongs to "
+            "another chip or was changed."
+        ) from None
+    return slm
+
+
+def save_slm(run: Path, slm: SlmWeights) -> None:
+    from safetensors.torch import save_file
+
+    from lightgen._io import atomic_write
+
+    tensors = {k: v.detach().contiguous() for k, v in slm.state_dict().items()}
+    atomic_write(run / SLM_FILE, lambda t: save_file(tensors, str(t)))
+
+
 def train_run(
     calibration: str | Path,
     out: str | Path,
@@ -211,6 +242,7 @@ def train_run(
     data_root=None,
     seed: int = 0,
     progress: bool = True,
+    slm_weights: bool = False,
 ) -> dict:
     """Train the in-place parts through the lab (physics-aware), or on the twin alone, or
     the heights for re-fabrication (:mod:`lightgen.lab.pat`)."""
@@ -249,6 +281,11 @@ def train_run(
             lab_info["fabricated_from"] = str(run.resolve())
         write_lab_json(run, lab_info)
         images = _dataset_images(cfg, "train", 60000, data_root, seed)
+        c = cfg.chip_config()
+        shape = (c.image_channels, c.image_size, c.image_size)
+        slm = load_slm(run, shape) or load_slm(init, shape)
+        if slm is None and slm_weights:
+            slm = SlmWeights(shape)
         trainer = PhysicsAwareTrainer(
             system,
             twin,
@@ -260,6 +297,7 @@ def train_run(
             beta=cfg.beta,
             sigma_x=cfg.sigma_x,
             seed=seed,
+            slm=slm,
         )
         frames_before = 0
         if _has_checkpoint(run):
@@ -273,6 +311,8 @@ def train_run(
             rng = rng_state({"noise": trainer.generator.get_state()})
             extra = {"lightgen_checkpoint": 1, "lab_frames": frames_before + lab.frames_captured}
             extra["lab"] = {"mode": mode, "calibration": lab_info["calibration"]}
+            if slm is not None:
+                save_slm(run, slm)
             save_checkpoint(
                 run, trainer.step_count, system, trainer.optimizer, rng, cfg.model_dump(), extra
             )
@@ -293,6 +333,7 @@ def train_run(
             "lab_frames": frames_before + lab.frames_captured,
             "updated_in_place": IN_PLACE_PARTS,
             "needs_refabrication": REFABRICATED_PARTS if mode == "refabricate" else None,
+            "slm_weights": slm is not None,
             "seconds": round(time.perf_counter() - t0, 1),
         }
         _write_json(run / "train.json", report)
@@ -319,7 +360,10 @@ def eval_run(
     else:
         lab = build_lab(info, system)
     test = _dataset_images(cfg, "test", n, data_root, seed)
-    out = lab_quality(system, lab, test, cfg.dataset, n_fid, seed, data_root)
+    c = cfg.chip_config()
+    slm = load_slm(run, (c.image_channels, c.image_size, c.image_size))
+    out = lab_quality(system, lab, test, cfg.dataset, n_fid, seed, data_root, slm=slm)
+    out["slm_weights"] = slm is not None
     out.update({"run": str(run), "designed": designed, "kind": info["kind"]})
     if info["kind"] == "train":
         meta, _, _ = load_checkpoint(run)

@@ -12,8 +12,11 @@ What a user may change after fabrication (``in-place``), and what needs a new ch
 
 * **in place**: the fiber ports (per-fiber attenuators, which only attenuate, and phase
   shifters), the laser power, the camera's gain/offset calibration, the prior and the
-  posterior variance (the electronics that drive the injection and noise ports). The
-  chip has no SLM-programmed diffractive layer; if it had, that layer would be here too.
+  posterior variance (the electronics that drive the injection and noise ports); and,
+  optionally, :class:`SlmWeights`: a per-pixel transmission in [0, 1] the input SLM
+  multiplies every image by (input-device modulation, equivalent to a passive amplitude
+  mask in the SLM plane). The chip has no SLM-programmed diffractive layer; if it had,
+  that layer would be here too.
 * **re-fabrication**: the metasurface height maps (passive, etched). No lab can show
   heights that do not exist yet, so the forward pass is the twin at the new heights
   corrected by the residual the lab measures on the chip that exists:
@@ -31,7 +34,6 @@ in-place parameters, residual-corrected as above when a lab is given, else the t
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 
 import torch
 
@@ -49,6 +51,26 @@ IN_PLACE_PARTS = (
     "prior and posterior variance"
 )
 REFABRICATED_PARTS = "metasurface height maps (every encoder and generator layer)"
+
+
+class SlmWeights(torch.nn.Module):
+    """A per-pixel amplitude transmission ``w`` in [0, 1] of the input SLM, ``(C, S, S)``:
+    the SLM shows ``w * image``. Starts at 1 (the design); it can only attenuate (the laser
+    power is the overall scale)."""
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.offset = torch.nn.Parameter(torch.zeros(shape))
+
+    def weight(self) -> torch.Tensor:
+        return (1 + self.offset).clamp(0, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images * self.weight().to(images)
+
+    @torch.no_grad()
+    def project(self) -> None:
+        self.offset.clamp_(-1, 0)
 
 
 def in_place_parameters(system) -> list[torch.Tensor]:
@@ -87,6 +109,7 @@ class PhysicsAwareTrainer:
         beta: float = 1.0,
         sigma_x: float = 0.25,
         seed: int = 0,
+        slm: SlmWeights | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; choose one of {', '.join(MODES)}.")
@@ -102,6 +125,9 @@ class PhysicsAwareTrainer:
         params = in_place_parameters(system)
         if mode == "refabricate":
             params += height_parameters(self.chip)
+        self.slm = slm
+        if slm is not None:
+            params += list(slm.parameters())
         for p in params:
             p.requires_grad_(True)
         self.params = params
@@ -115,11 +141,13 @@ class PhysicsAwareTrainer:
         self.step_count = 0
 
     def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.slm is not None:
+            x = self.slm(x)
         twin_frames, mu = raw_frames(self.chip, self.twin, images=x, return_latents=True)
         if self.lab is None or self.mode == "twin":
             return twin_frames, mu
         set_lab_ports(self.lab, self.chip)
-        self.lab.show(x)
+        self.lab.show(x.detach())
         lab_frames = self.lab.capture().to(twin_frames)
         if self.fabricated is None:
             return twin_frames + (lab_frames - twin_frames).detach(), mu
@@ -145,6 +173,8 @@ class PhysicsAwareTrainer:
         self.optimizer.step()
         with torch.no_grad():  # attenuators only attenuate
             self.chip.port_attenuation_db.clamp_(min=0)
+        if self.slm is not None:
+            self.slm.project()
         self.step_count += 1
         return {k: float(getattr(terms, k).detach()) for k in ("loss", "mse", "kl")}
 
@@ -181,7 +211,7 @@ def lab_quality(
     n_fid: int = 0,
     seed: int = 0,
     data_root=None,
-    dataset_options: Sequence | None = None,
+    slm: SlmWeights | None = None,
 ) -> dict:
     """Reconstruction PSNR (posterior mean, SLM path) on ``test_images`` and, with
     ``n_fid > 0``, FID of ``n_fid`` samples of the prior driven through the injection port,
@@ -190,7 +220,9 @@ def lab_quality(
 
     chip = system.model.optical_chip
     before = lab.frames_captured
-    rec = _grey_like(lab_images(lab, chip, images=test_images), test_images.shape[1])
+    with torch.no_grad():
+        shown = test_images if slm is None else slm(test_images)
+    rec = _grey_like(lab_images(lab, chip, images=shown), test_images.shape[1])
     out = {"reconstruction_psnr_db": float(psnr(rec, test_images)), "n_psnr": len(rec)}
     if n_fid:
         from lightgen.tasks.evaluate import evaluate_generated
