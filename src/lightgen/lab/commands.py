@@ -76,7 +76,13 @@ def _dataset_images(cfg, split: str, limit: int, data_root, seed: int) -> torch.
     s = cfg.chip_config().image_size
     opts = cfg.dataset_options(cfg.dataset)
     ds = load_dataset(
-        cfg.dataset, root=data_root, split=split, size=s, limit=limit, seed=seed, **opts
+        cfg.dataset,
+        root=data_root or cfg.data_root,
+        split=split,
+        size=s,
+        limit=limit,
+        seed=seed,
+        **opts,
     )
     return ds.images
 
@@ -362,7 +368,8 @@ def eval_run(
     test = _dataset_images(cfg, "test", n, data_root, seed)
     c = cfg.chip_config()
     slm = load_slm(run, (c.image_channels, c.image_size, c.image_size))
-    out = lab_quality(system, lab, test, cfg.dataset, n_fid, seed, data_root, slm=slm)
+    root = data_root or cfg.data_root
+    out = lab_quality(system, lab, test, cfg.dataset, n_fid, seed, root, slm=slm)
     out["slm_weights"] = slm is not None
     out.update({"run": str(run), "designed": designed, "kind": info["kind"]})
     if info["kind"] == "train":
