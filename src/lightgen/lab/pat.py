@@ -11,12 +11,16 @@ so the loss is the lab's, and its gradient the twin's Jacobian at the same input
 What a user may change after fabrication (``in-place``), and what needs a new chip:
 
 * **in place**: the fiber ports (per-fiber attenuators, which only attenuate, and phase
-  shifters), the laser power, the camera's gain/offset calibration, the prior and the
-  posterior variance (the electronics that drive the injection and noise ports); and,
+  shifters), the camera's gain/offset calibration and the prior (the electronics that
+  drive the injection port); and,
   optionally, :class:`SlmWeights`: a per-pixel transmission in [0, 1] the input SLM
   multiplies every image by (input-device modulation, equivalent to a passive amplitude
   mask in the SLM plane). The chip has no SLM-programmed diffractive layer; if it had,
-  that layer would be here too.
+  that layer would be here too. The laser power and the posterior variance (the noise
+  source) could be changed in place too but stay at the design: reconstructions use the
+  posterior mean, so nothing would hold the variance (it drifts to the prior's and the
+  prior widens with it, ruining samples), and the laser power only rescales what the
+  camera gain already sets while moving the latents away from the prior.
 * **re-fabrication**: the metasurface height maps (passive, etched). No lab can show
   heights that do not exist yet, so the forward pass is the twin at the new heights
   corrected by the residual the lab measures on the chip that exists:
@@ -46,10 +50,7 @@ from lightgen.train.objective import bogt_loss
 
 MODES: tuple[str, ...] = ("twin", "in-place", "refabricate")
 
-IN_PLACE_PARTS = (
-    "fiber ports (attenuation >= 0 dB, phase), laser power, camera gain/offset calibration, "
-    "prior and posterior variance"
-)
+IN_PLACE_PARTS = "fiber ports (attenuation >= 0 dB, phase), camera gain/offset calibration, prior"
 REFABRICATED_PARTS = "metasurface height maps (every encoder and generator layer)"
 
 
@@ -80,8 +81,8 @@ def in_place_parameters(system) -> list[torch.Tensor]:
     ports = [chip.port_attenuation_db, chip.port_phase_rad]
     for t in ports:
         t.requires_grad_(True)
-    host = [chip.laser_log_power_gain, gen.camera_log_gain, gen.camera_offset]
-    return ports + host + list(system.prior.parameters()) + [system.model.log_var]
+    host = [gen.camera_log_gain, gen.camera_offset]
+    return ports + host + list(system.prior.parameters())
 
 
 def height_parameters(chip: LightGenChip) -> list[torch.Tensor]:
