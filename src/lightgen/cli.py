@@ -483,11 +483,48 @@ def eval_(
     sampler: SamplerOpt = "prior",
     gmm_components: GmmComponentsOpt = None,
     gmm_covariance: GmmCovarianceOpt = None,
+    input_power_w: Annotated[
+        str | None,
+        typer.Option(
+            help="sweep the laser power (watts, comma-separated, e.g. 1e-11,1e-10,1e-9) with a "
+            "photon-counting camera: PSNR, judge accuracy (and FID/KID with --n-generated) "
+            "against optical energy per image; writes JSON and CSV (docs/devices.md)"
+        ),
+    ] = None,
+    n_generated: Annotated[
+        int, typer.Option(min=0, help="--input-power-w: generated images scored per power")
+    ] = 0,
+    camera_qe: Annotated[
+        float | None, typer.Option(help="--input-power-w: quantum efficiency (default 0.8)")
+    ] = None,
+    camera_exposure_s: Annotated[
+        float | None, typer.Option(help="--input-power-w: exposure, s (default 1e-3)")
+    ] = None,
+    camera_read_noise_e: Annotated[
+        float | None, typer.Option(help="--input-power-w: read noise, e- rms (default 1.5)")
+    ] = None,
+    camera_full_well_e: Annotated[
+        float | None, typer.Option(help="--input-power-w: full well, e- (default 10000)")
+    ] = None,
+    camera_bit_depth: Annotated[
+        int | None, typer.Option(help="--input-power-w: ADC bits (default 12)")
+    ] = None,
+    camera_dark_current_e_per_s: Annotated[
+        float | None, typer.Option(help="--input-power-w: dark current, e-/s (default 0)")
+    ] = None,
+    reference_psnr_db: Annotated[
+        float | None,
+        typer.Option(
+            help="--input-power-w: noise-free PSNR the operating point (within 1 dB) is judged "
+            "against (default: this chip's own with an ideal camera)"
+        ),
+    ] = None,
 ) -> None:
     """FID/KID/precision/recall, copying control (nearest-training-image distance),
     reconstruction PSNR/SSIM, optical efficiencies, per-class generation accuracy (mixture
     prior); prints and writes JSON. With --generated DIR: the images in DIR (made by any
-    model) scored by the same judge on the same held-out split."""
+    model) scored by the same judge on the same held-out split. With --input-power-w: image
+    quality against optical energy per image (a laser-power sweep)."""
     from lightgen.chip.fabrication import FabricationModel
     from lightgen.tasks.evaluate import EvalOptions, evaluate
     from lightgen.tasks.images import atomic_write
@@ -526,6 +563,41 @@ def eval_(
         return
     if checkpoint is None:
         _fail("pass --checkpoint RUN (a trained chip) or --generated DIR (a folder of images).")
+    camera_opts = {
+        "quantum_efficiency": camera_qe,
+        "exposure_s": camera_exposure_s,
+        "read_noise_e": camera_read_noise_e,
+        "full_well_e": camera_full_well_e,
+        "bit_depth": camera_bit_depth,
+        "dark_current_e_per_s": camera_dark_current_e_per_s,
+    }
+    if input_power_w is not None:
+        refused = {
+            "--fab-levels": fab_levels is not None,
+            "--fab-shift-std-m": fab_shift_std_m != 0,
+            "--fab-rotation-std-rad": fab_rotation_std_rad != 0,
+            "--fab-distance-std-m": fab_distance_std_m != 0,
+            "--temperature": temperature != 1.0,
+            "--class-grid": class_grid is not None,
+            "--sampler": sampler != "prior",
+        }
+        given = [k for k, v in refused.items() if v]
+        if given:
+            _fail(
+                f"{', '.join(given)} cannot be combined with --input-power-w (the energy sweep "
+                "uses the trained prior and the chip as designed); run them separately."
+            )
+        _eval_energy(
+            checkpoint, dataset, data_root, n, n_generated, out, seed, input_power_w,
+            camera_opts, reference_psnr_db,
+        )  # fmt: skip
+        return
+    given = [f"--{k.replace('_', '-')}" for k, v in camera_opts.items() if v is not None]
+    if given or n_generated or reference_psnr_db is not None:
+        _fail(
+            f"{', '.join(given) or '--n-generated / --reference-psnr-db'} only act on the energy "
+            "sweep; add --input-power-w P1,P2,... (watts) or drop them."
+        )
     _require_at_least(
         "--fab-levels",
         fab_levels,
@@ -605,6 +677,92 @@ def eval_(
     console.print(f"wrote {dest}")
 
 
+def _eval_energy(
+    checkpoint: Path,
+    dataset: str | None,
+    data_root: str | None,
+    n: int,
+    n_generated: int,
+    out: Path | None,
+    seed: int,
+    input_power_w: str,
+    camera_opts: dict,
+    reference_psnr_db: float | None,
+) -> None:
+    from lightgen._io import atomic_write_text
+    from lightgen.tasks.energy import (
+        camera_settings,
+        curve_csv,
+        energy_curve,
+        energy_figure,
+        parse_powers_w,
+    )
+    from lightgen.tasks.images import save_figure
+    from lightgen.train.trainer import load_trained
+
+    if out is not None:
+        _check_out_file(out)
+    else:
+        _check_out_dir(Path(checkpoint), "--checkpoint (eval writes its JSON there)")
+    if n_generated == 1:
+        _fail("--n-generated 1: FID and KID compare at least 2 images; e.g. --n-generated 1000.")
+    try:
+        powers = parse_powers_w(input_power_w)
+        camera = camera_settings(**camera_opts)
+        system, cfg = load_trained(checkpoint)
+        res = energy_curve(
+            system,
+            cfg,
+            powers,
+            camera,
+            dataset,
+            n,
+            n_generated,
+            seed,
+            data_root or cfg.data_root,
+            reference_psnr_db=reference_psnr_db,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    t = Table(title=f"image quality vs optical energy per image, {checkpoint}")
+    cols = (
+        ("laser W", "laser_power_w", ".3g"),
+        ("J / reconstruction", "reconstruction_energy_j", ".3g"),
+        ("photons / px", "reconstruction_photons_per_pixel", ".3g"),
+        ("PSNR dB", "reconstruction_psnr_db", ".2f"),
+        ("judge acc", "reconstruction_judge_accuracy", ".3f"),
+        ("J / generated", "generation_energy_j", ".3g"),
+        ("FID", "fid", ".1f"),
+    )
+    for head, _, _ in cols:
+        t.add_column(head, justify="right")
+    for r in res["curve"]:
+        t.add_row(*("-" if r[k] is None else format(r[k], f) for _, k, f in cols))
+    console.print(t)
+    ref, op = res["reference"], res["operating_point"]
+    console.print(
+        f"noise-free (ideal camera): PSNR {ref['reconstruction_psnr_db']:.2f} dB"
+        + (f", FID {ref['fid']:.1f}" if "fid" in ref else "")
+    )
+    if op["energy_j"] is None:
+        console.print(
+            f"no swept power reaches {op['target_psnr_db']:.2f} dB (noise-free - 1 dB); sweep "
+            "higher powers"
+        )
+    else:
+        console.print(
+            f"operating point (PSNR >= {op['target_psnr_db']:.2f} dB): {op['energy_j']:.3g} J per "
+            f"reconstruction at {op['laser_power_w']:.3g} W (interpolated "
+            f"{op['interpolated_energy_j']:.3g} J), {op['photons_per_pixel']:.3g} photons/px"
+        )
+    dest = out or (Path(checkpoint) / f"eval-energy-{res['dataset']}.json")
+    atomic_write_text(dest, json.dumps(res, indent=1))
+    csv_dest, png = dest.with_suffix(".csv"), dest.with_suffix(".png")
+    atomic_write_text(csv_dest, curve_csv(res))
+    save_figure(png, energy_figure([(f"{res['preset']} on {res['dataset']}", res)]))
+    console.print(f"wrote {dest}, {csv_dest} and {png}")
+
+
 def _eval_generated(
     folder: Path,
     checkpoint: Path | None,
@@ -665,8 +823,12 @@ def _eval_generated(
 @app.command()
 def perf(
     preset: Annotated[
-        str, typer.Option(help="chip preset (paper reproduces the paper's figures)")
-    ] = "paper",
+        str | None,
+        typer.Option(
+            help="chip preset (default paper, which reproduces the paper's figures; with "
+            "--quality-curve the curve's own preset)"
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None, typer.Option(help="use a trained chip's design instead")
     ] = None,
@@ -677,6 +839,14 @@ def perf(
     frame_rate_hz: Annotated[
         float | None, typer.Option(help="override the input frame rate")
     ] = None,
+    quality_curve: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON of lightgen eval --input-power-w: energy per image and TOPS/W at its "
+            "operating point (PSNR within 1 dB of noise-free), beside the paper and a digital "
+            "decoder timed on this CPU; the photon budget uses that curve's camera"
+        ),
+    ] = None,
 ) -> None:
     """TOPS, TOPS/W, TOPS/mm², photon budget and the assumptions behind them."""
     from lightgen.chip.design import chip_design, preset_design
@@ -684,18 +854,66 @@ def perf(
     from lightgen.hardware import perf_text
 
     try:
+        curve = None
+        if quality_curve is not None:
+            from lightgen.hardware.quality import read_quality_curve
+
+            curve = read_quality_curve(quality_curve)
+        chip_cfg = None
         if checkpoint is not None:
             from lightgen.train.trainer import load_trained
 
             _, cfg = load_trained(checkpoint)
-            design = chip_design(cfg.chip_config())
+            chip_cfg = cfg.chip_config()
+            design = chip_design(chip_cfg)
         else:
+            preset = preset or (curve.get("preset") if curve else None) or PAPER_PRESET
             design = preset_design(preset)
         paper = checkpoint is None and preset == PAPER_PRESET
-        text = perf_text(design, counting, input_device, frame_rate_hz, reconcile_with_paper=paper)
+        noise = None
+        if curve is not None:
+            cam = curve["camera"]
+            noise = (cam["read_noise_e"], cam["quantum_efficiency"])
+        text = perf_text(
+            design,
+            counting,
+            input_device,
+            frame_rate_hz,
+            reconcile_with_paper=paper,
+            camera_noise=noise,
+        )
+        if curve is not None:
+            text += "\n" + _quality_section(curve, quality_curve, design, counting, chip_cfg)
     except ValueError as e:
         _fail(str(e))
     print(text)
+
+
+def _quality_section(curve: dict, path: Path, design, counting, chip_cfg) -> str:
+    """The ``--quality-curve`` section: the chip's energy at the curve's operating point and a
+    digital decoder of the same latent width timed on this CPU (assumed power)."""
+    from lightgen.chip.presets import preset as make_preset
+    from lightgen.hardware.digital import cpu_power_w, time_decoder
+    from lightgen.hardware.quality import format_quality_point, quality_point
+    from lightgen.train.models import build_model
+
+    q = quality_point(curve, design, counting or "conservative")
+    chip_cfg = chip_cfg or make_preset(curve.get("preset") or design.name)
+    vae = build_model("vae", chip_cfg)
+    t = time_decoder(vae.dec, (vae.latent_dim,), batch=256, repeats=5)
+    watts = cpu_power_w()
+    label = (
+        f"CPU-measured: the digital VAE decoder (latent {vae.latent_dim} real, the chip's "
+        f"parameter budget) {t.seconds_per_image * 1e6:.3g} us per image on this CPU "
+        f"({torch_threads()} thread(s)) x {watts:.3g} W assumed (TDP share)"
+    )
+    return format_quality_point(q, str(path), curve["camera"], t.seconds_per_image * watts, label)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lightgen.chip.design import preset_design
-from lightgen.hardware.devices import Camera
+from lightgen.hardware.devices import CameraDatasheet
 from lightgen.hardware.perf import (
     PAPER,
     PerfAssumptions,
@@ -26,9 +26,13 @@ def test_tops_is_1e12_operations_per_second():
 
 
 def test_frame_rate_is_the_slower_of_input_device_and_camera():
-    r = performance(TINY, PerfAssumptions(frame_rate_hz=1000.0, camera=Camera(frame_rate_hz=250.0)))
+    r = performance(
+        TINY, PerfAssumptions(frame_rate_hz=1000.0, camera=CameraDatasheet(frame_rate_hz=250.0))
+    )
     assert r.frame_rate_hz == 250.0 and r.rate_limited_by == "camera"
-    r = performance(TINY, PerfAssumptions(frame_rate_hz=100.0, camera=Camera(frame_rate_hz=250.0)))
+    r = performance(
+        TINY, PerfAssumptions(frame_rate_hz=100.0, camera=CameraDatasheet(frame_rate_hz=250.0))
+    )
     assert r.frame_rate_hz == 100.0 and "input device" in r.rate_limited_by
 
 
@@ -46,7 +50,7 @@ def test_power_is_the_sum_of_laser_input_device_cameras_and_other():
         laser_optical_power_w=1.0,
         laser_wall_plug_efficiency=0.25,
         input_device_power_w=5.0,
-        camera=Camera(power_w=10.0),
+        camera=CameraDatasheet(power_w=10.0),
         other_power_w=1.0,
     )
     r = performance(TINY.replace(n_generators=2), a)
@@ -144,4 +148,4 @@ def test_unphysical_assumptions_raise_value_error_naming_the_parameter(kw, name)
 )
 def test_unphysical_camera_raises(kw, name):
     with pytest.raises(ValueError, match=name):
-        Camera(**kw)
+        CameraDatasheet(**kw)

@@ -9,6 +9,7 @@ import shutil
 from html.parser import HTMLParser
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -174,3 +175,15 @@ def test_a_failing_section_shows_its_error_and_the_page_is_kept(tiny_run, tmp_pa
     p = parse(res.path)
     assert p.sections == list(SECTIONS)
     assert "This section could not be made: ZeroDivisionError" in " ".join(p.text)
+
+
+def test_report_shows_the_energy_curve_of_eval_input_power_w(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "eval-energy-printed-digits.json").write_text(
+        json.dumps({"dataset": "printed-digits", "curve": [], "n_reconstructed": 16})
+    )
+    iio.imwrite(run / "eval-energy-printed-digits.png", np.full((8, 8, 3), 127, dtype=np.uint8))
+    res = write_report(run, tmp_path / "r.html")
+    alts = [a.get("alt", "") for a in parse(res.path).imgs]
+    assert any("optical energy per image" in a for a in alts)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightgen.chip.chip import LightGenChip, PhotonicGenerator
+from lightgen.chip.chip import LightGenChip, PhotonicGenerator, phase_modulator
 from lightgen.chip.config import ChipConfig
 
 
@@ -33,6 +33,7 @@ class HybridBaseline(nn.Module):
             nn.Linear(2 * config.latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, s * s)
         )
         self.generator = PhotonicGenerator(config, self.chip.grid)
+        self.slm = phase_modulator(config, self.chip.grid)  # None: ideal, continuous phase
         self.latent_dim = config.latent_dim
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -41,10 +42,15 @@ class HybridBaseline(nn.Module):
     def decode(self, z: torch.Tensor, generator=0) -> torch.Tensor:
         cfg = self.config
         s, k, n = cfg.image_size, cfg.slm_pixel_samples, cfg.grid_samples
-        phase = math.pi * torch.tanh(self.mlp(torch.view_as_real(z).flatten(1))).view(-1, 1, s, s)
-        phase = phase.repeat_interleave(k, -2).repeat_interleave(k, -1)
+        seed = torch.tanh(self.mlp(torch.view_as_real(z).flatten(1))).view(-1, 1, s, s)
         side = s * k
         amp = math.sqrt(cfg.generator_power_w / (side * cfg.pixel_pitch_m) ** 2)
+        if self.slm is not None:
+            # phase pi * seed as grey (seed + 1) / 2 on a 2 pi stroke: the same field up to
+            # a global phase of pi, quantised to the SLM's drive levels
+            return self.generator(self.slm((seed + 1) / 2) * amp)
+        phase = math.pi * seed
+        phase = phase.repeat_interleave(k, -2).repeat_interleave(k, -1)
         field = torch.polar(torch.full_like(phase, amp), phase).expand(
             -1, cfg.n_wavelengths, -1, -1
         )

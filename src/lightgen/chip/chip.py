@@ -17,11 +17,60 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightgen.chip.config import ChipConfig
+from lightgen.chip.config import CameraConfig, ChipConfig
 from lightgen.chip.stack import DiffractiveStack
+from lightgen.optics.devices import DMD, SLM, Camera, adc, photon_count
 from lightgen.optics.fibers import FiberArray, fiber_positions_m
 from lightgen.optics.grid import Grid, intensity
 from lightgen.optics.propagation import FourierLens
+
+
+def input_device(config: ChipConfig, grid: Grid) -> SLM | DMD | None:
+    """The chip's SLM or DMD (``lightgen.optics.devices``) as ``config.slm`` sets it, or
+    ``None`` for the ideal modulator (continuous grey levels, full fill factor)."""
+    sc = config.slm
+    pitch_m = config.slm_pixel_samples * grid.pixel_pitch_m
+    if sc.model == "dmd":
+        return DMD(grid, pitch_m, dither=sc.dmd_dither, fill_factor=sc.fill_factor)
+    if sc.model == "slm":
+        levels = 2**sc.bit_depth
+        # the top drive level writes pi, as the ideal phase encoding exp(i pi grey) does
+        stroke_rad = math.pi * levels / (levels - 1)
+        return SLM(grid, config.input_encoding, sc.bit_depth, pitch_m, sc.fill_factor, stroke_rad)
+    return None
+
+
+def phase_modulator(config: ChipConfig, grid: Grid) -> SLM | None:
+    """A phase-only SLM of ``config.slm`` with a 2 pi stroke (grey g writes 2 pi g), for
+    phase seeds written from electronics (the hybrid baseline), or ``None`` when ideal."""
+    sc = config.slm
+    if sc.model == "ideal":
+        return None
+    if sc.model == "dmd":
+        raise ValueError(
+            "slm.model='dmd' is binary amplitude; the hybrid writes a phase seed. Use "
+            "slm.model='slm' (a phase SLM) or 'ideal'."
+        )
+    pitch_m = config.slm_pixel_samples * grid.pixel_pitch_m
+    return SLM(grid, "phase", sc.bit_depth, pitch_m, sc.fill_factor, 2 * math.pi)
+
+
+def device_camera(config: ChipConfig, grid: Grid) -> Camera:
+    """The chip's camera (``lightgen.optics.devices.Camera``, settings of ``config.camera``):
+    ``image_size`` pixels of ``camera_pixel_samples`` grid samples, centred on the axis."""
+    cc = config.camera
+    return Camera(
+        grid,
+        config.camera_pixel_samples * grid.pixel_pitch_m,
+        n_pixels=config.image_size,
+        quantum_efficiency=cc.quantum_efficiency,
+        exposure_s=cc.exposure_s,
+        full_well_e=cc.full_well_e,
+        read_noise_e=cc.read_noise_e,
+        bit_depth=cc.bit_depth,
+        noise=cc.noise,
+        dark_current_e_per_s=cc.dark_current_e_per_s,
+    )
 
 
 def image_to_field(
@@ -38,6 +87,10 @@ def image_to_field(
     "constant-power"`` (amplitude encoding) each image's field is scaled so that it carries
     ``input_power_w`` per wavelength in all (a laser power servo); an all-black image
     stays dark.
+
+    ``config.slm`` other than ``ideal`` writes the image through the SLM or DMD of
+    :func:`input_device` (drive-level quantisation, fill factor, binary mirrors), lit by
+    the same laser.
     """
     _, c, h, w = images.shape
     s = config.image_size
@@ -56,6 +109,15 @@ def image_to_field(
     pad = (top, n - top - side, top, n - top - side)
     aperture_area_m2 = (side * grid.pixel_pitch_m) ** 2
     amp0 = math.sqrt(config.input_power_w / aperture_area_m2)
+    device = input_device(config, grid)
+    if device is not None:
+        real = torch.float64 if dtype == torch.complex128 else torch.float32
+        field = device(images.to(real)) * amp0
+        if config.input_encoding == "amplitude" and config.input_power_control == "constant-power":
+            power_w = field.abs().square().sum((1, 2, 3), keepdim=True) * grid.pixel_pitch_m**2
+            want_w = config.input_power_w * field.shape[1]
+            field = field * torch.sqrt(want_w / power_w.clamp_min(want_w * 1e-12))
+        return field.to(dtype)
     if config.input_encoding == "amplitude":
         amp = up * amp0
         if config.input_power_control == "constant-power":
@@ -116,6 +178,13 @@ class PhotonicGenerator(nn.Module):
     samples per side) and applies the per-channel gain/offset calibration. Intensity
     is expressed relative to a uniform spread of the injected power over the camera
     area, so 1.0 means "average brightness"; the calibration maps that to [0, 1].
+
+    ``config.camera.model = "device"``: the pixel values are photo-electrons of the
+    :func:`device_camera` (photons at the power the field carries, QE, shot and read noise,
+    saturation, ADC), converted back to the same relative scale by the mean electrons of
+    that uniform spread; the gain/offset calibration is digital, after detection, and
+    changes no photon count. ``noise_generator`` (a ``torch.Generator``, default the
+    global one) draws the noise.
     """
 
     def __init__(self, config: ChipConfig, grid: Grid, activation_checkpointing: bool = False):
@@ -127,26 +196,57 @@ class PhotonicGenerator(nn.Module):
         c = config.n_wavelengths
         self.camera_log_gain = nn.Parameter(torch.zeros(c))
         self.camera_offset = nn.Parameter(torch.zeros(c))
+        self.noise_generator: torch.Generator | None = None
+        self._device_camera: tuple[CameraConfig, Camera] | None = None
 
-    def camera(self, field: torch.Tensor) -> torch.Tensor:
-        """Field at the camera plane -> calibrated image ``(B, L, S, S)``."""
+    def detector(self) -> Camera:
+        """The :func:`device_camera` of the present ``config.camera`` (built once per setting)."""
+        if self._device_camera is None or self._device_camera[0] != self.config.camera:
+            self._device_camera = (self.config.camera, device_camera(self.config, self.grid))
+        return self._device_camera[1]
+
+    def relative_intensity(self, field: torch.Tensor) -> torch.Tensor:
+        """Field at the camera plane -> pixel values ``(B, L, S, S)`` before the calibration,
+        relative to a uniform spread of ``generator_power_w`` (1.0 = average brightness)."""
         cfg = self.config
         k, s, n = cfg.camera_pixel_samples, cfg.image_size, cfg.grid_samples
+        if cfg.camera.model == "device":
+            cam = self.detector()
+            electrons = adc(
+                cam.electrons(field, self.noise_generator), cam.full_well_e, cam.bit_depth
+            )
+            electrons = electrons * (cam.full_well_e / (cam.n_levels - 1))
+            dark_e = cam.dark_current_e_per_s * cam.exposure_s
+            qe = torch.tensor(cam.quantum_efficiency, device=field.device, dtype=electrons.dtype)
+            lam = self.grid.wavelength_tensor(field.device, electrons.dtype).view(-1)
+            uniform_e = photon_count(cfg.generator_power_w / (s * s), cam.exposure_s, lam) * qe
+            return (electrons - dark_e) / uniform_e.view(1, -1, 1, 1)
         side = s * k
         top = n // 2 - side // 2
         irr = intensity(field)[..., top : top + side, top : top + side]
         pixel_power = F.avg_pool2d(irr, k) * (k * k)  # sum over each camera pixel's samples
         uniform = cfg.generator_power_w / (s * s) / self.grid.pixel_pitch_m**2
-        rel = pixel_power / uniform
+        return pixel_power / uniform
+
+    def mean_photons_per_pixel(self, field: torch.Tensor) -> torch.Tensor:
+        """Expected photons on each camera pixel ``(B, L, S, S)`` during the exposure of
+        ``config.camera`` (no noise), at the power the field carries."""
+        return self.detector().mean_photons(field)
+
+    def camera(self, field: torch.Tensor) -> torch.Tensor:
+        """Field at the camera plane -> calibrated image ``(B, L, S, S)``."""
+        rel = self.relative_intensity(field)
         return rel * self.camera_log_gain.exp().view(1, -1, 1, 1) + self.camera_offset.view(
             1, -1, 1, 1
         )
 
-    def forward(self, field_at_fibers: torch.Tensor) -> torch.Tensor:
+    def camera_field(self, field_at_fibers: torch.Tensor) -> torch.Tensor:
+        """The field at the camera plane ``(B, L, N, N)`` for fiber output facets' field."""
         field = self.stack(field_at_fibers)
-        if self.camera_lens is not None:
-            field = self.camera_lens(field)
-        return self.camera(field)
+        return field if self.camera_lens is None else self.camera_lens(field)
+
+    def forward(self, field_at_fibers: torch.Tensor) -> torch.Tensor:
+        return self.camera(self.camera_field(field_at_fibers))
 
 
 class LightGenChip(nn.Module):
@@ -155,8 +255,11 @@ class LightGenChip(nn.Module):
     ``encode(images)`` -> latent ``(B, D)`` complex, ``D = n_fibers * n_wavelengths``,
     in latent units: the fiber amplitude divided by sqrt(input_power_w / n_fibers),
     i.e. |z|^2 = 1 is a fiber carrying its fair share of the nominal input power.
-    The laser power itself is trained (``laser_log_power_gain``: actual power =
-    input_power_w * exp(gain)), since only a few % of the light may couple.
+    The laser power itself is trained (``laser_log_power_gain``: actual power
+    :attr:`laser_power_w` = input_power_w * exp(gain)), since only a few % of the light may
+    couple -- except with a photon-counting camera (``config.camera.model = "device"``):
+    there more laser power means fewer noisy photons for free, so the gain is frozen and
+    the laser power is the stated one (the energy every image is charged).
     ``decode(z)`` injects ``z * sqrt(generator_power_w / n_fibers)`` into the fibers
     and returns the camera image. ``forward`` = decode(encode(x)).
 
@@ -186,7 +289,9 @@ class LightGenChip(nn.Module):
             for _ in range(config.n_generators if generators else 0)
         )
         # laser power relative to input_power_w, learned (input-device modulation is allowed)
-        self.laser_log_power_gain = nn.Parameter(torch.zeros(()))
+        self.laser_log_power_gain = nn.Parameter(
+            torch.zeros(()), requires_grad=config.camera.model != "device"
+        )
         # manipulation ports (editing): per-fiber attenuation and phase, off by default
         self.register_buffer(
             "port_attenuation_db", torch.zeros(config.n_wavelengths, config.n_fibers)
@@ -196,6 +301,67 @@ class LightGenChip(nn.Module):
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @property
+    def laser_power_w(self) -> float:
+        """The optical power the laser puts on the SLM, watts: ``input_power_w * exp(gain)``
+        (with ``generator_power_w == input_power_w`` this is the power a reconstruction's
+        light starts from; the energy per image is it times the camera exposure)."""
+        return self.config.input_power_w * math.exp(float(self.laser_log_power_gain.detach()))
+
+    def _set_config(self, config: ChipConfig) -> None:
+        self.config = config
+        self.encoder.config = config
+        for g in self.generators:
+            g.config = config
+
+    @contextmanager
+    def device_settings(
+        self,
+        camera: CameraConfig | None = None,
+        laser_power_w: float | None = None,
+        noise_generator: torch.Generator | None = None,
+    ) -> Iterator[None]:
+        """Temporarily run the chip with another camera (``camera``), the laser delivering
+        ``laser_power_w`` watts on the SLM (``input_power_w`` and ``generator_power_w`` both set
+        to ``laser_power_w / exp(gain)``, so the light that reaches the fibers is what a
+        reconstruction carries to the camera), and camera noise drawn from
+        ``noise_generator``. The trained weights are untouched; the settings come back on
+        exit, also after an error. Scale-free outputs (the ideal camera) do not change."""
+        saved = self.config
+        update: dict = {}
+        if camera is not None:
+            update["camera"] = camera
+        if laser_power_w is not None:
+            if not (math.isfinite(laser_power_w) and laser_power_w > 0):
+                raise ValueError(
+                    f"laser_power_w={laser_power_w!r} must be a positive number of watts, "
+                    "e.g. 1e-10."
+                )
+            nominal_w = laser_power_w / math.exp(float(self.laser_log_power_gain.detach()))
+            update["input_power_w"] = update["generator_power_w"] = nominal_w
+        gens = [g.noise_generator for g in self.generators]
+        try:
+            self._set_config(saved.model_copy(update=update) if update else saved)
+            for g in self.generators:
+                g.noise_generator = noise_generator
+            yield
+        finally:
+            self._set_config(saved)
+            for g, ng in zip(self.generators, gens, strict=True):
+                g.noise_generator = ng
+
+    def injected_power_w(self, z: torch.Tensor) -> torch.Tensor:
+        """Optical power ``(B,)`` in watts that latents ``z`` ``(B, D)`` put into the fibers
+        (after the ports): ``sum |z|^2 * generator_power_w / n_fibers``."""
+        cfg = self.config
+        return self.ports(z).abs().square().sum(1) * (cfg.generator_power_w / cfg.n_fibers)
+
+    def camera_photons(self, z: torch.Tensor, generator: int = 0) -> torch.Tensor:
+        """Expected photons per camera pixel ``(B, L, S, S)`` for latents ``z`` during the
+        exposure of ``config.camera`` (noise-free mean)."""
+        g = self.generators[generator]
+        return g.mean_photons_per_pixel(g.camera_field(self.emitted_field(z)))
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         field = self.encoder(images)

@@ -11,9 +11,89 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lightgen._checks import require_int_range, require_nonnegative, require_positive
 from lightgen.optics.propagation import FAST_TAIL_TOLERANCE
 
 InputEncoding = Literal["amplitude", "phase"]
+
+
+class SLMConfig(BaseModel):
+    """The chip's input modulator (``lightgen.optics.devices.SLM`` / ``DMD``).
+
+    ``model="ideal"`` (default, what every chip before device models did): continuous grey
+    levels, 100 % fill factor, bit-identical to old checkpoints. ``model="slm"``: a
+    pixelated SLM with ``bit_depth`` drive levels and a linear ``fill_factor`` (amplitude
+    or phase as the chip's ``input_encoding``); ``model="dmd"``: binary micromirrors with
+    ordered dithering (amplitude encoding only).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    model: Literal["ideal", "slm", "dmd"] = "ideal"
+    bit_depth: int = 8
+    fill_factor: float = 1.0
+    dmd_dither: bool = True
+
+    @model_validator(mode="after")
+    def _physical(self) -> SLMConfig:
+        require_int_range("slm.bit_depth", self.bit_depth, 1, 16, "SLMs have 1 to 16 bits, e.g. 8.")
+        require_positive("slm.fill_factor", self.fill_factor, "A fraction in (0, 1], e.g. 0.93.")
+        if self.fill_factor > 1:
+            raise ValueError(
+                f"slm.fill_factor={self.fill_factor} is above 1; it is the active width / "
+                "pixel pitch, a fraction in (0, 1], e.g. 0.93."
+            )
+        return self
+
+
+class CameraConfig(BaseModel):
+    """The chip's camera (``lightgen.optics.devices.Camera``) before the learned gain/offset.
+
+    ``model="ideal"`` (default): noise-free, continuous intensity, bit-identical to old
+    checkpoints. ``model="device"``: pixel integration, photons at the optical power the
+    chip actually carries, quantum efficiency, shot noise (exact Poisson without gradients,
+    a Gaussian of variance = mean electrons with them), read noise, dark current,
+    saturation at ``full_well_e``, a ``bit_depth`` ADC with a straight-through rounding;
+    ``noise=False`` keeps the device's integration, saturation and ADC without the noise.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    model: Literal["ideal", "device"] = "ideal"
+    quantum_efficiency: float = 0.8
+    exposure_s: float = 1e-3
+    read_noise_e: float = 1.5
+    dark_current_e_per_s: float = 0.0
+    full_well_e: float = 10_000.0
+    bit_depth: int = 12
+    noise: bool = True
+
+    @model_validator(mode="after")
+    def _physical(self) -> CameraConfig:
+        qe = require_positive(
+            "camera.quantum_efficiency", self.quantum_efficiency, "A fraction in (0, 1], e.g. 0.8."
+        )
+        if qe > 1:
+            raise ValueError(
+                f"camera.quantum_efficiency={qe} is above 1; it is electrons per photon, a "
+                "fraction in (0, 1], e.g. 0.8."
+            )
+        require_positive("camera.exposure_s", self.exposure_s, "Give seconds, e.g. 1e-3.")
+        rn = require_nonnegative(
+            "camera.read_noise_e", self.read_noise_e, "Give electrons rms, e.g. 1.5."
+        )
+        require_nonnegative(
+            "camera.dark_current_e_per_s", self.dark_current_e_per_s, "Electrons/s, e.g. 0."
+        )
+        fw = require_positive("camera.full_well_e", self.full_well_e, "Electrons, e.g. 10000.")
+        require_int_range("camera.bit_depth", self.bit_depth, 1, 16, "ADCs have 8 to 16 bits.")
+        if fw <= rn:
+            raise ValueError(
+                f"camera.full_well_e={fw:g} is not above camera.read_noise_e={rn:g}: the pixel "
+                "would saturate inside its own read noise. Use a full well of thousands of "
+                "electrons (e.g. 10000) or a smaller read noise."
+            )
+        return self
 
 
 class ChipConfig(BaseModel):
@@ -110,9 +190,23 @@ class ChipConfig(BaseModel):
     )
     n_generators: int = Field(default=1, ge=1, le=16)
     quantization_levels: int | None = Field(default=None, ge=2, le=65536)
-    input_power_w: float = Field(default=1e-3, gt=0, description="laser power on the SLM, watts")
+    input_power_w: float = Field(
+        default=1e-3,
+        gt=0,
+        description=(
+            "laser power on the SLM, watts, before the learned laser gain (the laser delivers "
+            "input_power_w * exp(laser_log_power_gain), LightGenChip.laser_power_w)"
+        ),
+    )
     generator_power_w: float = Field(
         default=1e-3, gt=0, description="total power injected into the fibers, watts"
+    )
+    slm: SLMConfig = Field(
+        default_factory=SLMConfig, description="input modulator; 'ideal' = noise-free, continuous"
+    )
+    camera: CameraConfig = Field(
+        default_factory=CameraConfig,
+        description="camera; 'ideal' = noise-free intensity, 'device' = photons, noise, ADC",
     )
     propagation_tail_tolerance: float = Field(
         default=FAST_TAIL_TOLERANCE,
@@ -139,6 +233,11 @@ class ChipConfig(BaseModel):
     @model_validator(mode="after")
     def _fits(self) -> ChipConfig:
         n = self.grid_samples
+        if self.slm.model == "dmd" and self.input_encoding != "amplitude":
+            raise ValueError(
+                "slm.model='dmd' switches mirrors on and off (binary amplitude); it cannot "
+                "write input_encoding='phase'. Use slm.model='slm' or input_encoding='amplitude'."
+            )
         if self.image_channels not in (1, len(self.wavelengths_m)):
             raise ValueError(
                 f"image_channels={self.image_channels} must be 1 or the number of wavelengths "

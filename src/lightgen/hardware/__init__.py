@@ -7,7 +7,13 @@ Main entry points: :class:`ChipDesign` (the physical design), :func:`count_opera
 
 from lightgen.hardware.counting import RULES, OpCount, count_neurons, count_operations
 from lightgen.hardware.design import ChipDesign, LayerSpec, grid_fiber_positions_m
-from lightgen.hardware.devices import A100, INPUT_DEVICES, Camera, DigitalDevice, InputDevice
+from lightgen.hardware.devices import (
+    A100,
+    INPUT_DEVICES,
+    CameraDatasheet,
+    DigitalDevice,
+    InputDevice,
+)
 from lightgen.hardware.perf import (
     PAPER,
     PerfAssumptions,
@@ -25,7 +31,7 @@ __all__ = [
     "INPUT_DEVICES",
     "PAPER",
     "RULES",
-    "Camera",
+    "CameraDatasheet",
     "ChipDesign",
     "DigitalDevice",
     "InputDevice",

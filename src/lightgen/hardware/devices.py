@@ -79,7 +79,7 @@ INPUT_DEVICES: dict[str, InputDevice] = {
 
 
 @dataclass(frozen=True)
-class Camera:
+class CameraDatasheet:
     """Detector figures: frame rate (``None``: keeps up with the input), power, noise."""
 
     frame_rate_hz: float | None = None

@@ -30,7 +30,12 @@ from dataclasses import dataclass, field, replace
 from lightgen._checks import require_positive
 from lightgen.hardware.counting import RULES, count_neurons, count_operations
 from lightgen.hardware.design import ChipDesign
-from lightgen.hardware.devices import INPUT_DEVICES, Camera, require_fraction, require_nonnegative
+from lightgen.hardware.devices import (
+    INPUT_DEVICES,
+    CameraDatasheet,
+    require_fraction,
+    require_nonnegative,
+)
 from lightgen.hardware.photon import PhotonBudget, chip_transmission, photon_budget
 
 #: Figures stated in the paper (Chen et al., Science 390:1259, 2025).
@@ -80,7 +85,7 @@ class PerfAssumptions:
     counting: str = "conservative"
     frame_rate_hz: float | None = None
     input_device_power_w: float | None = None
-    camera: Camera = field(default_factory=Camera)
+    camera: CameraDatasheet = field(default_factory=CameraDatasheet)
     laser_optical_power_w: float | None = None
     laser_wall_plug_efficiency: float = 0.2
     fiber_coupling_efficiency: float = 0.5
@@ -367,7 +372,7 @@ def paper_assumptions(
         counting=counting,
         frame_rate_hz=rate,
         input_device_power_w=PAPER_INPUT_DEVICE_POWER_W,
-        camera=Camera(power_w=PAPER_CAMERA_POWER_W),
+        camera=CameraDatasheet(power_w=PAPER_CAMERA_POWER_W),
     )
     probe = performance(design, base)
     residual = total_w - probe.total_power_w

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lightgen.hardware.counting import RULES, count_operations
 from lightgen.hardware.design import ChipDesign
 from lightgen.hardware.devices import A100, DigitalDevice
@@ -265,6 +267,7 @@ def perf_text(
     frame_rate_hz: float | None = None,
     *,
     reconcile_with_paper: bool = False,
+    camera_noise: tuple[float, float] | None = None,
 ) -> str:
     """The full report ``lightgen perf`` prints for ``design``.
 
@@ -279,6 +282,9 @@ def perf_text(
             :func:`paper_assumptions` (frame rate and power solved from the paper,
             labelled inferred) and append the paper reconciliation, unless
             ``input_device`` or ``frame_rate_hz`` is given.
+        camera_noise: ``(read_noise_e, quantum_efficiency)`` of the camera the photon
+            budget assumes (e.g. those of a measured quality curve's camera), instead of
+            the datasheet defaults.
     """
     d = design
     rule = counting or "conservative"
@@ -289,6 +295,16 @@ def perf_text(
         a = paper_assumptions(d, "measured", rule)
     else:
         a = PerfAssumptions(counting=rule, frame_rate_hz=frame_rate_hz)
+    if camera_noise is not None:
+        rn, qe = camera_noise
+        cam = replace(
+            a.camera,
+            read_noise_e=rn,
+            quantum_efficiency=qe,
+            source="user",
+            note="read noise and QE of the quality curve's camera (lightgen eval --input-power-w)",
+        )
+        a = replace(a, camera=cam)
     report = performance(d, a)
     parts = [
         f"LightGen performance model: design '{d.name}'",

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from lightgen.chip.config import ChipConfig
+from lightgen.chip.config import CameraConfig, ChipConfig, SLMConfig
 from lightgen.chip.fabrication import FabricationModel
 from lightgen.chip.presets import preset
 
@@ -331,7 +331,7 @@ def is_emoji_svg(name: str) -> bool:
 
 def _explain(e: ValidationError, owner: type[BaseModel], prefix: str = "") -> list[str]:
     """One line per error of ``e`` (raised by ``owner``), naming the key and its fix."""
-    nested = {"fabrication": FabricationModel}
+    nested = {"fabrication": FabricationModel, "camera": CameraConfig, "slm": SLMConfig}
     lines = []
     for err in e.errors():
         loc = [str(p) for p in err["loc"]]

@@ -167,6 +167,15 @@ def _eval_tables(run: RunFolder) -> str:
             if isinstance(v, int | float | str) and not isinstance(v, bool)
         ]
         parts.append(f"<h3>{html.escape(f.name)}</h3>" + table(rows, ("metric", "value")))
+        curve_png = f.with_suffix(".png")  # lightgen eval --input-power-w draws its curve
+        if isinstance(data.get("curve"), list) and curve_png.is_file():
+            parts.append(
+                img(
+                    array_uri(iio.imread(curve_png)),
+                    f"image quality against optical energy per image, {f.name}",
+                    curve_png.name,
+                )
+            )
         grid = f.with_name(f.stem + "-per-class.png")
         if grid.is_file():
             parts.append(
