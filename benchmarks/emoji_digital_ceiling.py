@@ -33,12 +33,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lightgen._io import atomic_write_text
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.classifier import load_or_train_classifier, predict
 from lightgen.metrics.image import psnr
 from lightgen.tasks.evaluate import classifier_epochs, for_classifier
-from lightgen.tasks.images import image_grid, save_png
+from lightgen.tasks.images import atomic_write_text, image_grid, save_png
 
 CLASSIFIER_SIZE = 64
 

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import torch
 
-from lightgen._io import atomic_write_text
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.classifier import colour_randomised, load_or_train_classifier, predict
 from lightgen.metrics.fid import generative_scores
@@ -53,6 +52,7 @@ from lightgen.tasks.evaluate import (
     is_class_conditioned,
 )
 from lightgen.tasks.generate import reconstruct, sample
+from lightgen.tasks.images import atomic_write_text
 from lightgen.train.expost import resolve_sampler
 
 DEFAULT_PCA_K = (32, 96, 200, 600)

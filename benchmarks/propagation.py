@@ -278,7 +278,7 @@ def fmt(x: float) -> str:
 def resolved_backend(padded: tuple[int, int]) -> str:
     """What the default backend runs on this padded grid (see lightgen.optics.fft)."""
     x = torch.empty(1, dtype=torch.complex64)
-    return "pyfftw" if lfft._use_fftw(x, padded) else "torch"
+    return "pyfftw" if lfft.uses_fftw(x, padded) else "torch"
 
 
 def reset_peak_rss() -> bool:

@@ -45,6 +45,14 @@ def require_int_range(name: str, value: int, lo: int, hi: int | None = None, fix
     return v
 
 
+def require_fraction(name: str, value: float, fix: str = "") -> float:
+    """``float(value)`` if in (0, 1], else ValueError naming the parameter and fix."""
+    v = require_positive(name, value, fix)
+    if v > 1:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}. {fix}".strip())
+    return v
+
+
 def require_nonnegative(name: str, value: float, fix: str = "") -> float:
     """Return ``float(value)`` if it is finite and >= 0, else raise naming it and the fix."""
     try:

@@ -526,7 +526,7 @@ def eval_(
     model) scored by the same judge on the same held-out split. With --input-power-w: image
     quality against optical energy per image (a laser-power sweep)."""
     from lightgen.chip.fabrication import FabricationModel
-    from lightgen.tasks.evaluate import evaluate
+    from lightgen.tasks.evaluate import EvalOptions, evaluate
     from lightgen.tasks.images import atomic_write
     from lightgen.train.expost import check_sampler_options, resolve_sampler
     from lightgen.train.trainer import load_trained
@@ -645,13 +645,11 @@ def eval_(
             if out is not None
             else Path(checkpoint) / f"eval-{dataset or cfg.dataset}{tag}-per-class.png"
         )
-        res = evaluate(
-            system,
-            cfg,
-            dataset,
-            n,
-            seed,
-            data_root or cfg.data_root,  # like every task: the data the chip was trained on
+        options = EvalOptions(
+            dataset=dataset,
+            n=n,
+            seed=seed,
+            data_root=data_root or cfg.data_root,  # like every task: the trained-on data
             fabrication=fab,
             n_per_class=n_per_class,
             classifier_size=classifier_size,
@@ -661,6 +659,7 @@ def eval_(
             sampler=src,
             sampler_record=record,
         )
+        res = evaluate(system, cfg, options)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     t = Table(title=f"eval of {checkpoint}")
@@ -1440,6 +1439,184 @@ def demo(
     for name, path in report["files"].items():
         console.print(f"  {name:16s} {path}")
     console.print(f"  {'report':16s} {out / 'report.md'}")
+
+
+lab_app = typer.Typer(
+    no_args_is_help=True,
+    help="From simulation to the lab: twin calibration from measured frames and "
+    "physics-aware training against a fabricated chip (docs/lab.md).",
+)
+app.add_typer(lab_app, name="lab")
+
+
+def _lab_table(title: str, rows: dict) -> Table:
+    t = Table(title=title)
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    for k, v in rows.items():
+        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    return t
+
+
+@lab_app.command(name="calibrate")
+def lab_calibrate_cmd(
+    checkpoint: CheckpointOpt,
+    out: Annotated[Path, typer.Option(help="calibration folder")] = Path("runs/lab-calibration"),
+    lab: Annotated[str, typer.Option(help="simulated (hidden errors) | folder (a real setup)")] = (
+        "simulated"
+    ),
+    lab_folder: Annotated[
+        Path | None, typer.Option(help="--lab folder: the folder the setup watches")
+    ] = None,
+    timeout_s: Annotated[
+        float, typer.Option(help="--lab folder: wait this long for frames")
+    ] = 60.0,
+    errors: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML/JSON error model (simulated: the hidden errors' spread; "
+            "both: the twin's tolerances); default: the realistic levels of docs/lab.md"
+        ),
+    ] = None,
+    error_seed: Annotated[int | None, typer.Option(help="seed of the hidden errors")] = None,
+    n_images: Annotated[int, typer.Option(help="calibration images shown on the SLM")] = 256,
+    n_latents: Annotated[int, typer.Option(help="calibration latents injected")] = 256,
+    steps: Annotated[int, typer.Option(help="gradient steps on the twin's errors")] = 300,
+    lr: Annotated[float, typer.Option(help="Adam step size (units of the error stds)")] = 0.05,
+    batch: Annotated[int, typer.Option()] = 32,
+    families: Annotated[
+        str | None, typer.Option(help="comma-separated error families to fit (default all)")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume")] = False,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Measure calibration frames and fit the digital twin's errors to them."""
+    from lightgen.lab.commands import calibrate_run
+    from lightgen.lab.errors import FAMILIES
+    from lightgen.lab.runs import load_error_model
+
+    _check_out_dir(out)
+    for flag, v in (("--n-images", n_images), ("--n-latents", n_latents), ("--batch", batch)):
+        _require_at_least(flag, v, 1, "give a positive count.")
+    _require_at_least("--steps", steps, 0, "give 0 or more steps.")
+    try:
+        fams = FAMILIES if families is None else tuple(f.strip() for f in families.split(","))
+        rep = calibrate_run(
+            checkpoint,
+            out,
+            lab,
+            load_error_model(errors, error_seed),
+            lab_folder,
+            timeout_s,
+            n_images,
+            n_latents,
+            steps,
+            lr,
+            batch,
+            fams,
+            resume=resume,
+            data_root=data_root,
+            seed=seed,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    rows = {
+        "calibration frames": rep["calibration_frames"],
+        "frame rmse before": rep["frame_rmse_before"],
+        "frame rmse after": rep["frame_rmse_after"],
+        "camera noise std": rep["camera_noise_std"],
+    }
+    for fam, r in rep.get("recovery", {}).items():
+        rows[f"{fam} recovered"] = r["recovered_fraction"]
+    console.print(_lab_table(f"twin calibration, {rep['steps']} steps", rows))
+    console.print(f"wrote {out / 'calibration.json'}")
+
+
+@lab_app.command(name="train")
+def lab_train_cmd(
+    calibration: Annotated[Path, typer.Option(help="folder of `lightgen lab calibrate`")],
+    out: Annotated[Path, typer.Option(help="training folder")] = Path("runs/lab-train"),
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="in-place (physics-aware: lab forward, twin backward) | twin (in-place "
+            "parts on the twin alone) | refabricate (heights on the twin, then a new chip)"
+        ),
+    ] = "in-place",
+    init: Annotated[
+        Path | None, typer.Option(help="start from this lab training folder (default: the design)")
+    ] = None,
+    steps: Annotated[int, typer.Option()] = 300,
+    lr: Annotated[float, typer.Option(help="Adam step size (constant)")] = 0.01,
+    batch: Annotated[int, typer.Option()] = 32,
+    slm_weights: Annotated[
+        bool,
+        typer.Option(
+            "--slm-weights/--no-slm-weights",
+            help="also train a per-pixel transmission in [0, 1] of the input SLM (in place)",
+        ),
+    ] = False,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume")] = False,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Physics-aware training of the fabricated chip's in-place parts, or re-design for
+    re-fabrication against the calibrated twin."""
+    from lightgen.lab.commands import train_run
+
+    _check_out_dir(out)
+    _require_at_least("--batch", batch, 1, "give a positive batch size.")
+    _require_at_least("--steps", steps, 0, "give 0 or more steps.")
+    try:
+        rep = train_run(
+            calibration,
+            out,
+            mode,
+            init,
+            steps,
+            lr,
+            batch,
+            resume=resume,
+            data_root=data_root,
+            seed=seed,
+            slm_weights=slm_weights,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    console.print(
+        _lab_table(
+            f"lab training ({rep['mode']}), {rep['steps']} steps",
+            {"lab frames": rep["lab_frames"], "updated in place": rep["updated_in_place"]},
+        )
+    )
+    console.print(f"wrote {out / 'train.json'}")
+
+
+@lab_app.command(name="eval")
+def lab_eval_cmd(
+    run: Annotated[Path, typer.Option(help="a lab calibration or training folder")],
+    designed: Annotated[
+        bool, typer.Option("--designed/--in-lab", help="in silico, without errors")
+    ] = False,
+    n: Annotated[int, typer.Option(help="held-out images for the reconstruction PSNR")] = 500,
+    fid_n: Annotated[int, typer.Option(help="samples for FID (0: none)")] = 0,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Quality in the lab (or as designed): reconstruction PSNR and FID of samples."""
+    from lightgen.lab.commands import eval_run
+
+    _require_at_least("--n", n, 1, "give a positive count.")
+    _require_at_least("--fid-n", fid_n, 0, "give 0 or a count.")
+    if 0 < fid_n < 2:
+        _fail(f"--fid-n {fid_n} is too few for FID; give 0 or at least 2.")
+    try:
+        rep = eval_run(run, designed, n, fid_n, data_root, seed)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    rows = {k: v for k, v in rep.items() if k not in ("run",)}
+    console.print(_lab_table(f"{'designed' if designed else 'in the lab'}: {run}", rows))
 
 
 def main() -> None:

@@ -126,17 +126,34 @@ def test_critic_step_is_the_hinge_loss_and_a_matching_aware_one_adds_the_wrong_c
 
 
 @pytest.mark.parametrize(
-    "flags, named",
+    "argv, named",
     [
-        (["--hand-critic"], "--hand-critic"),
-        (["--critic-wrong-class"], "--critic-wrong-class"),
-        (["--cycle-weight", "1"], "--cycle-weight"),
-        (["--image-cycle-weight", "1"], "--image-cycle-weight"),
-        (["--mmd-from", "nowhere", "--also-mmd"], "--also-mmd"),
+        (["targets", "--hand-critic"], "--hand-critic"),
+        (["targets", "--image-cycle-weight", "1"], "--image-cycle-weight"),
+        (["mmd", "--from", "nowhere", "--critic-wrong-class"], "--critic-wrong-class"),
+        (["mmd", "--from", "nowhere", "--cycle-weight", "1"], "--cycle-weight"),
+        (["mmd", "--from", "nowhere", "--also-mmd"], "--also-mmd"),
+        (["align", "--from", "nowhere", "--freeze-print-generator"], "--freeze-print-generator"),
+        (["adv", "--from", "nowhere", "--mmd-labels"], "--mmd-labels"),
     ],
 )
-def test_an_option_of_another_method_is_named_not_ignored(load_script, monkeypatch, flags, named):
+def test_an_option_of_another_method_is_named_not_ignored(load_script, capsys, argv, named):
     mod = load_script("digit_oracle")
-    monkeypatch.setattr("sys.argv", ["digit_oracle.py", "--out", "unused", *flags])
-    with pytest.raises(SystemExit, match=named):
-        mod.main()
+    with pytest.raises(SystemExit) as e:
+        mod.main([*argv, "--out", "unused"])
+    assert e.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_each_sub_command_runs_its_method_and_the_unpaired_ones_share_the_term(load_script):
+    mod = load_script("digit_oracle")
+    parse = mod.build_parser().parse_args
+    assert parse(["targets", "--out", "o"]).run is mod.run_targets
+    assert parse(["align", "--from", "r", "--out", "o"]).run is mod.align
+    mmd = parse(["mmd", "--from", "r", "--out", "o", "--mmd-labels"])
+    adv = parse(["adv", "--from", "r", "--out", "o", "--hand-critic"])
+    assert mmd.run is adv.run is mod.unpaired_finetune
+    assert mmd.source == adv.source == "r" and mmd.mmd_labels and not adv.mmd_labels
+    assert not mmd.hand_critic and mmd.cycle_weight == 0 and adv.hand_critic
+    from lightgen.train.trainer import ExtraLoss
+
+    assert issubclass(mod.UnpairedTerm, ExtraLoss)

@@ -259,8 +259,8 @@ def test_eval_uses_the_data_root_saved_in_the_checkpoint(run_copy, tmp_path, mon
     state.write_text(json.dumps(meta))
     seen = {}
 
-    def spy(system, cfg, dataset, n, seed, data_root, **kw):
-        seen["data_root"] = data_root
+    def spy(system, cfg, options):
+        seen["data_root"] = options.data_root
         return {"dataset": cfg.dataset}
 
     monkeypatch.setattr(ev, "evaluate", spy)

@@ -8,6 +8,7 @@ encoder) changes the scores these tests expect.
 """
 
 import math
+import re
 
 import imageio.v3 as iio
 import pytest
@@ -16,6 +17,7 @@ from torch import nn
 
 from lightgen.data.dataset import ImageDataset
 from lightgen.tasks.evaluate import (
+    EvalOptions,
     class_component_counts,
     class_conditional_scores,
     evaluate,
@@ -274,7 +276,9 @@ def test_evaluate_reports_per_class_generation_for_a_mixture_chip(
     monkeypatch.setattr(ev, "classifier_epochs", lambda n: 3)  # plumbing test: a quick SmallCNN
     system, cfg = tiny_mixture
     r = evaluate(
-        system, cfg, n=32, progress=False, n_per_class=4, class_grid_path=tmp_path / "g.png"
+        system,
+        cfg,
+        EvalOptions(n=32, progress=False, n_per_class=4, class_grid_path=tmp_path / "g.png"),
     )
     cc = r["class_conditional"]
     assert len(cc["classes"]) == 10  # ten digits, three components: seven get none
@@ -285,10 +289,35 @@ def test_evaluate_reports_per_class_generation_for_a_mixture_chip(
     assert (tmp_path / "g.png").is_file() and "fid" in r and "component_purity_mean" in r
 
 
-def test_evaluate_rejects_a_classifier_size_below_eight(tiny_mixture):
-    system, cfg = tiny_mixture
+def test_eval_options_reject_a_classifier_size_below_eight():
     with pytest.raises(ValueError, match="classifier_size"):
-        evaluate(system, cfg, n=8, progress=False, classifier_size=4)
+        EvalOptions(n=8, progress=False, classifier_size=4)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("temperature", -1.0, "temperature=-1.0"),
+        ("temperature", math.nan, "temperature=nan"),
+        ("classifier_augment", "blur", "augment='blur'"),
+        ("n", 1, "n must be >= 2"),
+        ("n_per_class", 0, "n_per_class must be >= 1"),
+    ],
+)
+def test_eval_options_name_a_bad_value(field, value, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        EvalOptions(**{field: value})
+
+
+def test_eval_options_are_frozen_and_normalise_the_augment():
+    import dataclasses
+
+    o = EvalOptions(classifier_augment=None, temperature=1)
+    assert o.classifier_augment == "none" and o.temperature == 1.0
+    assert isinstance(o.temperature, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.n = 5  # type: ignore[misc]
+    assert dataclasses.replace(o, n=5).n == 5
 
 
 def test_eval_command_writes_per_class_scores_and_grid(tiny_mixture_run, tmp_path, monkeypatch):

@@ -133,20 +133,17 @@ def image_to_field(
 
 
 def _stack(
-    config: ChipConfig,
-    grid: Grid,
-    n_layers: int,
-    first_distance_m: float,
-    last_distance_m: float,
-    activation_checkpointing: bool,
+    config: ChipConfig, grid: Grid, half: str, activation_checkpointing: bool
 ) -> DiffractiveStack:
-    """A diffractive stack with the chip's shared layer, material and planner settings."""
+    """The diffractive stack of the chip's ``half`` (``"encoder"`` or ``"generator"``: its
+    ``<half>_layers``, ``<half>_first_hop_m`` and ``<half>_last_hop_m``) with the chip's
+    shared layer, material and planner settings."""
     return DiffractiveStack(
         grid,
-        n_layers,
-        first_distance_m,
+        getattr(config, f"{half}_layers"),
+        getattr(config, f"{half}_first_hop_m"),
         config.layer_spacing_m,
-        last_distance_m,
+        getattr(config, f"{half}_last_hop_m"),
         config.material,
         config.amplitude_layers,
         config.quantization_levels,
@@ -162,14 +159,7 @@ class PhotonicEncoder(nn.Module):
     def __init__(self, config: ChipConfig, grid: Grid, activation_checkpointing: bool = False):
         super().__init__()
         self.config, self.grid = config, grid
-        self.stack = _stack(
-            config,
-            grid,
-            config.encoder_layers,
-            config.encoder_first_hop_m,
-            config.encoder_last_hop_m,
-            activation_checkpointing,
-        )
+        self.stack = _stack(config, grid, "encoder", activation_checkpointing)
 
         f = config.slm_lens_focal_length_m
         self.slm_lens = None if f is None else FourierLens(grid, f, grid)
@@ -200,14 +190,7 @@ class PhotonicGenerator(nn.Module):
     def __init__(self, config: ChipConfig, grid: Grid, activation_checkpointing: bool = False):
         super().__init__()
         self.config, self.grid = config, grid
-        self.stack = _stack(
-            config,
-            grid,
-            config.generator_layers,
-            config.generator_first_hop_m,
-            config.generator_last_hop_m,
-            activation_checkpointing,
-        )
+        self.stack = _stack(config, grid, "generator", activation_checkpointing)
         f = config.camera_lens_focal_length_m
         self.camera_lens = None if f is None else FourierLens(grid, f, grid)
         c = config.n_wavelengths

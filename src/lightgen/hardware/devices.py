@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lightgen._checks import require_positive
+from lightgen._checks import require_fraction, require_positive
 
 
 def require_nonnegative(name: str, value: float, fix: str = "") -> float:
@@ -22,14 +22,6 @@ def require_nonnegative(name: str, value: float, fix: str = "") -> float:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}. {fix}".strip()) from None
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}. {fix}".strip())
-    return v
-
-
-def require_fraction(name: str, value: float, fix: str = "") -> float:
-    """``float(value)`` if in (0, 1], else ValueError naming the parameter and fix."""
-    v = require_positive(name, value, fix)
-    if v > 1:
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}. {fix}".strip())
     return v
 
 

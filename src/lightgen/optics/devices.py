@@ -30,7 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightgen._checks import require_finite, require_int_range, require_positive
+from lightgen._checks import (
+    require_finite,
+    require_fraction,
+    require_int_range,
+    require_positive,
+)
 from lightgen.optics.grid import Grid, power
 
 PLANCK_J_S = 6.62607015e-34  # exact (SI 2019)
@@ -70,14 +75,6 @@ def _require_nonnegative(name: str, value: float, fix: str = "") -> float:
     v = require_finite(name, value, fix)
     if v < 0:
         raise ValueError(f"{name} must be >= 0, got {value!r}. {fix}".strip())
-    return v
-
-
-def _require_fraction(name: str, value: float, fix: str = "") -> float:
-    """A number in (0, 1]."""
-    v = require_positive(name, value, fix)
-    if v > 1:
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}. {fix}".strip())
     return v
 
 
@@ -225,7 +222,7 @@ def aperture_weights(samples_per_pixel: int, fill_factor: float, dtype=torch.flo
     fraction :math:`(\sum_j w_j^2/k)^2` is slightly below :math:`f^2`.
     """
     k = require_int_range("samples_per_pixel", samples_per_pixel, 1)
-    f = _require_fraction("fill_factor", fill_factor, "It is the active width / pixel pitch.")
+    f = require_fraction("fill_factor", fill_factor, "It is the active width / pixel pitch.")
     j = torch.arange(k, dtype=dtype, device=device)
     lo, hi = k * (1 - f) / 2, k * (1 + f) / 2
     return torch.clamp(torch.minimum(j + 1, torch.full_like(j, hi)) - torch.clamp(j, min=lo), 0.0)
@@ -319,7 +316,7 @@ class SLM(nn.Module):
             "bit_depth", bit_depth, 1, 16, "Typical SLMs have 8 to 12 bits."
         )
         self.samples_per_pixel = _whole_pitch_multiple("slm_pixel_pitch_m", slm_pixel_pitch_m, grid)
-        self.fill_factor = _require_fraction(
+        self.fill_factor = require_fraction(
             "fill_factor",
             fill_factor,
             "It is the active width / pixel pitch (1.0 = no dead border).",
@@ -361,20 +358,11 @@ class SLM(nn.Module):
         if self.mode == "phase" and images.shape[1] == 1 and self.grid.n_wavelengths > 1:
             images = images.expand(-1, self.grid.n_wavelengths, -1, -1)
         values = self.quantize(images)
-        mask, pad = _place_on_grid(
-            values, self.samples_per_pixel, self.fill_factor, self.grid, "images"
-        )
-        k = self.samples_per_pixel
-        up = values.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
+        up, mask, pad = _upsampled(values, self.samples_per_pixel, self.fill_factor, self.grid)
         if self.mode == "phase":
-            amp = F.pad(mask.expand_as(up), pad)
-            field = torch.polar(amp, F.pad(up, pad))
-        else:
-            amp = F.pad(up * mask, pad)
-            field = torch.complex(amp, torch.zeros_like(amp))
-        if field.shape[1] != self.grid.n_wavelengths:
-            field = field.expand(-1, self.grid.n_wavelengths, -1, -1)
-        return _illuminate(field, illumination, self.grid)
+            field = torch.polar(F.pad(mask.expand_as(up), pad), F.pad(up, pad))
+            return _illuminate(field, illumination, self.grid)
+        return _illuminate(_amplitude_field(F.pad(up * mask, pad)), illumination, self.grid)
 
     def extra_repr(self) -> str:
         return (
@@ -384,7 +372,25 @@ class SLM(nn.Module):
         )
 
 
+def _upsampled(
+    values: torch.Tensor, k: int, fill_factor: float, grid: Grid
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, int, int]]:
+    """Device-pixel ``values`` ``(B, C, h, w)`` as ``k x k`` samples each, with the aperture
+    mask and the centring padding of :func:`_place_on_grid`."""
+    mask, pad = _place_on_grid(values, k, fill_factor, grid, "images")
+    return values.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1), mask, pad
+
+
+def _amplitude_field(amp: torch.Tensor) -> torch.Tensor:
+    """A real amplitude as a complex field (zero phase)."""
+    return torch.complex(amp, torch.zeros_like(amp))
+
+
 def _illuminate(field: torch.Tensor, illumination: torch.Tensor | None, grid: Grid) -> torch.Tensor:
+    """The modulator's ``field`` on every wavelength channel of ``grid`` (a one-channel
+    pattern is shared), times ``illumination`` if given."""
+    if field.shape[1] != grid.n_wavelengths:
+        field = field.expand(-1, grid.n_wavelengths, -1, -1)
     if illumination is None:
         return field
     if not isinstance(illumination, torch.Tensor) or not illumination.is_complex():
@@ -438,7 +444,7 @@ class DMD(nn.Module):
             )
         self.threshold = t
         self.dither = bool(dither)
-        self.fill_factor = _require_fraction(
+        self.fill_factor = require_fraction(
             "fill_factor", fill_factor, "It is the mirror width / pixel pitch (1.0 = no gap)."
         )
         self.register_buffer("bayer", bayer_matrix(8), persistent=False)
@@ -464,16 +470,8 @@ class DMD(nn.Module):
     ) -> torch.Tensor:
         _check_images(images, self.grid)
         states = self.binarize(images)
-        mask, pad = _place_on_grid(
-            states, self.samples_per_pixel, self.fill_factor, self.grid, "images"
-        )
-        k = self.samples_per_pixel
-        up = states.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
-        amp = F.pad(up * mask, pad)
-        field = torch.complex(amp, torch.zeros_like(amp))
-        if field.shape[1] != self.grid.n_wavelengths:
-            field = field.expand(-1, self.grid.n_wavelengths, -1, -1)
-        return _illuminate(field, illumination, self.grid)
+        up, mask, pad = _upsampled(states, self.samples_per_pixel, self.fill_factor, self.grid)
+        return _illuminate(_amplitude_field(F.pad(up * mask, pad)), illumination, self.grid)
 
     def extra_repr(self) -> str:
         return (

@@ -242,8 +242,8 @@ def fourier_shift(
     """
     sy, sx = _as_real_tensor(shift_y_px, x), _as_real_tensor(shift_x_px, x)
     if fill is not None:
-        py = math.ceil(abs(float(sy))) + 1
-        px = math.ceil(abs(float(sx))) + 1
+        py = math.ceil(abs(float(sy.detach()))) + 1
+        px = math.ceil(abs(float(sx.detach()))) + 1
         h, w = x.shape[-2:]
         base = x - fill
         padded = F.pad(base.reshape(-1, h, w), (px, px, py, py)).reshape(

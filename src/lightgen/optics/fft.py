@@ -436,7 +436,9 @@ def _fftw_plan(shape, padded, dtype) -> _FFTWFilterPlan:
     return plan
 
 
-def _use_fftw(x: torch.Tensor, padded: tuple[int, int]) -> bool:
+def uses_fftw(x: torch.Tensor, padded: tuple[int, int]) -> bool:
+    """Whether the present backend (:func:`set_fft_backend`) filters tensors like ``x`` on a
+    ``padded`` grid with pyFFTW (else torch.fft)."""
     backend = _state["backend"]
     if backend == "torch" or x.device.type != "cpu":
         return False
@@ -455,7 +457,7 @@ def bare_fft_pair_seconds(
     the bound a propagation's cost is measured against (benchmarks)."""
     x = torch.randn(shape, dtype=dtype)
     times = []
-    if _use_fftw(x, tuple(shape[-2:])):
+    if uses_fftw(x, tuple(shape[-2:])):
         import pyfftw
 
         threads, effort = _state["threads"] or torch.get_num_threads(), _state["effort"]
@@ -484,7 +486,7 @@ def _filter(
     if modulation is not None:
         lead.append(modulation.shape[:-2])
     shape = torch.broadcast_shapes(*lead) + tuple(x.shape[-2:])
-    if _use_fftw(x, tuple(kernel.shape[-2:])):
+    if uses_fftw(x, tuple(kernel.shape[-2:])):
         return _fftw_plan(shape, kernel.shape[-2:], x.dtype)(x, kernel, modulation)
     return _filter_torch(x, kernel, modulation, shape)
 

@@ -34,8 +34,8 @@ import torch
 
 from lightgen._checks import require_int_range, require_nonnegative
 from lightgen.metrics.image import pbmp, psnr
-from lightgen.tasks.common import check_images, expected_image_shape, match_channels, write_json
-from lightgen.tasks.generate import reconstruct
+from lightgen.tasks.common import check_images, expected_image_shape, write_json
+from lightgen.tasks.generate import reconstruct_batched
 from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
 
 if TYPE_CHECKING:
@@ -132,14 +132,6 @@ def load_digits(
     raise AssertionError("unreachable")
 
 
-def _reconstruct(system: BOGTSystem, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    out = [
-        reconstruct(system, images[i : i + batch_size]).cpu()
-        for i in range(0, images.shape[0], batch_size)
-    ]
-    return match_channels(torch.cat(out), images.shape[1])
-
-
 @torch.no_grad()
 def denoise(
     system: BOGTSystem,
@@ -159,7 +151,7 @@ def denoise(
     levels = []
     for s in sigmas:
         noisy = add_gaussian_noise(clean, s, noise=noise)
-        out = _reconstruct(system, noisy, batch_size)
+        out = reconstruct_batched(system, noisy, batch_size)
         levels.append(
             {"sigma": s, **denoise_scores(clean, noisy, out), "noisy": noisy, "output": out}
         )
@@ -193,7 +185,7 @@ def run_denoise(
     c, s, _ = expected_image_shape(system)
     clean, name = load_digits(s, n, seed, c, dataset, data_root or cfg.data_root)
     levels = denoise(system, clean, sigmas, seed)
-    rec = _reconstruct(system, clean)
+    rec = reconstruct_batched(system, clean)
     show = slice(0, min(n_show, clean.shape[0]))
     ncol = show.stop
     rows = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,9 @@ from lightgen.optics.grid import centred_start, intensity, power
 from lightgen.tasks.generate import encode, reconstruct, sample
 
 if TYPE_CHECKING:
+    from lightgen.chip.fabrication import FabricationModel
     from lightgen.train.config import TrainConfig
+    from lightgen.train.expost import ExPostSampler
     from lightgen.train.system import BOGTSystem
 
 
@@ -51,6 +54,25 @@ def classifier_epochs(n_train: int, batch_size: int = 128) -> int:
 def _batched(fn, n: int, batch: int = 256):
     outs = [fn(i, min(batch, n - i)) for i in range(0, n, batch)]
     return torch.cat(outs)
+
+
+def _samples(
+    system: BOGTSystem, n: int, batch: int, first_seed: int, conditions=None, **kw
+) -> torch.Tensor:
+    """``n`` generated images (:func:`~lightgen.tasks.generate.sample`, ``kw`` passed on) on
+    the CPU in batches of ``batch``, the batch at ``i`` seeded ``first_seed + i``;
+    ``conditions(i, b)``: that batch's injected values (None: none)."""
+    return _batched(
+        lambda i, b: sample(
+            system,
+            b,
+            seed=first_seed + i,
+            conditions=None if conditions is None else conditions(i, b),
+            **kw,
+        )[0].cpu(),
+        n,
+        batch,
+    )
 
 
 def is_class_conditioned(system: BOGTSystem, cfg: TrainConfig | None) -> bool:
@@ -327,20 +349,20 @@ def class_conditional_scores(
             "n_real_test": int((test.labels == c).sum()),
         }
         if comp is not None or conditional:
-            imgs = _batched(
-                lambda i, b, comp=comp, c=c: sample(
-                    system,
-                    b,
-                    seed=seed + 2000 + 100 * c + i,
-                    component=comp,
-                    conditions=class_codes(system, cfg, torch.full((b,), c))
-                    if conditional
-                    else None,
-                    temperature=temperature,
-                    sampler=sampler,
-                )[0].cpu(),
+            codes_c = (
+                (lambda i, b, c=c: class_codes(system, cfg, torch.full((b,), c)))
+                if conditional
+                else None
+            )
+            imgs = _samples(
+                system,
                 n_per_class,
                 batch_size,
+                seed + 2000 + 100 * c,
+                codes_c,
+                component=comp,
+                temperature=temperature,
+                sampler=sampler,
             )
             small = for_classifier(imgs, clf)
             pred = predict(clf, small)
@@ -490,77 +512,88 @@ def save_class_grid(
     return save_figure(Path(path), fig)
 
 
-def evaluate(
-    system: BOGTSystem,
-    cfg: TrainConfig,
-    dataset: str | None = None,
-    n: int = 1000,
-    seed: int = 0,
-    data_root=None,
-    progress=True,
-    fabrication=None,
-    n_per_class: int = 64,
-    classifier_size: int | None = None,
-    class_grid_path: str | Path | None = None,
-    temperature: float = 1.0,
-    classifier_augment: str | None = None,
-    sampler=None,
-    sampler_record: dict | None = None,
-) -> dict:
-    """All quality numbers for one trained model, as a JSON-able dict.
+@dataclass(frozen=True, kw_only=True)
+class EvalOptions:
+    """What :func:`evaluate` does with a trained model (``lightgen eval`` builds one from
+    its flags). Validated on construction: a bad value raises ValueError naming it and the
+    fix. Change one field with :func:`dataclasses.replace`.
 
-    ``sampler`` draws the fiber drive values of the ``n`` unconditional samples scored by
-    FID/KID/precision/recall and the copying control (default: the trained prior; e.g. an
-    :class:`~lightgen.train.expost.ExPostSampler`); ``sampler_record`` (its JSON) is
-    reported as ``sampler``. Per-component purity and per-class scores always sample the
-    trained prior's components. The copying control (:func:`lightgen.metrics.copying.
-    copying_control`) compares the generated images' pixel distance to their nearest
-    training image with that of the held-out real images.
+    Attributes:
+        dataset: the data set scored against (default: the one the model was trained on).
+        n: generated and held-out images compared by FID/KID/precision/recall (at most the
+            held-out split's size).
+        seed: seeds the samples, the KID subsets and the data splits.
+        data_root: the folder of the data sets (default: ``$LIGHTGEN_DATA``).
+        progress: show the judge's training progress.
+        fabrication: a :class:`~lightgen.chip.fabrication.FabricationModel` evaluates the
+            design as fabricated: quantised heights and random placement errors drawn anew
+            for every batch (a Monte-Carlo over fabricated chips); recorded as
+            ``fabrication``.
+        n_per_class: images per class of the per-class scores (mixture prior or
+            class-conditional model on a labelled data set).
+        classifier_size: the judge (SmallCNN) runs at this size (default: the chip's image
+            size; e.g. 64 for a 512 px chip, where a 512 px judge is slow to train on a
+            CPU).
+        class_grid_path: where the per-class grid PNG goes (None: no grid).
+        temperature: factor on the prior's standard deviation for every generated image
+            (1 = P(Z) itself); recorded as ``prior_temperature``.
+        classifier_augment: ``"chip"`` trains (and caches separately) a judge that saw
+            speckle, blur and gain on half its training images
+            (:func:`lightgen.metrics.classifier.chip_artifacts`); recorded as
+            ``classifier_augment``.
+        sampler: draws the fiber drive values of the ``n`` unconditional samples with its
+            ``sample`` method, like a prior (default: the trained prior; e.g. an
+            :class:`~lightgen.train.expost.ExPostSampler`).
+            Per-component purity and per-class scores always sample the prior's components.
+        sampler_record: the sampler's JSON, reported as ``sampler``.
+    """
 
-    ``fabrication`` (a :class:`~lightgen.chip.fabrication.FabricationModel`) evaluates the
-    design as fabricated: quantised heights and random placement errors drawn anew for
-    every batch (a Monte-Carlo over fabricated chips).
+    dataset: str | None = None
+    n: int = 1000
+    seed: int = 0
+    data_root: str | Path | None = None
+    progress: bool = True
+    fabrication: FabricationModel | None = None
+    n_per_class: int = 64
+    classifier_size: int | None = None
+    class_grid_path: str | Path | None = None
+    temperature: float = 1.0
+    classifier_augment: str | None = "none"
+    sampler: ExPostSampler | None = None
+    sampler_record: dict | None = None
 
-    With a mixture prior and a labelled data set the report also holds
-    ``class_conditional`` (:func:`class_conditional_scores`, ``n_per_class`` images per
-    class, grid PNG at ``class_grid_path`` if given) and its summary keys.
-    ``classifier_size`` runs the SmallCNN at that size (default: the chip's image size;
-    e.g. 64 for a 512 px chip, where a 512 px classifier is slow to train on a CPU).
-    ``temperature`` scales the prior's standard deviation for every generated image (1 =
-    P(Z) itself; recorded as ``prior_temperature``). ``classifier_augment="chip"`` trains
-    (and caches separately) a judge that saw speckle, blur and gain on half its training
-    images (:func:`lightgen.metrics.classifier.chip_artifacts`); recorded as
-    ``classifier_augment``.
+    def __post_init__(self) -> None:
+        from lightgen._checks import require_int_range
+        from lightgen.metrics.classifier import check_augment
+
+        object.__setattr__(self, "temperature", _check_temperature(self.temperature))
+        object.__setattr__(self, "classifier_augment", check_augment(self.classifier_augment))
+        if self.classifier_size is not None:
+            require_int_range("classifier_size", self.classifier_size, 8, fix="Use e.g. 64.")
+        require_int_range("n", self.n, 2, fix="FID and KID compare at least 2 images; e.g. n=1000.")
+        require_int_range("n_per_class", self.n_per_class, 1, fix="e.g. n_per_class=64.")
+
+
+def evaluate(system: BOGTSystem, cfg: TrainConfig, options: EvalOptions | None = None) -> dict:
+    """All quality numbers for one trained model, as a JSON-able dict (what is done:
+    ``options``, default :class:`EvalOptions`).
+
+    FID/KID/precision/recall of ``options.n`` samples, their copying control
+    (:func:`lightgen.metrics.copying.copying_control`: the generated images' pixel distance
+    to their nearest training image against that of the held-out real images),
+    reconstruction PSNR/SSIM and scores, and the chip's optical efficiencies. With a
+    mixture prior, per-component purity; with a mixture prior or a class-conditional model
+    on a labelled data set also ``class_conditional`` (:func:`class_conditional_scores`)
+    and its summary keys.
     """
     from lightgen.chip.fabrication import fabricated
-    from lightgen.metrics.classifier import check_augment
 
-    temperature = _check_temperature(temperature)
-    classifier_augment = check_augment(classifier_augment)
-
-    if classifier_size is not None:
-        from lightgen._checks import require_int_range
-
-        require_int_range("classifier_size", classifier_size, 8, fix="Use e.g. 64.")
-    with fabricated(system, fabrication, seed):
-        out = _evaluate(
-            system,
-            cfg,
-            dataset,
-            n,
-            seed,
-            data_root,
-            progress,
-            n_per_class,
-            classifier_size,
-            class_grid_path,
-            temperature,
-            classifier_augment,
-            sampler,
-        )
-    out["sampler"] = sampler_record or {"sampler": "prior"}
-    if fabrication is not None:
-        out["fabrication"] = fabrication.model_dump()
+    o = options or EvalOptions()
+    with fabricated(system, o.fabrication, o.seed):
+        out = _evaluate(system, cfg, o)
+    out["sampler"] = o.sampler_record or {"sampler": "prior"}
+    if o.fabrication is not None:
+        out["fabrication"] = o.fabrication.model_dump()
     return out
 
 
@@ -663,26 +696,15 @@ def evaluate_generated(
     }
 
 
-def _evaluate(
-    system: BOGTSystem,
-    cfg: TrainConfig,
-    dataset,
-    n,
-    seed,
-    data_root,
-    progress,
-    n_per_class,
-    clf_size,
-    grid_path,
-    temperature=1.0,
-    augment="none",
-    sampler=None,
-) -> dict:
+def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
+    dataset, n, seed, temperature, sampler = o.dataset, o.n, o.seed, o.temperature, o.sampler
+    n_per_class, grid_path = o.n_per_class, o.class_grid_path
     name = dataset or cfg.dataset
     size = cfg.chip_config().image_size
     opts = cfg.dataset_options(name)  # emoji-svg: the families and groups it was trained on
+    augment = o.classifier_augment
     train, test, clf, clf_acc = judge_and_split(
-        name, size, data_root, seed, clf_size, augment, progress, opts
+        name, size, o.data_root, seed, o.classifier_size, augment, o.progress, opts
     )
     n = min(n, test.images.shape[0])
     real = test.images[:n]
@@ -699,26 +721,21 @@ def _evaluate(
     # large images in small batches (bounded memory); small ones as before (same seeds)
     big = size > 128
     t0 = time.perf_counter()
-    fake = _batched(
-        lambda i, b: sample(
-            system,
-            b,
-            seed=seed + 1 + i,
-            conditions=_codes(i, b),
-            temperature=temperature,
-            sampler=sampler,
-        )[0].cpu(),
-        n,
-        16 if big else 256,
+    fake = _samples(
+        system, n, 16 if big else 256, seed + 1, _codes, temperature=temperature, sampler=sampler
     )
     gen_s = (time.perf_counter() - t0) / n
-    scores = generative_scores(
-        for_classifier(real, clf),
-        for_classifier(fake, clf),
-        clf,
-        kid_subset_size=min(1000, n // 2),
-        seed=seed,
-    )
+
+    def _scores(images: torch.Tensor) -> dict:  # FID/KID/precision/recall against `real`
+        return generative_scores(
+            for_classifier(real, clf),
+            for_classifier(images, clf),
+            clf,
+            kid_subset_size=min(1000, n // 2),
+            seed=seed,
+        )
+
+    scores = _scores(fake)
     rec = _batched(
         lambda i, b: reconstruct(system, real[i : i + b], conditions=_codes(i, b)).cpu(),
         n,
@@ -726,13 +743,7 @@ def _evaluate(
     )
     rec = rec.mean(1, keepdim=True) if rec.shape[1] != real.shape[1] else rec
     # reference for samplers of the OLS: the held-out images' own posterior means decoded
-    rec_scores = generative_scores(
-        for_classifier(real, clf),
-        for_classifier(rec, clf),
-        clf,
-        kid_subset_size=min(1000, n // 2),
-        seed=seed,
-    )
+    rec_scores = _scores(rec)
     fake_px = fake.mean(1, keepdim=True) if fake.shape[1] != real.shape[1] else fake
     out = {
         "dataset": name,
@@ -771,16 +782,13 @@ def _evaluate(
         purity, classes = [], set()
         components = []
         for comp in range(k):
-            imgs = _batched(
-                lambda i, b, comp=comp: sample(
-                    system,
-                    b,
-                    seed=seed + 1000 + comp + i,
-                    component=comp,
-                    temperature=temperature,
-                )[0].cpu(),
+            imgs = _samples(
+                system,
                 64,
                 16 if big else 64,
+                seed + 1000 + comp,
+                component=comp,
+                temperature=temperature,
             )
             small = for_classifier(imgs, clf)
             pred = predict(clf, small)

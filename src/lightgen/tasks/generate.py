@@ -52,6 +52,21 @@ def reconstruct(
 
 
 @torch.no_grad()
+def reconstruct_batched(
+    system: BOGTSystem, images: torch.Tensor, batch_size: int = 256
+) -> torch.Tensor:
+    """:func:`reconstruct` of any number of ``images`` in batches of ``batch_size``, on the
+    CPU, with the inputs' channel count (a grey input of an RGB chip gives grey outputs)."""
+    from lightgen.tasks.common import match_channels
+
+    out = [
+        reconstruct(system, images[i : i + batch_size]).cpu()
+        for i in range(0, images.shape[0], batch_size)
+    ]
+    return match_channels(torch.cat(out), images.shape[1])
+
+
+@torch.no_grad()
 def encode(system: BOGTSystem, images: torch.Tensor) -> torch.Tensor:
     dev = next(system.parameters()).device
     return system.model.posterior(images.to(dev))[0]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from lightgen._checks import require_choice
-from lightgen._io import atomic_write  # tasks import it from here
+from lightgen._io import atomic_write, atomic_write_text  # noqa: F401 (public from here)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -64,8 +64,8 @@ from lightgen.data.styles import (
     tile_patches,
 )
 from lightgen.metrics.image import psnr, ssim
-from lightgen.tasks.common import check_images, expected_image_shape, match_channels, write_json
-from lightgen.tasks.generate import reconstruct
+from lightgen.tasks.common import check_images, expected_image_shape, write_json
+from lightgen.tasks.generate import reconstruct_batched
 from lightgen.tasks.images import check_image_format, image_grid, save_png, write_image_set
 
 if TYPE_CHECKING:
@@ -166,14 +166,6 @@ def seam_ratio(images: torch.Tensor, patch_px: int) -> float:
     return float(seam.mean()) / ref if ref > 0 else math.nan
 
 
-def _reconstruct(system: BOGTSystem, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    out = [
-        reconstruct(system, images[i : i + batch_size]).cpu()
-        for i in range(0, images.shape[0], batch_size)
-    ]
-    return match_channels(torch.cat(out), images.shape[1])
-
-
 def patchwise_reconstruct(patch_system: BOGTSystem, images: torch.Tensor) -> torch.Tensor:
     """Run a ``p x p`` chip on every non-overlapping patch of ``images`` and tile the outputs."""
     _, p, _ = expected_image_shape(patch_system)
@@ -183,7 +175,7 @@ def patchwise_reconstruct(patch_system: BOGTSystem, images: torch.Tensor) -> tor
             f"the patch chip takes {p} x {p} images, which do not tile {h} x {w} inputs; "
             "train it on patches of a divisor of the image side (e.g. printed-digits+patches7)."
         )
-    out = _reconstruct(patch_system, cut_patches(images, p))
+    out = reconstruct_batched(patch_system, cut_patches(images, p))
     return tile_patches(out, h // p, w // p)
 
 
@@ -300,7 +292,7 @@ def mnist_classifier(data_root: str | None = None, progress: bool = False):
 
 
 # ------------------------------------------------------------------ runs
-def _save_rows(path: Path, rows: list[torch.Tensor], n_show: int) -> Path:
+def save_rows(path: Path, rows: list[torch.Tensor], n_show: int) -> Path:
     """PNG of the first ``n_show`` images of each row, one row per tensor, tiles >= 96 px."""
     k = min(n_show, rows[0].shape[0])
     upscale = max(1, math.ceil(96 / rows[0].shape[-1]))
@@ -362,8 +354,8 @@ def run_style_transfer(
                 f"and be trained on the plain data (e.g. {base!r})."
             )
     target = apply_style(style, plain)
-    out = _reconstruct(system, plain)
-    own = _reconstruct(system, target)
+    out = reconstruct_batched(system, plain)
+    own = reconstruct_batched(system, target)
     net = RandomFeatureNet()
     report_rows = {
         "transfer": image_scores(net, out, plain, target),
@@ -372,11 +364,11 @@ def run_style_transfer(
     }
     rows = [plain, out, target]
     if control is not None:
-        ctrl = _reconstruct(control[0], plain)
+        ctrl = reconstruct_batched(control[0], plain)
         report_rows["control"] = image_scores(net, ctrl, plain, target)
         rows.append(ctrl)
     out_dir = Path(out_dir)
-    png = _save_rows(out_dir / "style.png", rows, n_show)
+    png = save_rows(out_dir / "style.png", rows, n_show)
     roles = ["input", "chip output", "styled target", "control chip output"][: len(rows)]
     records = [
         {"role": role, "index": i, "style": style}
@@ -471,7 +463,11 @@ def run_digit_transfer(
     if x.min() < 0 or x.max() > 1:
         raise ValueError("images must be intensities in [0, 1]; clip or rescale them.")
     target = printed_targets(labels)
-    outs = {"input": x, "global": _reconstruct(gs, x), "patchwise": patchwise_reconstruct(ps, x)}
+    outs = {
+        "input": x,
+        "global": reconstruct_batched(gs, x),
+        "patchwise": patchwise_reconstruct(ps, x),
+    }
     net = RandomFeatureNet()
     methods = {
         k: {
@@ -483,7 +479,7 @@ def run_digit_transfer(
     }
     # each chip fed the printed target itself: the best a transfer could look with this chip
     on_target = {
-        "global": _reconstruct(gs, target),
+        "global": reconstruct_batched(gs, target),
         "patchwise": patchwise_reconstruct(ps, target),
     }
     floors = {
@@ -499,7 +495,7 @@ def run_digit_transfer(
         target_acc = float((predict(classifier, target) == labels).float().mean())
     rows = [outs["input"], outs["global"], outs["patchwise"], target]
     out_dir = Path(out_dir)
-    png = _save_rows(out_dir / "digits.png", rows, n_show)
+    png = save_rows(out_dir / "digits.png", rows, n_show)
     report = {
         "task": "style-digits",
         "content": source,

@@ -274,24 +274,21 @@ class TrainConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _diagonal_needs_a_mixture(self) -> TrainConfig:
+    def _mixture_options_need_a_mixture(self) -> TrainConfig:
+        """Diagonal covariances and label-selected components both shape mixture components."""
         if self.prior_covariance == "diagonal" and self.prior != "mixture":
             raise ValueError(
                 f"prior_covariance='diagonal' shapes mixture components; got prior="
                 f"{self.prior!r}. Use prior='mixture' (the Gaussian prior is CN(0, I))."
             )
-        return self
-
-    @model_validator(mode="after")
-    def _components_need_a_mixture(self) -> TrainConfig:
-        if self.condition_on != "components":
-            return self
-        if self.prior != "mixture":
+        if self.condition_on == "components" and self.prior != "mixture":
             raise ValueError(
                 f"condition_on='components' selects a mixture component per class; got "
                 f"prior={self.prior!r}. Use prior='mixture' (or condition_on='labels')."
             )
-        if self.condition_fibers or self.condition_all_wavelengths:
+        if self.condition_on == "components" and (
+            self.condition_fibers or self.condition_all_wavelengths
+        ):
             raise ValueError(
                 "condition_on='components' drives no condition fibers; drop condition_fibers="
                 f"{self.condition_fibers} / condition_all_wavelengths="

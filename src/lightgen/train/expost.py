@@ -513,16 +513,26 @@ def expost_sampler(
     else:
         size = cfg.chip_config().image_size
         ds = train_split(cfg, cfg.dataset, size)
-        data = {
-            "dataset": cfg.dataset,
-            "split": "train",
-            "train_limit": cfg.train_limit,
-            "data_seed": cfg.seed,
-            "checkpoint": ck.name,
-        }
+        data = _fit_data(cfg, ck)
         gmm, meta = fit_expost(system, ds.images, n_components, covariance, seed, data)
         save_density(stem, gmm, meta)
         meta = load_density(stem)[1]
+    return _sampler_at(stem, gmm, meta, system)
+
+
+def _fit_data(cfg: TrainConfig, ck: Path) -> dict:
+    """Which images a fit saw (kept in its JSON): the run's training split."""
+    return {
+        "dataset": cfg.dataset,
+        "split": "train",
+        "train_limit": cfg.train_limit,
+        "data_seed": cfg.seed,
+        "checkpoint": ck.name,
+    }
+
+
+def _sampler_at(stem: Path, gmm, meta: dict, system: BOGTSystem) -> ExPostSampler:
+    """The sampler of a density saved at ``stem``, its record naming the file."""
     meta = {**meta, "path": str(stem.with_suffix(".safetensors"))}
     return ExPostSampler(gmm, system.prior.complex_latent, meta)
 
@@ -559,19 +569,14 @@ def expost_class_sampler(
             "covariance": covariance,
             "n_components": ds.n_classes,
             "data": {
-                "dataset": cfg.dataset,
-                "split": "train",
-                "train_limit": cfg.train_limit,
-                "data_seed": cfg.seed,
-                "checkpoint": ck.name,
+                **_fit_data(cfg, ck),
                 "n_images": int(ds.images.shape[0]),
                 "images_sha256": _images_sha256(ds.images),
             },
         }
         save_density(stem, gmm, meta)
     gmm, meta = load_density(stem)
-    meta = {**meta, "path": str(stem.with_suffix(".safetensors"))}
-    return ExPostSampler(gmm, system.prior.complex_latent, meta)
+    return _sampler_at(stem, gmm, meta, system)
 
 
 def resolve_sampler(

@@ -23,13 +23,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lightgen._io import atomic_write_text
-from lightgen.data.deform import handwriting_like
 from lightgen.optics.fft import set_fft_backend
 from lightgen.train.checkpoint import (
     check_tensors_match,
@@ -39,6 +39,7 @@ from lightgen.train.checkpoint import (
     save_checkpoint,
 )
 from lightgen.train.config import TrainConfig, load_train_config
+from lightgen.train.data import TrainingData
 from lightgen.train.priors import standard_normal
 
 # The trained system moved to lightgen.train.system; these names stay importable from
@@ -88,77 +89,87 @@ def _batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tenso
     return perm[pos * batch_size : (pos + 1) * batch_size]
 
 
+@dataclass(frozen=True)
+class TrainBatch:
+    """What an :class:`ExtraLoss` sees at one training step: this rank's share of the
+    batch on the training device, as the BOGT loss saw it.
+
+    ``images`` are the encoder's inputs; ``labels`` the class labels given to the trainer
+    (``None`` without); ``targets`` the camera's targets (``None``: the images, BOGT);
+    ``domains`` the generator of each image (``routing='domain'``); ``step`` the step being
+    taken (0 for the first); ``system`` the system being trained; ``terms`` its BOGT loss
+    terms on this batch (:class:`~lightgen.train.objective.LossTerms`)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    step: int
+    system: BOGTSystem
+    targets: torch.Tensor | None = None
+    domains: torch.Tensor | None = None
+    terms: Any = None
+
+
+@runtime_checkable
+class ExtraLoss(Protocol):
+    """A training term added to the BOGT loss (``Trainer(..., extra_loss=...)``): called once
+    per step with the :class:`TrainBatch`, it returns a scalar tensor; the trainer adds it
+    to the BOGT loss before the backward pass, so its gradient reaches the chip through the
+    same optimizer, gradient clipping and checkpoints. A term with parameters of its own
+    (e.g. a critic) updates them itself inside the call. ``name`` (optional attribute) is
+    saved in the checkpoints; a run is resumed only with the same name."""
+
+    def __call__(self, batch: TrainBatch) -> torch.Tensor: ...
+
+
+def extra_loss_name(extra_loss: ExtraLoss | None) -> str | None:
+    """The name a checkpoint records for ``extra_loss`` (its ``name``, else its type's)."""
+    if extra_loss is None:
+        return None
+    return str(getattr(extra_loss, "name", type(extra_loss).__name__))
+
+
 class Trainer:
     def __init__(
         self,
         cfg: TrainConfig,
         run_dir: str | Path,
-        images: torch.Tensor,
+        images: torch.Tensor | TrainingData,
         resume: bool = False,
         progress: bool = True,
         conditions: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         domains: torch.Tensor | None = None,
+        extra_loss: ExtraLoss | None = None,
     ):
-        """``domains`` ``(N,)``: with ``cfg.routing='domain'``, 0 for an image of
-        ``cfg.dataset`` and 1 for one of ``cfg.source_dataset``; it sets the generator the
-        image is reconstructed by. ``labels`` ``(N,)``: with ``cfg.condition_on='labels'`` the trainer injects their
-        one-hot codes (:func:`label_conditions`, ``cfg.condition_amplitude``) into the
-        ``cfg.condition_fibers`` condition fibers (set it with
-        :meth:`TrainConfig.with_label_conditions`); pass either ``labels`` or ``conditions``.
-        With ``cfg.condition_on='components'`` image ``i``'s KL is taken against prior
-        component ``labels[i]`` (``cfg.n_components`` = the number of classes)."""
-        self.components = None
-        if cfg.condition_on == "components":
-            if labels is None or labels.shape != (images.shape[0],):
-                got = None if labels is None else tuple(labels.shape)
+        """``images``: the training images ``(N, C, S, S)`` with their ``conditions``,
+        ``targets``, ``labels`` and ``domains`` (checked by :meth:`TrainingData.
+        from_tensors`, which says what each does), or a :class:`TrainingData` already
+        built (then pass none of those four). ``extra_loss``: a term added to the BOGT loss
+        at every step (:class:`ExtraLoss`); the log then has an ``extra`` column."""
+        if isinstance(images, TrainingData):
+            given = [
+                k
+                for k, v in {
+                    "conditions": conditions,
+                    "targets": targets,
+                    "labels": labels,
+                    "domains": domains,
+                }.items()
+                if v is not None
+            ]
+            if given:
                 raise ValueError(
-                    f"condition_on='components' needs one label per training image, shape "
-                    f"({images.shape[0]},); got {got}. Pass labels=dataset.labels."
+                    f"{', '.join(given)} given beside a TrainingData; it holds them already: "
+                    "build it with TrainingData.from_tensors(cfg, images, ...) and pass it alone."
                 )
-            self.components = check_class_labels(labels, cfg.n_components, "n_components")
-        elif cfg.condition_on == "labels":
-            if conditions is not None or labels is None:
-                raise ValueError(
-                    "condition_on='labels' builds the conditions from the data set's labels: "
-                    "pass labels=dataset.labels (and no conditions)."
-                )
-            if cfg.condition_fibers < 2:
-                raise ValueError(
-                    f"condition_on='labels' needs condition_fibers = the number of classes, got "
-                    f"{cfg.condition_fibers}; call cfg.with_label_conditions(dataset.n_classes)."
-                )
-            if labels.shape != (images.shape[0],):
-                raise ValueError(
-                    f"labels have shape {tuple(labels.shape)}; pass one label per training "
-                    f"image, shape ({images.shape[0]},)."
-                )
-            conditions = label_conditions(labels, cfg.condition_fibers, cfg.condition_amplitude)
-        elif labels is not None:
-            raise ValueError(
-                "labels given but condition_on='none'; training is unsupervised. Set "
-                "condition_on='labels' to use them as injected conditions."
-            )
-        if (cfg.routing == "domain") != (domains is not None):
-            raise ValueError(
-                f"routing={cfg.routing!r} but domains is {'given' if domains is not None else 'None'}; "
-                "pass domains (0 = dataset, 1 = source_dataset, one per image) exactly when "
-                "routing='domain'."
-            )
-        if domains is not None:
-            domains = torch.as_tensor(domains)
-            if (
-                domains.shape != (images.shape[0],)
-                or not torch.isin(domains, torch.tensor([0, 1])).all()
-            ):
-                raise ValueError(
-                    f"domains must be 0 (dataset) or 1 (source_dataset), one per training image, "
-                    f"shape ({images.shape[0]},); got shape {tuple(domains.shape)} with values "
-                    f"{sorted(set(domains.flatten().tolist()))[:5]}."
-                )
-            domains = domains.long()
-        self.domains = domains
+            data = images.check(cfg)
+        else:
+            data = TrainingData.from_tensors(cfg, images, conditions, targets, labels, domains)
+        self.data = data
+        self.images, self.targets, self.conditions = data.images, data.targets, data.conditions
+        self.components, self.domains = data.components, data.domains
+        self.extra_loss = extra_loss
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -166,45 +177,13 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         set_fft_backend(cfg.fft_backend)
         self._owns_process_group = self.world > 1 and not dist.is_initialized()
+        if self.world > 1 and extra_loss is not None:
+            raise ValueError(
+                "extra_loss is not supported under torchrun (WORLD_SIZE > 1): its gradient "
+                "would bypass DistributedDataParallel's averaging. Train it on one process."
+            )
         if self._owns_process_group:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        chip_cfg = cfg.chip_config()
-        want = (chip_cfg.image_channels, chip_cfg.image_size, chip_cfg.image_size)
-        if images.ndim != 4 or tuple(images.shape[1:]) not in (want, (1, *want[1:])):
-            raise ValueError(
-                f"training images have shape {tuple(images.shape)}; preset {cfg.preset!r} needs "
-                f"(N, {want[0]}, {want[1]}, {want[2]}). Load the data with size={want[1]}."
-            )
-        if images.shape[0] < cfg.batch_size:
-            raise ValueError(
-                f"batch_size={cfg.batch_size} exceeds the {images.shape[0]} training images; lower it."
-            )
-        self.images = images.float()
-        if cfg.input_augment == "handwriting":
-            if targets is not None:
-                raise ValueError(
-                    "input_augment='handwriting' makes the targets itself (the undeformed "
-                    "images); pass targets=None or set input_augment='none'."
-                )
-            targets = self.images
-            # with two domains only the dataset's own images (domain 0) are deformed
-            pick = slice(None) if domains is None else domains == 0
-            self.images = self.images.clone()
-            self.images[pick] = handwriting_like(targets[pick], seed=cfg.seed)
-        if cfg.condition_fibers and (
-            conditions is None or conditions.shape != (images.shape[0], cfg.condition_fibers)
-        ):
-            raise ValueError(
-                f"condition_fibers={cfg.condition_fibers} needs conditions of shape "
-                f"({images.shape[0]}, {cfg.condition_fibers}) (one complex value per image and fiber)."
-            )
-        self.conditions = conditions
-        if targets is not None and tuple(targets.shape) != tuple(images.shape):
-            raise ValueError(
-                f"targets have shape {tuple(targets.shape)} but the images {tuple(images.shape)}; "
-                "give one reconstruction target per training image (or targets=None for BOGT)."
-            )
-        self.targets = None if targets is None else targets.float()
         self.progress = progress and self.rank == 0
         torch.manual_seed(cfg.seed)
         self.system = BOGTSystem(cfg).to(self.device)
@@ -255,13 +234,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def _data(self) -> dict[str, torch.Tensor | None]:
-        return {
-            "images": self.images,
-            "targets": self.targets,
-            "conditions": self.conditions,
-            "components": self.components,
-            "domains": self.domains,
-        }
+        return self.data.tensors()
 
     def _check_same_data(self, saved: dict) -> None:
         """Refuse to resume on other training tensors than the checkpoint's (the config does
@@ -296,6 +269,12 @@ class Trainer:
             )
         if "data" in meta:  # checkpoints before this check have none
             self._check_same_data(meta["data"])
+        saved_extra, mine_extra = meta.get("extra_loss"), extra_loss_name(self.extra_loss)
+        if saved_extra != mine_extra:
+            raise ValueError(
+                f"cannot resume {self.run_dir}: it was trained with extra_loss {saved_extra!r}, "
+                f"now {mine_extra!r}. Resume with the same extra loss or start a new --out folder."
+            )
         # validated and re-dumped, so fields added since it was saved read as their defaults
         saved = load_train_config(meta["config"]).model_dump(mode="json")
         mine = self.cfg.model_dump(mode="json")  # as saved: tuples become lists
@@ -338,8 +317,14 @@ class Trainer:
             self.optimizer,
             rng,
             self.cfg.model_dump(),
-            {"lightgen_checkpoint": 1, "data": self._data_summary},
+            {"lightgen_checkpoint": 1, "data": self._data_summary, **self._extra_meta()},
         )
+
+    def _extra_meta(self) -> dict:
+        """The extra loss's name for the checkpoint (nothing without one: such checkpoints
+        stay as they were)."""
+        name = extra_loss_name(self.extra_loss)
+        return {} if name is None else {"extra_loss": name}
 
     # ------------------------------------------------------------------ loop
     def _train_step(self) -> dict[str, float]:
@@ -360,23 +345,46 @@ class Trainer:
         routes = None if self.domains is None else self.domains[idx].to(self.device)
         module = self.ddp or self.system
         terms, _ = module(x, noise, cfg.beta, cfg.sigma_x, cond, y, comp, routes)
-        if not torch.isfinite(terms.loss):
+        loss, extra = terms.loss, None
+        if self.extra_loss is not None:
+            labels = self.data.labels
+            batch = TrainBatch(
+                images=x,
+                labels=None if labels is None else labels[idx].to(self.device),
+                step=self.step,
+                system=self.system,
+                targets=y,
+                domains=routes,
+                terms=terms,
+            )
+            extra = torch.as_tensor(self.extra_loss(batch))
+            if extra.numel() != 1:
+                raise ValueError(
+                    f"extra_loss {extra_loss_name(self.extra_loss)!r} returned a tensor of shape "
+                    f"{tuple(extra.shape)}; it must return one scalar (e.g. take .mean())."
+                )
+            loss = loss + extra.reshape(())
+        if not torch.isfinite(loss):
+            what = "" if extra is None else f", extra {extra.item():.4g}"
             raise FloatingPointError(
-                f"loss became {terms.loss.item()} at step {self.step} (recon {terms.recon.item():.4g}, "
-                f"kl {terms.kl.item():.4g}); nothing was saved from this step. The last good checkpoint is in "
+                f"loss became {loss.item()} at step {self.step} (recon {terms.recon.item():.4g}, "
+                f"kl {terms.kl.item():.4g}{what}); nothing was saved from this step. The last good checkpoint is in "
                 f"{self.run_dir / 'checkpoints'}. {self._blow_up_cause(x, terms)}"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(self.system.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.step += 1
-        return {
-            "loss": terms.loss.item(),
+        out = {
+            "loss": loss.item(),
             "recon": terms.recon.item(),
             "kl": terms.kl.item(),
             "mse": terms.mse.item(),
         }
+        if extra is not None:
+            out["extra"] = extra.item()
+        return out
 
     def _blow_up_cause(self, x: torch.Tensor, terms) -> str:
         """The parameter most likely behind a non-finite loss, and what to change."""
@@ -400,12 +408,18 @@ class Trainer:
             f"(now {cfg.sigma_x:g}), or lower --beta (now {cfg.beta:g}), and --resume."
         )
 
+    @property
+    def _logged(self) -> tuple[str, ...]:
+        """The loss columns of ``log.csv`` (``extra`` only with an extra loss)."""
+        base = ("loss", "recon", "kl", "mse")
+        return base if self.extra_loss is None else (*base, "extra")
+
     def _open_log(self):
         """``log.csv`` for appending, holding exactly one row per step up to ``self.step``:
         rows a killed run logged after its last checkpoint are dropped (they are logged
         again), so every step appears once."""
         path = self.run_dir / "log.csv"
-        header = ["step", "loss", "recon", "kl", "mse", "seconds"]
+        header = ["step", *self._logged, "seconds"]
         rows: dict[int, list[str]] = {}
         if path.exists() and self.step > 0:
             with open(path, newline="") as f:
@@ -459,7 +473,7 @@ class Trainer:
                             writer_csv.writerow(
                                 [
                                     self.step,
-                                    *(f"{last[k]:.6g}" for k in ("loss", "recon", "kl", "mse")),
+                                    *(f"{last[k]:.6g}" for k in self._logged),
                                     f"{el:.2f}",
                                 ]
                             )

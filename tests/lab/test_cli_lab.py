@@ -1,0 +1,261 @@
+"""`lightgen lab calibrate|train|eval`: the whole path on a tiny chip, resume, and bad input
+(exit 2, one message, nothing lost)."""
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from lightgen.cli import app
+from lightgen.data.procedural import make_printed_digits
+from lightgen.train.config import TrainConfig
+from lightgen.train.trainer import Trainer
+
+runner = CliRunner()
+QUICK = ["--n-images", "8", "--n-latents", "8", "--batch", "4"]
+
+
+def _ok(res):
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def _refused(res, *needles):
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2, text
+    assert "Traceback" not in res.output
+    for n in needles:
+        assert n in text, (n, text)
+
+
+def _files(folder):
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_lab_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab") / "cal"
+    args = ["lab", "calibrate", "--checkpoint", str(tiny_lab_run), "--out", str(out)]
+    _ok(runner.invoke(app, [*args, *QUICK, "--steps", "2"]))
+    return out
+
+
+def test_calibrate_train_eval_run_end_to_end_and_report_the_lab_frames(calibrated, tmp_path):
+    rep = json.loads((calibrated / "calibration.json").read_text())
+    assert rep["calibration_frames"] == 16 and rep["steps"] == 2
+    assert set(rep["recovery"]) == set(rep["hidden_errors"])  # the simulated lab reveals them
+    train = tmp_path / "pat"
+    _ok(
+        runner.invoke(
+            app,
+            [
+                "lab",
+                "train",
+                "--calibration",
+                str(calibrated),
+                "--out",
+                str(train),
+                "--steps",
+                "2",
+                "--batch",
+                "4",
+            ],
+        )
+    )
+    assert json.loads((train / "train.json").read_text())["lab_frames"] == 8
+    # in place with the SLM's per-pixel transmission: saved beside the checkpoint, used by eval
+    slm = tmp_path / "slm"
+    args = ["lab", "train", "--calibration", str(calibrated), "--out", str(slm), "--steps", "2"]
+    _ok(runner.invoke(app, [*args, "--batch", "4", "--slm-weights", "--lr", "0.5"]))
+    assert (slm / "slm-weights.safetensors").is_file()
+    _ok(runner.invoke(app, ["lab", "eval", "--run", str(slm), "--n", "6"]))
+    assert json.loads((slm / "lab-eval.json").read_text())["slm_weights"] is True
+    res = _ok(runner.invoke(app, ["lab", "eval", "--run", str(train), "--n", "6"]))
+    assert "reconstruction_psnr_db" in res.output
+    out = json.loads((train / "lab-eval.json").read_text())
+    assert out["lab_frames_used_by_training"] == 8 and out["frames_used_by_eval"] == 6
+    _ok(runner.invoke(app, ["lab", "eval", "--run", str(calibrated), "--n", "6", "--designed"]))
+    # a refabricated chip is evaluated with its own heights in the lab
+    refab = tmp_path / "refab"
+    _ok(
+        runner.invoke(
+            app,
+            [
+                "lab",
+                "train",
+                "--calibration",
+                str(calibrated),
+                "--out",
+                str(refab),
+                "--mode",
+                "refabricate",
+                "--steps",
+                "1",
+                "--batch",
+                "4",
+            ],
+        )
+    )
+    info = json.loads((refab / "lab.json").read_text())
+    assert info["fabricated_from"] == str(refab.resolve())
+
+
+def test_resume_continues_from_the_last_checkpoint(calibrated, tmp_path):
+    cal = tmp_path / "cal"
+    shutil.copytree(calibrated, cal)
+    frames = (cal / "calibration-frames.safetensors").read_bytes()
+    _ok(
+        runner.invoke(
+            app,
+            [
+                "lab",
+                "calibrate",
+                "--checkpoint",
+                str(json.loads((cal / "lab.json").read_text())["design_checkpoint"]),
+                "--out",
+                str(cal),
+                *QUICK,
+                "--steps",
+                "4",
+                "--resume",
+            ],
+        )
+    )
+    assert json.loads((cal / "calibration.json").read_text())["steps"] == 4
+    assert (cal / "calibration-frames.safetensors").read_bytes() == frames  # measured once
+    assert (cal / "checkpoints" / "step-000004").is_dir()
+
+
+def test_a_used_folder_without_resume_is_refused_and_unchanged(calibrated, tiny_lab_run):
+    before = _files(calibrated)
+    res = runner.invoke(
+        app,
+        [
+            "lab",
+            "calibrate",
+            "--checkpoint",
+            str(tiny_lab_run),
+            "--out",
+            str(calibrated),
+            *QUICK,
+            "--steps",
+            "2",
+        ],
+    )
+    _refused(res, "--resume")
+    assert _files(calibrated) == before
+
+
+def test_an_out_of_range_error_model_is_named(tiny_lab_run, tmp_path):
+    bad = tmp_path / "errors.toml"
+    bad.write_text("[fabrication]\nshift_std_m = 1e-3\n")
+    res = runner.invoke(
+        app,
+        [
+            "lab",
+            "calibrate",
+            "--checkpoint",
+            str(tiny_lab_run),
+            "--out",
+            str(tmp_path / "c"),
+            "--errors",
+            str(bad),
+            *QUICK,
+        ],
+    )
+    _refused(res, "shift_std_m", "out of range")
+    bad.write_text("camera_noise_std = -1\n")
+    res = runner.invoke(
+        app,
+        [
+            "lab",
+            "calibrate",
+            "--checkpoint",
+            str(tiny_lab_run),
+            "--out",
+            str(tmp_path / "c"),
+            "--errors",
+            str(bad),
+            *QUICK,
+        ],
+    )
+    _refused(res, "camera_noise_std", "out of range")
+    res = runner.invoke(
+        app,
+        [
+            "lab",
+            "calibrate",
+            "--checkpoint",
+            str(tiny_lab_run),
+            "--out",
+            str(tmp_path / "c"),
+            "--families",
+            "tilt",
+            *QUICK,
+        ],
+    )
+    _refused(res, "tilt", "layer_shift")
+
+
+def test_a_checkpoint_of_another_chip_is_refused(calibrated, tmp_path):
+    other = tmp_path / "other"
+    images = make_printed_digits(16, size=28, seed=0)[0]
+    cfg = TrainConfig(preset="mnist-16f", steps=1, batch_size=2, checkpoint_every=1)
+    Trainer(cfg, other, images, progress=False).run()
+    (other / "lab.json").write_text(
+        json.dumps(
+            {
+                **json.loads((calibrated / "lab.json").read_text()),
+                "preset": "mnist-16f",
+                "kind": "train",
+            }
+        )
+    )
+    res = runner.invoke(
+        app,
+        [
+            "lab",
+            "train",
+            "--calibration",
+            str(calibrated),
+            "--init",
+            str(other),
+            "--out",
+            str(tmp_path / "t"),
+            "--steps",
+            "1",
+        ],
+    )
+    _refused(res, "mnist-16f", "tiny")
+    assert not (tmp_path / "t" / "checkpoints").exists()
+
+
+def test_missing_frames_from_a_folder_lab_are_named_and_nothing_is_lost(tiny_lab_run, tmp_path):
+    out = tmp_path / "c"
+    res = runner.invoke(
+        app,
+        [
+            "lab",
+            "calibrate",
+            "--checkpoint",
+            str(tiny_lab_run),
+            "--out",
+            str(out),
+            "--lab",
+            "folder",
+            "--lab-folder",
+            str(tmp_path / "rig"),
+            "--timeout-s",
+            "0.2",
+            *QUICK,
+        ],
+    )
+    _refused(res, "no frames arrived", "000001")
+    assert (tmp_path / "rig" / "requests" / "000001" / "slm.npy").is_file()
+    assert not (out / "checkpoints").exists()
+    _refused(runner.invoke(app, ["lab", "eval", "--run", str(tmp_path)]), "not a lab run folder")
