@@ -39,7 +39,7 @@ from lightgen.metrics.classifier import predict
 from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr
 from lightgen.tasks.evaluate import for_classifier, judge_and_split, optical_efficiencies
-from lightgen.tasks.generate import reconstruct, sample
+from lightgen.tasks.generate import reconstruct_batched, sample
 
 if TYPE_CHECKING:
     from lightgen.chip.chip import LightGenChip
@@ -165,16 +165,6 @@ def _generated(system: BOGTSystem, chip: LightGenChip, n: int, seed: int, batch:
     return torch.cat(imgs), torch.cat(power_w), sum(photons) / n
 
 
-def _reconstructed(system: BOGTSystem, images: torch.Tensor, batch: int) -> torch.Tensor:
-    dev = next(system.parameters()).device
-    out = [
-        reconstruct(system, images[i : i + b].to(dev)).cpu()
-        for i, b in _batches(len(images), batch)
-    ]
-    rec = torch.cat(out)
-    return rec.mean(1, keepdim=True) if rec.shape[1] != images.shape[1] else rec
-
-
 def operating_point(rows: list[dict], reference_psnr_db: float, tolerance_db: float = 1.0) -> dict:
     """The lowest energy per reconstruction whose PSNR is within ``tolerance_db`` of
     ``reference_psnr_db``: the lowest swept point that meets it (``energy_j``) and a
@@ -276,7 +266,7 @@ def energy_curve(
     try:
         ideal = CameraConfig()  # noise-free reference, scale-free
         with chip.device_settings(camera=ideal):
-            rec0 = _reconstructed(system, real, batch_size)
+            rec0 = reconstruct_batched(system, real, batch_size)
             ref = {
                 "camera": "ideal (noise-free, continuous)",
                 "reconstruction_psnr_db": psnr(rec0, real).item(),
@@ -298,7 +288,7 @@ def energy_curve(
         for j, p_w in enumerate(powers):
             noise = torch.Generator().manual_seed(seed * 1000 + j + 17)
             with chip.device_settings(camera=cam, laser_power_w=p_w, noise_generator=noise):
-                rec = _reconstructed(system, real, batch_size)
+                rec = reconstruct_batched(system, real, batch_size)
                 dev = next(system.parameters()).device
                 photons = (
                     sum(
