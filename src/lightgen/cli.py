@@ -519,6 +519,19 @@ def eval_(
             "against (default: this chip's own with an ideal camera)"
         ),
     ] = None,
+    slm_model: Annotated[
+        str | None,
+        typer.Option(
+            help="--input-power-w: write the inputs through this modulator instead of the "
+            "chip's own: ideal | slm | dmd"
+        ),
+    ] = None,
+    slm_bit_depth: Annotated[
+        int | None, typer.Option(help="--input-power-w: SLM drive levels, bits (default 8)")
+    ] = None,
+    slm_fill_factor: Annotated[
+        float | None, typer.Option(help="--input-power-w: SLM linear fill factor (default 1)")
+    ] = None,
 ) -> None:
     """FID/KID/precision/recall, copying control (nearest-training-image distance),
     reconstruction PSNR/SSIM, optical efficiencies, per-class generation accuracy (mixture
@@ -563,6 +576,7 @@ def eval_(
         return
     if checkpoint is None:
         _fail("pass --checkpoint RUN (a trained chip) or --generated DIR (a folder of images).")
+    slm_opts = {"model": slm_model, "bit_depth": slm_bit_depth, "fill_factor": slm_fill_factor}
     camera_opts = {
         "quantum_efficiency": camera_qe,
         "exposure_s": camera_exposure_s,
@@ -589,10 +603,21 @@ def eval_(
             )
         _eval_energy(
             checkpoint, dataset, data_root, n, n_generated, out, seed, input_power_w,
-            camera_opts, reference_psnr_db,
+            camera_opts, reference_psnr_db, slm_opts,
         )  # fmt: skip
         return
-    given = [f"--{k.replace('_', '-')}" for k, v in camera_opts.items() if v is not None]
+    flags = {
+        "--camera-qe": camera_qe,
+        "--camera-exposure-s": camera_exposure_s,
+        "--camera-read-noise-e": camera_read_noise_e,
+        "--camera-full-well-e": camera_full_well_e,
+        "--camera-bit-depth": camera_bit_depth,
+        "--camera-dark-current-e-per-s": camera_dark_current_e_per_s,
+        "--slm-model": slm_model,
+        "--slm-bit-depth": slm_bit_depth,
+        "--slm-fill-factor": slm_fill_factor,
+    }
+    given = [flag for flag, v in flags.items() if v is not None]
     if given or n_generated or reference_psnr_db is not None:
         _fail(
             f"{', '.join(given) or '--n-generated / --reference-psnr-db'} only act on the energy "
@@ -688,6 +713,7 @@ def _eval_energy(
     input_power_w: str,
     camera_opts: dict,
     reference_psnr_db: float | None,
+    slm_opts: dict,
 ) -> None:
     from lightgen._io import atomic_write_text
     from lightgen.tasks.energy import (
@@ -696,6 +722,7 @@ def _eval_energy(
         energy_curve,
         energy_figure,
         parse_powers_w,
+        slm_settings,
     )
     from lightgen.tasks.images import save_figure
     from lightgen.train.trainer import load_trained
@@ -709,6 +736,7 @@ def _eval_energy(
     try:
         powers = parse_powers_w(input_power_w)
         camera = camera_settings(**camera_opts)
+        slm = slm_settings(**slm_opts)
         system, cfg = load_trained(checkpoint)
         res = energy_curve(
             system,
@@ -721,6 +749,7 @@ def _eval_energy(
             seed,
             data_root or cfg.data_root,
             reference_psnr_db=reference_psnr_db,
+            slm=slm,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))

@@ -245,3 +245,11 @@ def test_a_photon_counting_chip_re_emits_at_the_lasers_scale():
     with pytest.raises(ValidationError, match="generator_power_w"):
         preset("tiny", camera=CameraConfig(model="device"), generator_power_w=2e-3)
     preset("tiny", generator_power_w=2e-3)  # scale-free ideal camera: any scale
+
+
+def test_device_settings_refuse_a_dmd_on_a_phase_encoded_chip():
+    chip = _chip(input_encoding="phase")
+    with pytest.raises(ValueError, match="dmd"):
+        with chip.device_settings(slm=SLMConfig(model="dmd")):
+            pass
+    assert chip.config.slm.model == "ideal"

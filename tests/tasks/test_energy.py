@@ -126,6 +126,11 @@ def test_eval_input_power_w_writes_a_json_and_csv_curve(tiny_run, tmp_path, monk
         (["--input-power-w", "1e-9", "--camera-exposure-s", "0"], "exposure_s"),
         (["--input-power-w", "1e-9", "--fab-levels", "8"], "--fab-levels"),
         (["--camera-read-noise-e", "2"], "--input-power-w"),
+        (["--camera-qe", "0.5"], "--camera-qe"),
+        (["--slm-bit-depth", "4"], "--slm-bit-depth"),
+        (["--input-power-w", "1e-9", "--slm-bit-depth", "0"], "bit_depth"),
+        (["--input-power-w", "1e-9", "--slm-model", "lcd"], "slm"),
+        (["--input-power-w", "1e-9", "--slm-fill-factor", "2"], "fill_factor"),
     ],
 )
 def test_eval_energy_refuses_bad_input_with_exit_code_2(tiny_run, tmp_path, extra, named):
@@ -160,3 +165,27 @@ def test_the_energy_sweep_refuses_a_model_whose_latent_reaches_the_decoder_digit
     cfg = TrainConfig(preset="tiny", model="hybrid")
     with pytest.raises(ValueError, match="all-optical chip"):
         energy_curve(BOGTSystem(cfg), cfg, [1e-9], progress=False)
+
+
+def test_the_sweep_writes_inputs_through_the_given_slm(tiny, tmp_path, monkeypatch):
+    import torch
+
+    from lightgen.tasks.energy import slm_settings
+
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
+    system, cfg = tiny
+    chip = system.model.optical_chip
+    cam = camera_settings()
+    own = energy_curve(system, cfg, [1e-9], cam, n=32, progress=False)
+    one_bit = slm_settings(bit_depth=1)
+    coarse = energy_curve(system, cfg, [1e-9], cam, n=32, progress=False, slm=one_bit)
+    assert coarse["slm"]["bit_depth"] == 1 and own["slm"]["model"] == "ideal"
+    # binarised grey levels put a different amount of light through the chip
+    a, b = (r["curve"][0]["reconstruction_photons_per_pixel"] for r in (own, coarse))
+    assert abs(a - b) > 1e-3 * a
+    x = torch.rand(2, 1, 12, 12)
+    with torch.no_grad(), chip.device_settings(slm=one_bit):
+        z1 = chip.encode(x)
+    assert not torch.allclose(z1, chip.encode(x).detach())
+    assert chip.config.slm.model == "ideal"  # restored
+    assert slm_settings() is None

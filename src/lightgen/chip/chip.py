@@ -15,9 +15,10 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from torch import nn
 
-from lightgen.chip.config import CameraConfig, ChipConfig
+from lightgen.chip.config import CameraConfig, ChipConfig, SLMConfig
 from lightgen.chip.stack import DiffractiveStack
 from lightgen.optics.devices import DMD, SLM, Camera, adc, photon_count
 from lightgen.optics.fibers import FiberArray, fiber_positions_m
@@ -321,8 +322,10 @@ class LightGenChip(nn.Module):
         camera: CameraConfig | None = None,
         laser_power_w: float | None = None,
         noise_generator: torch.Generator | None = None,
+        slm: SLMConfig | None = None,
     ) -> Iterator[None]:
-        """Temporarily run the chip with another camera (``camera``), the laser delivering
+        """Temporarily run the chip with another camera (``camera``) or input modulator
+        (``slm``), the laser delivering
         ``laser_power_w`` watts on the SLM (``input_power_w`` and ``generator_power_w`` both set
         to ``laser_power_w / exp(gain)``, so the light that reaches the fibers is what a
         reconstruction carries to the camera), and camera noise drawn from
@@ -332,6 +335,8 @@ class LightGenChip(nn.Module):
         update: dict = {}
         if camera is not None:
             update["camera"] = camera
+        if slm is not None:
+            update["slm"] = slm
         if laser_power_w is not None:
             if not (math.isfinite(laser_power_w) and laser_power_w > 0):
                 raise ValueError(
@@ -340,9 +345,16 @@ class LightGenChip(nn.Module):
                 )
             nominal_w = laser_power_w / math.exp(float(self.laser_log_power_gain.detach()))
             update["input_power_w"] = update["generator_power_w"] = nominal_w
+        new_config = saved
+        if update:  # validated as a whole (a DMD cannot write phase, ...)
+            try:
+                new_config = ChipConfig.model_validate({**dict(saved), **update})
+            except ValidationError as e:
+                msgs = [str(err["msg"]).removeprefix("Value error, ") for err in e.errors()]
+                raise ValueError(" ".join(msgs)) from None
         gens = [g.noise_generator for g in self.generators]
         try:
-            self._set_config(saved.model_copy(update=update) if update else saved)
+            self._set_config(new_config)
             for g in self.generators:
                 g.noise_generator = noise_generator
             yield

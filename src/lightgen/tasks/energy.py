@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lightgen._checks import require_positive
-from lightgen.chip.config import CameraConfig
+from lightgen.chip.config import CameraConfig, SLMConfig
 from lightgen.metrics.classifier import predict
 from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr
@@ -91,6 +91,24 @@ def camera_settings(**settings) -> CameraConfig:
     given = {k: v for k, v in settings.items() if v is not None}
     try:
         return CameraConfig(model="device", **given)
+    except ValidationError as e:
+        msgs = [str(err["msg"]).removeprefix("Value error, ") for err in e.errors()]
+        raise ValueError(" ".join(msgs)) from None
+
+
+def slm_settings(**settings) -> SLMConfig | None:
+    """An :class:`SLMConfig` from ``settings`` (``model``, ``bit_depth``, ``fill_factor``;
+    ``None`` values keep the defaults), or ``None`` when none is given (the chip's own);
+    non-physical values raise ``ValueError`` naming them. A bit depth or fill factor without
+    a model means ``model='slm'``."""
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in settings.items() if v is not None}
+    if not given:
+        return None
+    given.setdefault("model", "slm")
+    try:
+        return SLMConfig(**given)
     except ValidationError as e:
         msgs = [str(err["msg"]).removeprefix("Value error, ") for err in e.errors()]
         raise ValueError(" ".join(msgs)) from None
@@ -221,6 +239,7 @@ def energy_curve(
     tolerance_db: float = 1.0,
     batch_size: int = 250,
     reference_psnr_db: float | None = None,
+    slm: SLMConfig | None = None,
 ) -> dict:
     """Quality against optical energy per image (module docstring), as a JSON-able dict with
     ``reference`` (noise-free), ``curve`` (one row per laser power, keys
@@ -228,7 +247,9 @@ def energy_curve(
 
     ``reference_psnr_db``: judge the operating point against this noise-free PSNR instead
     of this chip's own (e.g. the noise-free-trained chip's, so that a chip that got worse
-    without noise cannot reach "within 1 dB" more cheaply)."""
+    without noise cannot reach "within 1 dB" more cheaply). ``slm``: write the inputs of the
+    sweep through this modulator (e.g. an 8-bit SLM or a DMD) instead of the chip's own; the
+    noise-free reference keeps the chip's own."""
     chip = optical_chip_of(system)
     powers = [
         require_positive("laser_power_w", p, "Give watts, e.g. 1e-11.") for p in laser_powers_w
@@ -283,11 +304,15 @@ def energy_curve(
                 )
                 ref.update(fid=s0["fid"], kid_mean=s0["kid_mean"])
                 ref_classes = predict(clf, for_classifier(fake0, clf))
-        emission = laser_emission_factor(chip, real)
+        with chip.device_settings(slm=slm):
+            emission = laser_emission_factor(chip, real)
+            sweep_slm = chip.config.slm
         rows = []
         for j, p_w in enumerate(powers):
             noise = torch.Generator().manual_seed(seed * 1000 + j + 17)
-            with chip.device_settings(camera=cam, laser_power_w=p_w, noise_generator=noise):
+            with chip.device_settings(
+                camera=cam, laser_power_w=p_w, noise_generator=noise, slm=slm
+            ):
                 rec = reconstruct_batched(system, real, batch_size)
                 dev = next(system.parameters()).device
                 photons = (
@@ -347,7 +372,8 @@ def energy_curve(
         "n_generated": n_gen if n_gen >= 2 else 0,
         "seed": seed,
         "camera": cam.model_dump(),
-        "slm": chip.config.slm.model_dump(),
+        "slm": sweep_slm.model_dump(),
+        "trained_slm": chip.config.slm.model_dump(),
         "trained_camera": chip.config.camera.model_dump(),
         "trained_laser_power_w": chip.laser_power_w,
         "wavelengths_m": list(chip.config.wavelengths_m),
