@@ -26,7 +26,7 @@ Prints the table and writes it as JSON (``--out``). From the repository root (ne
     python benchmarks/emoji_quality.py --size 128
     python benchmarks/emoji_quality.py --size 512 --checkpoint runs/emoji512-chip --checkpoint runs/emoji512-vae
     python benchmarks/emoji_quality.py --size 512 --no-judge   # ceilings only
-    python benchmarks/emoji_quality.py --size 512 --n-test 96 --sampler prior expost-class \
+    python benchmarks/emoji_quality.py --size 512 --n-ssim 32 --sampler prior expost-class \
         --checkpoint runs/emoji512-chip
 
 Cost at 512 px on 2 shared CPU cores: SSIM (float64) takes ~2-3 s per 512 px image there,
@@ -34,7 +34,8 @@ so one PSNR/SSIM row over all 396 held-out images costs ~15 min. ``--n-test N`` 
 the checkpoints' reconstructions and every PCA row on the same seeded, class-stratified
 N held-out images (the judge and the generated-image scores still use the whole split;
 the PCA fit always uses the whole train split: a ceiling fitted on fewer images would be
-lower). Each checkpoint's reconstructions and its encoder pass over the train split (for
+lower); ``--n-ssim M`` takes SSIM on M of those only (PSNR costs ~1/40 of SSIM, so
+PSNR can stay on all of them). Each checkpoint's reconstructions and its encoder pass over the train split (for
 the class-to-component counts) are computed once and shared by all ``--sampler`` values.
 """
 
@@ -73,13 +74,24 @@ def _batched(fn, n: int, batch: int) -> torch.Tensor:
     return torch.cat([fn(i, min(batch, n - i)) for i in range(0, n, batch)])
 
 
-def _scores(rec: torch.Tensor, real: torch.Tensor, chunk: int = 32) -> dict:
-    """Mean per-image PSNR and SSIM, ``chunk`` images at a time (the metrics work in
-    float64: 396 x 3 x 512 x 512 at once would take 2.5 GB per copy)."""
+def _ssim_some(rec: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Per-image SSIM of the images ``mask`` selects (all if None)."""
+    if mask is not None:
+        rec, real = rec[mask], real[mask]
+    return ssim(rec, real, reduction="none") if len(real) else real.new_zeros(0)
+
+
+def _scores(
+    rec: torch.Tensor, real: torch.Tensor, chunk: int = 32, ssim_mask: torch.Tensor | None = None
+) -> dict:
+    """Mean per-image PSNR (every image) and SSIM (the images ``ssim_mask`` selects, all if
+    None), ``chunk`` images at a time (the metrics work in float64: 396 x 3 x 512 x 512 at
+    once would take 2.5 GB per copy)."""
     p, s = [], []
     for i in range(0, len(real), chunk):
+        m = None if ssim_mask is None else ssim_mask[i : i + chunk]
         p.append(psnr(rec[i : i + chunk], real[i : i + chunk], reduction="none"))
-        s.append(ssim(rec[i : i + chunk], real[i : i + chunk], reduction="none"))
+        s.append(_ssim_some(rec[i : i + chunk], real[i : i + chunk], m))
     return {"psnr_db": torch.cat(p).mean().item(), "ssim": torch.cat(s).mean().item()}
 
 
@@ -98,8 +110,15 @@ def judge_rows(clf, test_small: torch.Tensor, labels: torch.Tensor, seed: int) -
     }
 
 
-def pca_rows(train: torch.Tensor, test: torch.Tensor, ks: list[int], chunk: int = 32) -> list[dict]:
+def pca_rows(
+    train: torch.Tensor,
+    test: torch.Tensor,
+    ks: list[int],
+    chunk: int = 32,
+    ssim_mask: torch.Tensor | None = None,
+) -> list[dict]:
     """One fit at the largest ``k``; every smaller ``k`` uses its leading components.
+    PSNR on every ``test`` image, SSIM on those ``ssim_mask`` selects (all if None).
 
     The held-out images are projected ``chunk`` at a time and scored at every ``k`` before
     the next chunk, so no ``(N_test, D)`` reconstruction is held (1.2 GB at 512 px).
@@ -111,10 +130,11 @@ def pca_rows(train: torch.Tensor, test: torch.Tensor, ks: list[int], chunk: int 
     per_k: dict[int, tuple[list, list]] = {k: ([], []) for k in ks}
     for i in range(0, len(test), chunk):
         part = test[i : i + chunk]
+        m = None if ssim_mask is None else ssim_mask[i : i + chunk]
         for k in ks:
             rec = pca_project(part, mean, comps[:k])
             per_k[k][0].append(psnr(rec, part, reduction="none"))
-            per_k[k][1].append(ssim(rec, part, reduction="none"))
+            per_k[k][1].append(_ssim_some(rec, part, m))
     score_s = time.perf_counter() - t0
     return [
         {
@@ -123,6 +143,7 @@ def pca_rows(train: torch.Tensor, test: torch.Tensor, ks: list[int], chunk: int 
             "psnr_db": torch.cat(per_k[k][0]).mean().item(),
             "ssim": torch.cat(per_k[k][1]).mean().item(),
             "n_test": len(test),
+            "n_test_ssim": len(test) if ssim_mask is None else int(ssim_mask.sum()),
             "fit_seconds": fit_s,
             "score_seconds_all_k": score_s,
         }
@@ -150,7 +171,9 @@ def held_out_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Ten
     return torch.cat(picked).sort().values
 
 
-def checkpoint_rows(path: str, train, test, clf, args, test_pixels: torch.Tensor) -> list[dict]:
+def checkpoint_rows(
+    path: str, train, test, clf, args, test_pixels: torch.Tensor, ssim_mask=None
+) -> list[dict]:
     """One row per ``--sampler``: held-out PSNR/SSIM of the reconstructions of
     ``test_pixels`` (computed once), and with a judge the class-controlled (or, without a
     class-selecting prior, unconditional) sample scores of that sampler."""
@@ -181,8 +204,9 @@ def checkpoint_rows(path: str, train, test, clf, args, test_pixels: torch.Tensor
     rec = _batched(
         lambda i, b: reconstruct(system, test_pixels[i : i + b]).cpu(), len(test_pixels), batch
     )
-    row.update(_scores(rec, test_pixels))
+    row.update(_scores(rec, test_pixels, ssim_mask=ssim_mask))
     row["n_test"] = len(test_pixels)
+    row["n_test_ssim"] = len(test_pixels) if ssim_mask is None else int(ssim_mask.sum())
     row["recon_seconds"] = time.perf_counter() - t0
     del rec
     if clf is None:
@@ -288,6 +312,11 @@ def print_table(report: dict) -> None:
             )
             + (
                 ""
+                if report["n_test_ssim"] == report["n_test_pixel_metrics"]
+                else f"; SSIM on {report['n_test_ssim']} of them"
+            )
+            + (
+                ""
                 if report["judge_size"] is None
                 else f"; shape judge at {report['judge_size']} px"
             )
@@ -359,6 +388,19 @@ def main(argv: list[str] | None = None) -> dict:
         "class-stratified; default all); the judge and the samples use the whole split",
     )
     parser.add_argument(
+        "--n-ssim",
+        type=int,
+        default=None,
+        help="SSIM on this many of those (seeded, class-stratified; default all): at 512 px "
+        "SSIM costs ~40x PSNR",
+    )
+    parser.add_argument(
+        "--no-pca",
+        action="store_true",
+        help="skip the ceilings (e.g. printed by an earlier run with the same --n-test, "
+        "--n-ssim and --seed, which pick the same images)",
+    )
+    parser.add_argument(
         "--sampler",
         choices=("prior", "expost-class"),
         nargs="+",
@@ -371,8 +413,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="JSON (default runs/emoji-quality-<size>.json)")
     args = parser.parse_args(argv)
-    if args.n_test is not None and args.n_test < 1:
-        parser.error(f"--n-test must be a positive count of held-out images, got {args.n_test}.")
+    for name in ("n_test", "n_ssim"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive count of images, got {v}.")
 
     opts = {k: v for k, v in dict(groups=args.groups, families=args.families).items() if v}
 
@@ -418,15 +462,24 @@ def main(argv: list[str] | None = None) -> dict:
         }
     subset = held_out_subset(test.labels, args.n_test, args.seed)
     test_pixels = test.images if subset is None else test.images[subset]
+    test_labels = test.labels if subset is None else test.labels[subset]
+    ssim_subset = held_out_subset(test_labels, args.n_ssim, args.seed)
+    ssim_mask = None
+    if ssim_subset is not None:
+        ssim_mask = torch.zeros(len(test_pixels), dtype=torch.bool)
+        ssim_mask[ssim_subset] = True
     report["n_test_pixel_metrics"] = len(test_pixels)
+    report["n_test_ssim"] = len(test_pixels) if ssim_mask is None else len(ssim_subset)
     report["test_subset"] = None if subset is None else subset.tolist()
+    report["ssim_subset_of_it"] = None if ssim_subset is None else ssim_subset.tolist()
     ks = set(args.pca_k) | {0}
     for ck in args.checkpoint:
-        rows = checkpoint_rows(ck, train, test, clf, args, test_pixels)
+        rows = checkpoint_rows(ck, train, test, clf, args, test_pixels, ssim_mask)
         report["checkpoints"].extend(rows)
         if rows[0]["model"] != "vae":
             ks |= {rows[0]["latent_real_width"], 2 * rows[0]["n_fibers"]}
-    report["ceilings"] = pca_rows(train.images, test_pixels, sorted(ks))
+    if not args.no_pca:
+        report["ceilings"] = pca_rows(train.images, test_pixels, sorted(ks), ssim_mask=ssim_mask)
     print_table(report)
     out = Path(args.out or f"runs/emoji-quality-{args.size}.json")
     atomic_write_text(out, json.dumps(report, indent=1) + "\n")

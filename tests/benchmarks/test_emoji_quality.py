@@ -62,3 +62,20 @@ def test_held_out_subset_is_stratified_seeded_and_none_for_all(load_script):
     assert torch.bincount(labels[mod.held_out_subset(labels, 7, seed=0)]).tolist() == [4, 2, 1]
     assert mod.held_out_subset(labels, None, seed=0) is None
     assert mod.held_out_subset(labels, 100, seed=0) is None
+
+
+def test_pca_rows_take_ssim_on_the_masked_images_and_psnr_on_all(load_script):
+    from lightgen.metrics.image import psnr, ssim
+    from lightgen.metrics.pca import pca_reconstruction
+
+    mod = load_script("emoji_quality")
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(60, 3, 12, 12, generator=g).cumsum(-1) / 12
+    mask = torch.zeros(20, dtype=torch.bool)
+    mask[[1, 8, 9, 17]] = True
+    (row,) = mod.pca_rows(x[:40], x[40:], [5], chunk=6, ssim_mask=mask)
+    rec = pca_reconstruction(x[:40], x[40:], 5)
+    assert abs(row["psnr_db"] - psnr(rec, x[40:]).item()) < 1e-4
+    assert abs(row["ssim"] - ssim(rec[mask], x[40:][mask]).item()) < 1e-6
+    assert abs(row["ssim"] - ssim(rec, x[40:]).item()) > 1e-6
+    assert (row["n_test"], row["n_test_ssim"]) == (20, 4)
