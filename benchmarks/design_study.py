@@ -75,6 +75,25 @@ def load_checkpoint_step(run: Path) -> int | None:
     return meta.get("step")
 
 
+def class_grid(run: Path, out: Path, sampler_name: str, system=None, cfg=None) -> None:
+    """8 samples of each prior component (or class Gaussian) per row, 128 px per image."""
+    from lightgen.train.expost import resolve_sampler
+
+    if system is None:
+        system, cfg = load_trained(run)
+    sampler, _ = resolve_sampler(run, system, cfg, sampler_name)
+    n_comp = system.prior.n_components if sampler is None else sampler.n_components
+    with torch.no_grad():
+        grid = torch.cat(
+            [sample(system, 8, seed=k, component=k, sampler=sampler)[0] for k in range(n_comp)]
+        )
+    size = grid.shape[-1]
+    if size > 128:  # shown at 128 px per image
+        grid = torch.nn.functional.avg_pool2d(grid, size // 128)
+    save_png(out, image_grid(grid, 8))
+    print(f"wrote {out} ({n_comp} rows, sampler {sampler_name})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -97,7 +116,26 @@ def main() -> None:
         help="PNG: 8 samples of each prior component (rows), first run only (class control "
         "with --condition-on components: row c is class c)",
     )
+    ap.add_argument(
+        "--sampler",
+        choices=("prior", "expost-class"),
+        default="prior",
+        help="--class-grid's samples: the prior's components, or one Gaussian per class "
+        "fitted to the encoded training latents (lightgen.train.expost; fitted once, saved "
+        "in the run folder)",
+    )
+    ap.add_argument(
+        "--grid-only",
+        action="store_true",
+        help="only --class-grid for the first run: no ceilings, no reconstructions (the PCA "
+        "fits take tens of minutes at 512 px on a shared CPU)",
+    )
     args = ap.parse_args()
+    if args.grid_only:
+        if args.class_grid is None:
+            ap.error("--grid-only needs --class-grid PNG (the figure it draws).")
+        class_grid(args.runs[0], args.class_grid, args.sampler)
+        return
     figure_rows: list[torch.Tensor] = []
     ceilings: dict[tuple, dict] = {}
     rows = []
@@ -118,12 +156,7 @@ def main() -> None:
         with torch.no_grad():
             recs = torch.cat([reconstruct(system, test[i : i + 8]) for i in range(0, len(test), 8)])
         if args.class_grid is not None and run == args.runs[0]:
-            n_comp = system.prior.n_components
-            with torch.no_grad():
-                grid = torch.cat([sample(system, 8, seed=k, component=k)[0] for k in range(n_comp)])
-            if size > 128:  # shown at 128 px per image
-                grid = torch.nn.functional.avg_pool2d(grid, size // 128)
-            save_png(args.class_grid, image_grid(grid, 8))
+            class_grid(run, args.class_grid, args.sampler, system, cfg)
         if args.figure is not None:
             if not figure_rows:
                 figure_rows.append(test[:8])

@@ -33,3 +33,49 @@ def test_judge_rows_report_real_recoloured_and_shuffled_accuracy(load_script):
     }
     assert rows["accuracy_real_test"] > 0.9
     assert rows["accuracy_real_test_block_shuffled"] < rows["accuracy_real_test"]
+
+
+def test_pca_rows_chunked_equal_one_projection_of_all_test_images(load_script):
+    from lightgen.metrics.image import psnr, ssim
+    from lightgen.metrics.pca import pca_reconstruction
+
+    mod = load_script("emoji_quality")
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(60, 3, 12, 12, generator=g).cumsum(-1) / 12
+    rows = mod.pca_rows(x[:40], x[40:], [0, 3, 9], chunk=7)
+    for r in rows:
+        rec = pca_reconstruction(x[:40], x[40:], r["k"])
+        assert abs(r["psnr_db"] - psnr(rec, x[40:]).item()) < 1e-4
+        assert abs(r["ssim"] - ssim(rec, x[40:]).item()) < 1e-6
+        assert r["n_test"] == 20
+
+
+def test_held_out_subset_is_stratified_seeded_and_none_for_all(load_script):
+    mod = load_script("emoji_quality")
+    labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
+    idx = mod.held_out_subset(labels, 10, seed=0)
+    assert torch.bincount(labels[idx]).tolist() == [5, 3, 2]
+    assert idx.tolist() == sorted(set(idx.tolist()))
+    assert torch.equal(idx, mod.held_out_subset(labels, 10, seed=0))
+    assert not torch.equal(idx, mod.held_out_subset(labels, 10, seed=1))
+    # largest remainders: 7 of (50, 30, 20) -> exact (3.5, 2.1, 1.4) -> (4, 2, 1)
+    assert torch.bincount(labels[mod.held_out_subset(labels, 7, seed=0)]).tolist() == [4, 2, 1]
+    assert mod.held_out_subset(labels, None, seed=0) is None
+    assert mod.held_out_subset(labels, 100, seed=0) is None
+
+
+def test_pca_rows_take_ssim_on_the_masked_images_and_psnr_on_all(load_script):
+    from lightgen.metrics.image import psnr, ssim
+    from lightgen.metrics.pca import pca_reconstruction
+
+    mod = load_script("emoji_quality")
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(60, 3, 12, 12, generator=g).cumsum(-1) / 12
+    mask = torch.zeros(20, dtype=torch.bool)
+    mask[[1, 8, 9, 17]] = True
+    (row,) = mod.pca_rows(x[:40], x[40:], [5], chunk=6, ssim_mask=mask)
+    rec = pca_reconstruction(x[:40], x[40:], 5)
+    assert abs(row["psnr_db"] - psnr(rec, x[40:]).item()) < 1e-4
+    assert abs(row["ssim"] - ssim(rec[mask], x[40:][mask]).item()) < 1e-6
+    assert abs(row["ssim"] - ssim(rec, x[40:]).item()) > 1e-6
+    assert (row["n_test"], row["n_test_ssim"]) == (20, 4)

@@ -202,6 +202,22 @@ def test_label_selected_components_map_class_c_to_component_c_without_matching()
         _scores(HandBuiltSystem([0, 2, 1, 3], 4), cfg=cfg)
 
 
+def test_given_train_components_replace_the_encoder_pass_and_are_checked():
+    # the counts come from the given components, not from the encoder: the identity
+    # given to an encoder that would report perm [2, 0, 1] gives the identity mapping
+    perm = [2, 0, 1]
+    labels = _split(3, 6).labels
+    given = _scores(HandBuiltSystem(perm, 3), train_components=labels.clone())
+    assert given["class_component_counts"] == [[6, 0, 0], [0, 6, 0], [0, 0, 6]]
+    assert [c["component"] for c in given["classes"]] == [0, 1, 2]
+    encoded = _scores(HandBuiltSystem(perm, 3))
+    same = _scores(HandBuiltSystem(perm, 3), train_components=torch.tensor(perm)[labels])
+    assert same["class_component_counts"] == encoded["class_component_counts"]
+    assert same["accuracy_generated_mean"] == encoded["accuracy_generated_mean"]
+    with pytest.raises(ValueError, match="train_components"):
+        _scores(HandBuiltSystem(perm, 3), train_components=labels[:5])
+
+
 def test_a_component_no_class_uses_is_reported_and_never_sampled():
     r = _scores(HandBuiltSystem([3, 0, 1], 4))
     assert r["unassigned_components"] == [2]

@@ -194,6 +194,26 @@ def test_expost_class_sampler_fits_one_gaussian_per_class_of_the_training_split(
     assert z.is_complex() and z.shape == (4, system.free_dim)
 
 
+def test_expost_class_sampler_takes_a_loaded_split_and_its_means(tiny_chip_run):
+    from lightgen.train.data import train_split
+    from lightgen.train.expost import encode_means, expost_class_sampler
+    from lightgen.train.trainer import load_trained
+
+    system, cfg = load_trained(tiny_chip_run)
+    ds = train_split(cfg, cfg.dataset, cfg.chip_config().image_size)
+    mu = encode_means(system, ds.images)
+    own = expost_class_sampler(tiny_chip_run, system, cfg, "diag", refit=True)
+    given = expost_class_sampler(tiny_chip_run, system, cfg, "diag", True, train=ds, means=mu)
+    assert torch.allclose(own.gmm.means, given.gmm.means, atol=1e-12)
+    shifted = expost_class_sampler(
+        tiny_chip_run, system, cfg, "diag", True, train=ds, means=mu + 1.0
+    )  # the given means are used, not re-encoded
+    assert not torch.allclose(own.gmm.means, shifted.gmm.means)
+    expost_class_sampler(tiny_chip_run, system, cfg, "diag", refit=True)  # the run's own again
+    with pytest.raises(ValueError, match="means has 3 rows"):
+        expost_class_sampler(tiny_chip_run, system, cfg, "diag", True, train=ds, means=mu[:3])
+
+
 @pytest.fixture(scope="module")
 def tiny_chip_run(tmp_path_factory):
     from lightgen.data.procedural import make_printed_digits

@@ -256,6 +256,7 @@ def class_conditional_scores(
     batch_size: int | None = None,
     temperature: float = 1.0,
     sampler=None,
+    train_components: torch.Tensor | None = None,
 ) -> dict:
     """Per-class generation from a mixture prior, scored by a classifier of real images.
 
@@ -273,6 +274,9 @@ def class_conditional_scores(
         batch_size: images per chip call (default: ~4 M pixel values per batch).
         temperature: scales the prior's standard deviation when sampling (1 = P(Z)
             itself, the default; < 1 trades variety for fidelity, "truncation").
+        train_components: :func:`most_responsible_component` of ``train.images`` if
+            already computed (``(N,)``; e.g. shared by several samplers of one model, as
+            the encoder pass over a 512 px train split costs minutes); None: computed here.
 
     Returns:
         JSON-able dict: ``classes`` (per class: component, encoder agreement, accuracy on
@@ -319,7 +323,16 @@ def class_conditional_scores(
         counts = torch.bincount(train.labels.long(), minlength=n_classes).view(-1, 1)
         mapping = [None] * n_classes
     else:
-        comps = most_responsible_component(system, train.images, batch_size)
+        if train_components is None:
+            comps = most_responsible_component(system, train.images, batch_size)
+        else:
+            comps = torch.as_tensor(train_components)
+            if comps.shape != (len(train.labels),):
+                raise ValueError(
+                    f"train_components has shape {tuple(comps.shape)} but the train split "
+                    f"has {len(train.labels)} images; pass one component index per image "
+                    "(most_responsible_component of train.images) or None."
+                )
         counts = class_component_counts(comps, train.labels, n_classes, k)
         if label_components:
             mapping = list(range(n_classes))  # trained so: class c's KL against component c

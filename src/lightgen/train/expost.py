@@ -543,10 +543,17 @@ def expost_class_sampler(
     cfg: TrainConfig,
     covariance: str = "full",
     refit: bool = False,
+    train=None,
+    means: torch.Tensor | None = None,
 ) -> ExPostSampler:
     """One Gaussian per class of the run's training split (:func:`fit_class_gaussians` on the
     encoded images), loaded from the checkpoint folder if fitted before, else fitted and
-    saved there (``expost/class-<covariance>``)."""
+    saved there (``expost/class-<covariance>``).
+
+    ``train``: the run's training split if the caller has it loaded already (the images
+    ``train_split(cfg, ...)`` gives; a 512 px split is 5 GB, so it is not loaded twice);
+    ``means``: :func:`encode_means` of its images if already computed (one row per image).
+    """
     from lightgen.train.checkpoint import resolve_checkpoint
     from lightgen.train.data import train_split
 
@@ -554,14 +561,23 @@ def expost_class_sampler(
     ck = resolve_checkpoint(checkpoint)
     stem = ck / "expost" / f"class-{covariance}"
     if not stem.with_suffix(".json").is_file() or refit:
-        ds = train_split(cfg, cfg.dataset, cfg.chip_config().image_size)
+        ds = (
+            train
+            if train is not None
+            else train_split(cfg, cfg.dataset, cfg.chip_config().image_size)
+        )
         if ds.n_classes < 1:
             raise ValueError(
                 f"data set {cfg.dataset!r} has no class labels; sampler='expost-class' needs "
                 "them. Use sampler='expost-gmm'."
             )
         batch = 16 if ds.images.shape[-1] > 128 else 256
-        mu = encode_means(system, ds.images, batch_size=batch)
+        if means is not None and means.shape[0] != ds.images.shape[0]:
+            raise ValueError(
+                f"means has {means.shape[0]} rows but the train split {ds.images.shape[0]} "
+                "images; pass encode_means of those images or None."
+            )
+        mu = means if means is not None else encode_means(system, ds.images, batch_size=batch)
         gmm = fit_class_gaussians(latents_to_real(mu), ds.labels, ds.n_classes, covariance)
         meta = {
             "sampler": "expost-class",
@@ -586,13 +602,16 @@ def resolve_sampler(
     sampler: str = "prior",
     n_components: int | None = None,
     covariance: str | None = None,
+    train=None,
+    means: torch.Tensor | None = None,
 ):
-    """``(sampler object or None for the prior, JSON record)`` for the CLI options."""
+    """``(sampler object or None for the prior, JSON record)`` for the CLI options
+    (``train``, ``means``: see :func:`expost_class_sampler`)."""
     sampler, k, cov = check_sampler_options(sampler, n_components, covariance)
     if sampler == "prior":
         return None, {"sampler": "prior", "prior": cfg.prior}
     if sampler == "expost-class":
-        s = expost_class_sampler(checkpoint, system, cfg, cov)
+        s = expost_class_sampler(checkpoint, system, cfg, cov, train=train, means=means)
         return s, s.describe()
     s = expost_sampler(checkpoint, system, cfg, k, cov)
     return s, s.describe()
