@@ -1340,6 +1340,14 @@ def lab_train_cmd(
             help="also train a per-pixel transmission in [0, 1] of the input SLM (in place)",
         ),
     ] = False,
+    twin_from_hidden_errors: Annotated[
+        bool,
+        typer.Option(
+            "--twin-from-hidden-errors",
+            help="simulated lab only: use the hidden errors as the twin (a perfect-calibration "
+            "control: the ceiling of what calibration can buy)",
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = False,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
@@ -1364,6 +1372,7 @@ def lab_train_cmd(
             data_root=data_root,
             seed=seed,
             slm_weights=slm_weights,
+            twin_from_hidden_errors=twin_from_hidden_errors,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))

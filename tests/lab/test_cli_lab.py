@@ -75,6 +75,11 @@ def test_calibrate_train_eval_run_end_to_end_and_report_the_lab_frames(calibrate
     assert (slm / "slm-weights.safetensors").is_file()
     _ok(runner.invoke(app, ["lab", "eval", "--run", str(slm), "--n", "6"]))
     assert json.loads((slm / "lab-eval.json").read_text())["slm_weights"] is True
+    # the perfect-calibration control takes the simulated lab's hidden errors as the twin
+    oracle = tmp_path / "oracle"
+    args = ["lab", "train", "--calibration", str(calibrated), "--out", str(oracle), "--steps", "1"]
+    _ok(runner.invoke(app, [*args, "--batch", "4", "--twin-from-hidden-errors"]))
+    assert "hidden errors" in json.loads((oracle / "lab.json").read_text())["twin"]
     res = _ok(runner.invoke(app, ["lab", "eval", "--run", str(train), "--n", "6"]))
     assert "reconstruction_psnr_db" in res.output
     out = json.loads((train / "lab-eval.json").read_text())

@@ -249,6 +249,7 @@ def train_run(
     seed: int = 0,
     progress: bool = True,
     slm_weights: bool = False,
+    twin_from_hidden_errors: bool = False,
 ) -> dict:
     """Train the in-place parts through the lab (physics-aware), or on the twin alone, or
     the heights for re-fabrication (:mod:`lightgen.lab.pat`)."""
@@ -283,6 +284,14 @@ def train_run(
             "fabricated_from": start_info["fabricated_from"],
         }
         lab = build_lab({**lab_info, "error_model": model}, system)
+        if twin_from_hidden_errors:  # a control: a perfect calibration (simulation only)
+            if not isinstance(lab, SimulatedLab):
+                raise ValueError(
+                    "--twin-from-hidden-errors needs the simulated lab; a real setup has no "
+                    "hidden errors to reveal."
+                )
+            twin.load_state_dict(lab.reveal_hidden_errors().state_dict())
+            lab_info["twin"] = "hidden errors (perfect calibration control)"
         if mode == "refabricate":
             lab_info["fabricated_from"] = str(run.resolve())
         write_lab_json(run, lab_info)
