@@ -1393,6 +1393,14 @@ def lab_eval_cmd(
     ] = False,
     n: Annotated[int, typer.Option(help="held-out images for the reconstruction PSNR")] = 500,
     fid_n: Annotated[int, typer.Option(help="samples for FID (0: none)")] = 0,
+    error_seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=2**32 - 1,
+            help="simulated lab only: other hidden errors of the same spread (a new fabrication)",
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
@@ -1404,7 +1412,7 @@ def lab_eval_cmd(
     if 0 < fid_n < 2:
         _fail(f"--fid-n {fid_n} is too few for FID; give 0 or at least 2.")
     try:
-        rep = eval_run(run, designed, n, fid_n, data_root, seed)
+        rep = eval_run(run, designed, n, fid_n, data_root, seed, error_seed)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     rows = {k: v for k, v in rep.items() if k not in ("run",)}

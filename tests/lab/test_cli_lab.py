@@ -85,6 +85,11 @@ def test_calibrate_train_eval_run_end_to_end_and_report_the_lab_frames(calibrate
     out = json.loads((train / "lab-eval.json").read_text())
     assert out["lab_frames_used_by_training"] == 8 and out["frames_used_by_eval"] == 6
     _ok(runner.invoke(app, ["lab", "eval", "--run", str(calibrated), "--n", "6", "--designed"]))
+    # the same chip in a lab with other hidden errors (a new fabrication)
+    _ok(runner.invoke(app, ["lab", "eval", "--run", str(train), "--n", "6", "--error-seed", "3"]))
+    other = json.loads((train / "lab-eval-error-seed-3.json").read_text())
+    assert other["error_seed"] == 3
+    assert other["reconstruction_psnr_db"] != out["reconstruction_psnr_db"]
     # a refabricated chip is evaluated with its own heights in the lab
     refab = tmp_path / "refab"
     _ok(

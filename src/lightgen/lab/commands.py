@@ -364,12 +364,17 @@ def eval_run(
     n_fid: int = 0,
     data_root=None,
     seed: int = 0,
+    error_seed: int | None = None,
 ) -> dict:
     """Quality in the lab of a calibration folder (the design as fabricated) or a training
     folder; ``designed``: in silico, without any error."""
     info = read_lab_json(run)
     ck = info["design_checkpoint"] if info["kind"] == "calibration" else run
     system, cfg = load_system(ck, expect_preset=info["preset"])
+    if error_seed is not None:  # the same chip in a lab with other hidden errors
+        if info["backend"] != "simulated":
+            raise ValueError("--error-seed needs the simulated lab; a real setup has one set.")
+        info = {**info, "error_model": info["error_model"].model_copy(update={"seed": error_seed})}
     if designed:
         lab = SimulatedLab(system.model.optical_chip, LabErrorModel.none())
     else:
@@ -381,10 +386,13 @@ def eval_run(
     out = lab_quality(system, lab, test, cfg.dataset, n_fid, seed, root, slm=slm)
     out["slm_weights"] = slm is not None
     out.update({"run": str(run), "designed": designed, "kind": info["kind"]})
+    out["error_seed"] = info["error_model"].seed
     if info["kind"] == "train":
         meta, _, _ = load_checkpoint(run)
         out["lab_frames_used_by_training"] = int(meta.get("lab_frames", 0))
         out["mode"] = info["mode"]
     name = "lab-eval-designed.json" if designed else "lab-eval.json"
+    if error_seed is not None and not designed:
+        name = f"lab-eval-error-seed-{error_seed}.json"
     _write_json(Path(run) / name, out)
     return out
