@@ -235,6 +235,12 @@ def save_slm(run: Path, slm: SlmWeights) -> None:
     atomic_write(run / SLM_FILE, lambda t: save_file(tensors, str(t)))
 
 
+def fabricated_chip(source: str, preset: str):
+    """The chip whose heights the lab holds (also on a resumed re-design, whose own
+    checkpoint already has new heights)."""
+    return load_system(source, expect_preset=preset)[0].model.optical_chip
+
+
 def train_run(
     calibration: str | Path,
     out: str | Path,
@@ -284,6 +290,7 @@ def train_run(
             "fabricated_from": start_info["fabricated_from"],
         }
         lab = build_lab({**lab_info, "error_model": model}, system)
+        fab_source = lab_info["fabricated_from"]
         if twin_from_hidden_errors:  # a control: a perfect calibration (simulation only)
             if not isinstance(lab, SimulatedLab):
                 raise ValueError(
@@ -313,6 +320,7 @@ def train_run(
             sigma_x=cfg.sigma_x,
             seed=seed,
             slm=slm,
+            fabricated=fabricated_chip(fab_source, cfg.preset) if mode == "refabricate" else None,
         )
         frames_before = 0
         if _has_checkpoint(run):
