@@ -1586,6 +1586,14 @@ def lab_train_cmd(
             help="also train a per-pixel transmission in [0, 1] of the input SLM (in place)",
         ),
     ] = False,
+    twin_from_hidden_errors: Annotated[
+        bool,
+        typer.Option(
+            "--twin-from-hidden-errors",
+            help="simulated lab only: use the hidden errors as the twin (a perfect-calibration "
+            "control: the ceiling of what calibration can buy)",
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = False,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
@@ -1610,6 +1618,7 @@ def lab_train_cmd(
             data_root=data_root,
             seed=seed,
             slm_weights=slm_weights,
+            twin_from_hidden_errors=twin_from_hidden_errors,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
@@ -1630,6 +1639,14 @@ def lab_eval_cmd(
     ] = False,
     n: Annotated[int, typer.Option(help="held-out images for the reconstruction PSNR")] = 500,
     fid_n: Annotated[int, typer.Option(help="samples for FID (0: none)")] = 0,
+    error_seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=2**32 - 1,
+            help="simulated lab only: other hidden errors of the same spread (a new fabrication)",
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
@@ -1641,7 +1658,7 @@ def lab_eval_cmd(
     if 0 < fid_n < 2:
         _fail(f"--fid-n {fid_n} is too few for FID; give 0 or at least 2.")
     try:
-        rep = eval_run(run, designed, n, fid_n, data_root, seed)
+        rep = eval_run(run, designed, n, fid_n, data_root, seed, error_seed)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     rows = {k: v for k, v in rep.items() if k not in ("run",)}

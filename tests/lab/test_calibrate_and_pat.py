@@ -125,3 +125,18 @@ def test_slm_weights_start_at_the_design_and_only_attenuate(tiny_system, digits)
     PhysicsAwareTrainer(system, twin, lab, digits, lr=0.5, batch=8, slm=slm).run(3)
     w = slm.weight()
     assert (w >= 0).all() and (w <= 1).all() and (w < 1).any()
+
+
+def test_a_resumed_redesign_takes_the_residual_of_the_chip_the_lab_holds(tiny_system, digits):
+    """After some re-design steps the system's heights are new; the residual must still be
+    measured against the heights in the lab (the design here)."""
+    system = copy.deepcopy(tiny_system)
+    chip = system.model.optical_chip
+    lab = SimulatedLab(chip, LabErrorModel(seed=1, camera_noise_std=0.0))
+    with torch.no_grad():
+        chip.generators[0].stack.layers[0].raw_height.add_(0.5)  # a re-design in progress
+    twin = ChipErrors(chip, LabErrorModel())
+    design = tiny_system.model.optical_chip
+    trainer = PhysicsAwareTrainer(system, twin, lab, digits, mode="refabricate", fabricated=design)
+    got = trainer.fabricated.generators[0].stack.layers[0].raw_height
+    assert torch.equal(got, design.generators[0].stack.layers[0].raw_height)

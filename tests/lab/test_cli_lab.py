@@ -75,11 +75,21 @@ def test_calibrate_train_eval_run_end_to_end_and_report_the_lab_frames(calibrate
     assert (slm / "slm-weights.safetensors").is_file()
     _ok(runner.invoke(app, ["lab", "eval", "--run", str(slm), "--n", "6"]))
     assert json.loads((slm / "lab-eval.json").read_text())["slm_weights"] is True
+    # the perfect-calibration control takes the simulated lab's hidden errors as the twin
+    oracle = tmp_path / "oracle"
+    args = ["lab", "train", "--calibration", str(calibrated), "--out", str(oracle), "--steps", "1"]
+    _ok(runner.invoke(app, [*args, "--batch", "4", "--twin-from-hidden-errors"]))
+    assert "hidden errors" in json.loads((oracle / "lab.json").read_text())["twin"]
     res = _ok(runner.invoke(app, ["lab", "eval", "--run", str(train), "--n", "6"]))
     assert "reconstruction_psnr_db" in res.output
     out = json.loads((train / "lab-eval.json").read_text())
     assert out["lab_frames_used_by_training"] == 8 and out["frames_used_by_eval"] == 6
     _ok(runner.invoke(app, ["lab", "eval", "--run", str(calibrated), "--n", "6", "--designed"]))
+    # the same chip in a lab with other hidden errors (a new fabrication)
+    _ok(runner.invoke(app, ["lab", "eval", "--run", str(train), "--n", "6", "--error-seed", "3"]))
+    other = json.loads((train / "lab-eval-error-seed-3.json").read_text())
+    assert other["error_seed"] == 3
+    assert other["reconstruction_psnr_db"] != out["reconstruction_psnr_db"]
     # a refabricated chip is evaluated with its own heights in the lab
     refab = tmp_path / "refab"
     _ok(

@@ -235,6 +235,12 @@ def save_slm(run: Path, slm: SlmWeights) -> None:
     atomic_write(run / SLM_FILE, lambda t: save_file(tensors, str(t)))
 
 
+def fabricated_chip(source: str, preset: str):
+    """The chip whose heights the lab holds (also on a resumed re-design, whose own
+    checkpoint already has new heights)."""
+    return load_system(source, expect_preset=preset)[0].model.optical_chip
+
+
 def train_run(
     calibration: str | Path,
     out: str | Path,
@@ -249,6 +255,7 @@ def train_run(
     seed: int = 0,
     progress: bool = True,
     slm_weights: bool = False,
+    twin_from_hidden_errors: bool = False,
 ) -> dict:
     """Train the in-place parts through the lab (physics-aware), or on the twin alone, or
     the heights for re-fabrication (:mod:`lightgen.lab.pat`)."""
@@ -283,6 +290,15 @@ def train_run(
             "fabricated_from": start_info["fabricated_from"],
         }
         lab = build_lab({**lab_info, "error_model": model}, system)
+        fab_source = lab_info["fabricated_from"]
+        if twin_from_hidden_errors:  # a control: a perfect calibration (simulation only)
+            if not isinstance(lab, SimulatedLab):
+                raise ValueError(
+                    "--twin-from-hidden-errors needs the simulated lab; a real setup has no "
+                    "hidden errors to reveal."
+                )
+            twin.load_state_dict(lab.reveal_hidden_errors().state_dict())
+            lab_info["twin"] = "hidden errors (perfect calibration control)"
         if mode == "refabricate":
             lab_info["fabricated_from"] = str(run.resolve())
         write_lab_json(run, lab_info)
@@ -304,6 +320,7 @@ def train_run(
             sigma_x=cfg.sigma_x,
             seed=seed,
             slm=slm,
+            fabricated=fabricated_chip(fab_source, cfg.preset) if mode == "refabricate" else None,
         )
         frames_before = 0
         if _has_checkpoint(run):
@@ -355,12 +372,17 @@ def eval_run(
     n_fid: int = 0,
     data_root=None,
     seed: int = 0,
+    error_seed: int | None = None,
 ) -> dict:
     """Quality in the lab of a calibration folder (the design as fabricated) or a training
     folder; ``designed``: in silico, without any error."""
     info = read_lab_json(run)
     ck = info["design_checkpoint"] if info["kind"] == "calibration" else run
     system, cfg = load_system(ck, expect_preset=info["preset"])
+    if error_seed is not None:  # the same chip in a lab with other hidden errors
+        if info["backend"] != "simulated":
+            raise ValueError("--error-seed needs the simulated lab; a real setup has one set.")
+        info = {**info, "error_model": info["error_model"].model_copy(update={"seed": error_seed})}
     if designed:
         lab = SimulatedLab(system.model.optical_chip, LabErrorModel.none())
     else:
@@ -372,10 +394,13 @@ def eval_run(
     out = lab_quality(system, lab, test, cfg.dataset, n_fid, seed, root, slm=slm)
     out["slm_weights"] = slm is not None
     out.update({"run": str(run), "designed": designed, "kind": info["kind"]})
+    out["error_seed"] = info["error_model"].seed
     if info["kind"] == "train":
         meta, _, _ = load_checkpoint(run)
         out["lab_frames_used_by_training"] = int(meta.get("lab_frames", 0))
         out["mode"] = info["mode"]
     name = "lab-eval-designed.json" if designed else "lab-eval.json"
+    if error_seed is not None and not designed:
+        name = f"lab-eval-error-seed-{error_seed}.json"
     _write_json(Path(run) / name, out)
     return out

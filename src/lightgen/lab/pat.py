@@ -111,7 +111,10 @@ class PhysicsAwareTrainer:
         sigma_x: float = 0.25,
         seed: int = 0,
         slm: SlmWeights | None = None,
+        fabricated: LightGenChip | None = None,
     ) -> None:
+        """``fabricated``: the chip as it exists in the lab (re-design's residual; default
+        a copy of the system's chip as it is now)."""
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; choose one of {', '.join(MODES)}.")
         if mode == "twin":
@@ -135,7 +138,8 @@ class PhysicsAwareTrainer:
         # the chip as it exists in the lab (heights frozen) for the residual of re-design
         self.fabricated = None
         if mode == "refabricate" and lab is not None:
-            self.fabricated = copy.deepcopy(self.chip).requires_grad_(False)
+            fab = self.chip if fabricated is None else fabricated
+            self.fabricated = copy.deepcopy(fab).requires_grad_(False)
         self.optimizer = torch.optim.Adam(params, lr=lr)  # constant step size
         self.batch, self.beta, self.sigma_x = batch, beta, sigma_x
         self.generator = torch.Generator().manual_seed(seed)
