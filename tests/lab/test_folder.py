@@ -92,3 +92,15 @@ def test_frames_of_the_wrong_shape_or_dtype_are_named(
         folder.show(digits)
         with pytest.raises(error, match=needle):
             folder.capture()
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+def test_both_backends_refuse_the_same_out_of_range_slm_images(tiny_system, tmp_path, bad):
+    # the folder backend used to clip silently what the simulated lab refused
+    chip = tiny_system.model.optical_chip
+    s = chip.config.image_size
+    images = torch.full((1, chip.config.image_channels, s, s), 0.5)
+    images[0, 0, 0, 0] = bad
+    for lab in (_folder_lab(chip, tmp_path / "lab"), SimulatedLab(chip, LabErrorModel(seed=1))):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            lab.show(images)

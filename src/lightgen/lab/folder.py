@@ -32,7 +32,12 @@ import torch
 
 from lightgen._checks import require_positive
 from lightgen._io import check_writable_dir
-from lightgen.lab.protocol import MissingFramesError, check_frames
+from lightgen.lab.protocol import (
+    MissingFramesError,
+    check_frames,
+    check_injection,
+    check_slm_images,
+)
 
 
 def _next_index(folder: Path) -> int:
@@ -85,21 +90,10 @@ class FolderLab:
         }
 
     def show(self, images: torch.Tensor) -> None:
-        c, s, _ = self.slm_shape
-        if images.ndim != 4 or images.shape[1] not in (1, c) or images.shape[2:] != (s, s):
-            raise ValueError(
-                f"SLM images have shape {tuple(images.shape)}; this chip takes (batch, {c}, "
-                f"{s}, {s})."
-            )
-        self._queued = ("slm", images.detach().cpu().float().clamp(0, 1).numpy())
+        self._queued = ("slm", check_slm_images(images, self.slm_shape).cpu().numpy())
 
     def inject(self, latents: torch.Tensor) -> None:
-        if latents.ndim != 2 or latents.shape[1] != self.latent_dim or not latents.is_complex():
-            raise ValueError(
-                f"injection latents have shape {tuple(latents.shape)}; give complex "
-                f"(batch, {self.latent_dim})."
-            )
-        z = latents.detach().cpu()
+        z = check_injection(latents, self.latent_dim).cpu()
         self._queued = ("injection", torch.stack((z.real, z.imag), 1).float().numpy())
 
     def _write_request(self, n: int, kind: str, array: np.ndarray) -> Path:

@@ -81,6 +81,30 @@ class Lab(Protocol):
         ...
 
 
+def check_slm_images(images: torch.Tensor, slm_shape: tuple[int, int, int]) -> torch.Tensor:
+    """``images`` (batch, 1 or C, S, S) of grey values in [0, 1] as float32, or a named error.
+
+    One check for every backend, so a setup refuses what the simulated lab refuses."""
+    c, s, _ = slm_shape
+    if images.ndim != 4 or images.shape[1] not in (1, c) or images.shape[2:] != (s, s):
+        raise ValueError(
+            f"SLM images have shape {tuple(images.shape)}; this chip takes (batch, {c}, {s}, {s})."
+        )
+    if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise ValueError("SLM images must be finite grey values in [0, 1]; clip them.")
+    return images.detach().float()
+
+
+def check_injection(latents: torch.Tensor, latent_dim: int) -> torch.Tensor:
+    """Complex ``latents`` of shape (batch, latent_dim), detached, or a named error."""
+    if latents.ndim != 2 or latents.shape[1] != latent_dim or not latents.is_complex():
+        raise ValueError(
+            f"injection latents have shape {tuple(latents.shape)} ({latents.dtype}); give "
+            f"complex (batch, {latent_dim})."
+        )
+    return latents.detach()
+
+
 def check_frames(frames, expected: tuple[int, ...], source: str) -> torch.Tensor:
     """``frames`` (tensor or array) as a float32 tensor of shape ``expected``, or a named error."""
     if isinstance(frames, np.ndarray):

@@ -16,7 +16,7 @@ import torch
 
 from lightgen.chip.chip import LightGenChip
 from lightgen.lab.errors import ChipErrors, LabErrorModel, chip_layers
-from lightgen.lab.protocol import check_frames
+from lightgen.lab.protocol import check_frames, check_injection, check_slm_images
 from lightgen.lab.twin import raw_frames
 from lightgen.optics.fibers import FiberArray
 
@@ -87,23 +87,10 @@ class SimulatedLab:
             self._chip.laser_log_power_gain.fill_(float(laser_log_power_gain))
 
     def show(self, images: torch.Tensor) -> None:
-        c, s, _ = self.slm_shape
-        if images.ndim != 4 or images.shape[1] not in (1, c) or images.shape[2:] != (s, s):
-            raise ValueError(
-                f"SLM images have shape {tuple(images.shape)}; this chip takes (batch, {c}, "
-                f"{s}, {s})."
-            )
-        if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-            raise ValueError("SLM images must be finite grey values in [0, 1]; clip them.")
-        self._queued = ("slm", images.detach().float())
+        self._queued = ("slm", check_slm_images(images, self.slm_shape))
 
     def inject(self, latents: torch.Tensor) -> None:
-        if latents.ndim != 2 or latents.shape[1] != self.latent_dim or not latents.is_complex():
-            raise ValueError(
-                f"injection latents have shape {tuple(latents.shape)} ({latents.dtype}); give "
-                f"complex (batch, {self.latent_dim})."
-            )
-        self._queued = ("inject", latents.detach().to(torch.complex64))
+        self._queued = ("inject", check_injection(latents, self.latent_dim).to(torch.complex64))
 
     @torch.no_grad()
     def capture(self) -> torch.Tensor:
