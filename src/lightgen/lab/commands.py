@@ -56,6 +56,20 @@ def _bar(progress: bool) -> Progress:
     )
 
 
+def _run_steps(label, progress, steps, checkpoint_every, stepper, step, info, save) -> None:
+    """Run ``step()`` until ``stepper.step_count`` reaches ``steps`` with a progress bar,
+    saving every ``checkpoint_every`` steps and at the end (also when nothing was left)."""
+    with _bar(progress) as bar:
+        task = bar.add_task(label, total=steps, completed=stepper.step_count, info="")
+        while stepper.step_count < steps:
+            out = step()
+            bar.update(task, completed=stepper.step_count, info=info(out))
+            if stepper.step_count % checkpoint_every == 0 or stepper.step_count == steps:
+                save()
+    if stepper.step_count == 0:
+        save()
+
+
 def _has_checkpoint(run: Path) -> bool:
     return (run / "checkpoints" / "latest").is_file()
 
@@ -168,15 +182,16 @@ def calibrate_run(
             save_checkpoint(run, cal.step_count, twin, cal.optimizer, rng, info_json(info), extra)
 
         t0 = time.perf_counter()
-        with _bar(progress) as bar:
-            task = bar.add_task("calibrate", total=steps, completed=cal.step_count, info="")
-            while cal.step_count < steps:
-                loss = cal.step()
-                bar.update(task, completed=cal.step_count, info=f"loss {loss:.4g}")
-                if cal.step_count % checkpoint_every == 0 or cal.step_count == steps:
-                    save()
-        if cal.step_count == 0:
-            save()
+        _run_steps(
+            "calibrate",
+            progress,
+            steps,
+            checkpoint_every,
+            cal,
+            cal.step,
+            lambda loss: f"loss {loss:.4g}",
+            save,
+        )
         report = {
             "backend": backend,
             "steps": cal.step_count,
@@ -341,15 +356,16 @@ def train_run(
             )
 
         t0 = time.perf_counter()
-        with _bar(progress) as bar:
-            task = bar.add_task(f"lab {mode}", total=steps, completed=trainer.step_count, info="")
-            while trainer.step_count < steps:
-                terms = trainer.step()
-                bar.update(task, completed=trainer.step_count, info=f"mse {terms['mse']:.4f}")
-                if trainer.step_count % checkpoint_every == 0 or trainer.step_count == steps:
-                    save()
-        if trainer.step_count == 0:
-            save()
+        _run_steps(
+            f"lab {mode}",
+            progress,
+            steps,
+            checkpoint_every,
+            trainer,
+            trainer.step,
+            lambda terms: f"mse {terms['mse']:.4f}",
+            save,
+        )
         report = {
             "mode": mode,
             "steps": trainer.step_count,
