@@ -35,6 +35,7 @@ from lightgen.lab.runs import (
 )
 from lightgen.lab.simulated import SimulatedLab
 from lightgen.train.checkpoint import (
+    has_checkpoint,
     load_checkpoint,
     load_training_state,
     lock_run_dir,
@@ -70,12 +71,8 @@ def _run_steps(label, progress, steps, checkpoint_every, stepper, step, info, sa
         save()
 
 
-def _has_checkpoint(run: Path) -> bool:
-    return (run / "checkpoints" / "latest").is_file()
-
-
 def _refuse_existing(run: Path, resume: bool) -> None:
-    if _has_checkpoint(run) and not resume:
+    if has_checkpoint(run) and not resume:
         raise ValueError(
             f"{run} already holds a lab run; pass --resume to continue it or choose a new --out "
             "(nothing is overwritten)."
@@ -167,8 +164,9 @@ def calibrate_run(
             data.save(frames_file)
         twin = ChipErrors(chip, model)
         cal = Calibrator(chip, twin, data, families, lr=lr, batch=batch, seed=seed)
-        rmse_before = cal.frame_rmse() if not _has_checkpoint(run) else None
-        if _has_checkpoint(run):
+        resuming = has_checkpoint(run)
+        rmse_before = None if resuming else cal.frame_rmse()
+        if resuming:
             meta, tensors, ckdir = load_checkpoint(run)
             twin.load_state_dict(tensors)
             rng = load_training_state(ckdir, meta, cal.optimizer)
@@ -290,7 +288,7 @@ def train_run(
     lock = lock_run_dir(run)
     try:
         _refuse_existing(run, resume)
-        if _has_checkpoint(run):
+        if has_checkpoint(run):
             start_ck = str(run)
         system, cfg = load_system(start_ck, expect_preset=cal_info["preset"])
         chip = system.model.optical_chip
@@ -338,7 +336,7 @@ def train_run(
             fabricated=fabricated_chip(fab_source, cfg.preset) if mode == "refabricate" else None,
         )
         frames_before = 0
-        if _has_checkpoint(run):
+        if has_checkpoint(run):
             meta, _, ckdir = load_checkpoint(run)
             rng = load_training_state(ckdir, meta, trainer.optimizer)
             trainer.generator.set_state(rng["noise"])

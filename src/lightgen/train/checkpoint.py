@@ -147,6 +147,13 @@ def newest_complete_checkpoint(ckdir: Path) -> Path | None:
     return max(found, key=key) if found else None
 
 
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a checkpoint (a ``latest`` pointer or any ``step-*`` folder):
+    the test every command uses before it refuses to start over an existing run."""
+    ck = Path(run_dir) / "checkpoints"
+    return (ck / "latest").is_file() or any(ck.glob("step-*"))
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """Accept a run folder, its ``checkpoints`` folder, or one ``step-*`` folder."""
     p = Path(path)

@@ -33,6 +33,7 @@ from lightgen._io import atomic_write_text
 from lightgen.optics.fft import set_fft_backend
 from lightgen.train.checkpoint import (
     check_tensors_match,
+    has_checkpoint,
     load_checkpoint,
     load_training_state,
     lock_run_dir,
@@ -219,7 +220,7 @@ class Trainer:
 
     def _start_or_resume(self, resume: bool) -> None:
         ck = self.run_dir / "checkpoints"
-        has_ck = (ck / "latest").is_file() or any(ck.glob("step-*"))
+        has_ck = has_checkpoint(self.run_dir)
         if resume:
             if not has_ck:
                 raise ValueError(
