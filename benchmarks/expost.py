@@ -10,8 +10,8 @@ For each run ``runs/results/<data>-<preset>-<model>-mixture`` (train it first wi
 
     lightgen eval --checkpoint RUN --n N [--sampler expost-gmm --gmm-covariance C --gmm-components K]
 
-prints a Markdown table (FID/KID/precision/recall in SmallCNN features, the copying control
-and the reconstructions' FID as a reference), also written to runs/results/table-expost.md, and writes
+prints a Markdown table (FID/KID/precision/recall in SmallCNN features, the copying controls
+in pixels and in the model's rendered space, and the reconstructions' FID as a reference), also written to runs/results/table-expost.md, and writes
 for each row a grid of 48 samples (seed 0) and a copying figure (top: 12 samples; bottom:
 the nearest training image of each, pixel L2) to docs/figures/.
 """
@@ -101,8 +101,8 @@ def main() -> None:
     samplers = [parse_sampler(s) for s in args.samplers]
     exe = [sys.executable, "-m", "lightgen.cli"]
     lines = [
-        "| data | model | sampler | FID ↓ | KID ↓ | precision | recall | nearest-train L2: samples / held-out / held-out reconstructed | rec. FID | command |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| data | model | sampler | FID ↓ | KID ↓ | precision | recall | nearest-train L2: samples / held-out / held-out reconstructed | nearest rendered-train L2: samples / held-out renderings | rec. FID | command |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for ds in args.datasets:
         for model in args.models:
@@ -126,6 +126,8 @@ def main() -> None:
                     f"{r['nearest_train_l2_median_generated']:.2f} / "
                     f"{r['nearest_train_l2_median_held_out']:.2f} / "
                     f"{r.get('nearest_train_l2_median_reconstructed_held_out', float('nan')):.2f}"
+                    f" | {r.get('nearest_rendered_train_l2_median_generated', float('nan')):.2f} / "
+                    f"{r.get('nearest_rendered_train_l2_median_held_out', float('nan')):.2f}"
                     f" | {r['reconstruction_fid']:.1f} | "
                     f"`lightgen {' '.join(cmd)}` |"
                 )

@@ -1,7 +1,11 @@
 import pytest
 import torch
 
-from lightgen.metrics.copying import copying_control, nearest_train_distances
+from lightgen.metrics.copying import (
+    copying_control,
+    nearest_train_distances,
+    rendered_copying_control,
+)
 
 
 def _images(n, seed):
@@ -44,3 +48,23 @@ def test_blurred_images_lie_nearer_the_training_set_and_reconstructions_are_the_
     r = copying_control(blurred, held, train, reconstructed_held_out=blurred)
     assert r["nearest_train_l2_median_generated"] < r["nearest_train_l2_median_held_out"]
     assert r["nearest_train_l2_ratio_to_reconstructed"] == 1.0
+
+
+def test_rendered_control_fails_copies_and_passes_new_draws_in_a_blurred_output_space():
+    # a "model" that renders by blurring: training renderings, held-out renderings and
+    # samples all share the blur, so only copying can move the ratio
+    def render(x):
+        return torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+
+    train = _images(400, 0)
+    rendered_train = render(train)
+    new = rendered_copying_control(render(_images(300, 2)), render(_images(300, 3)), rendered_train)
+    assert abs(new["nearest_rendered_train_l2_ratio"] - 1) < 0.03
+    assert new["generated_nearer_than_rendered_held_out_p5"] < 0.15
+    near_copies = render(train[:300]) + 0.002 * torch.randn(300, 1, 6, 6)
+    r = rendered_copying_control(near_copies, render(_images(300, 3)), rendered_train)
+    assert r["nearest_rendered_train_l2_ratio"] < 0.2
+    assert r["generated_nearer_than_rendered_held_out_p5"] == 1.0
+    # the pixel control against sharp training images would call the new blurred draws copies
+    pixel = copying_control(render(_images(300, 2)), _images(300, 3), train)
+    assert pixel["nearest_train_l2_ratio"] < 0.9

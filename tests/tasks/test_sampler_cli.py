@@ -26,6 +26,10 @@ def test_eval_with_an_expost_mixture_records_it_and_the_copying_control(
     assert r["precision"] >= 0 and r["recall"] >= 0
     assert r["nearest_train_l2_median_generated"] > 0
     assert r["nearest_train_l2_median_held_out"] >= 0 and "nearest_train_l2_ratio" in r
+    # the rendered-space control: samples and held-out renderings against rendered training
+    assert r["nearest_rendered_train_l2_median_generated"] > 0
+    assert r["nearest_rendered_train_l2_median_held_out"] > 0
+    assert "training images" in r["nearest_rendered_train_rule"]
 
 
 def test_generate_with_an_expost_mixture_writes_its_record_beside_the_grid(tiny_run, tmp_path):

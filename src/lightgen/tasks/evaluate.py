@@ -30,10 +30,11 @@ import torch.nn.functional as F
 from lightgen._checks import require_nonnegative
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.classifier import load_or_train_classifier, predict
-from lightgen.metrics.copying import copying_control
+from lightgen.metrics.copying import copying_control, rendered_copying_control
 from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr, ssim
 from lightgen.optics.grid import centred_start, intensity, power
+from lightgen.tasks.common import match_channels
 from lightgen.tasks.generate import encode, reconstruct, sample
 
 if TYPE_CHECKING:
@@ -709,6 +710,31 @@ def evaluate_generated(
     }
 
 
+def _rendered_copying(
+    system: BOGTSystem,
+    cfg: TrainConfig,
+    train,
+    fake: torch.Tensor,
+    rec: torch.Tensor,
+    big: bool,
+) -> dict:
+    """:func:`~lightgen.metrics.copying.rendered_copying_control` for the samples ``fake``
+    and the held-out renderings ``rec``: the training images rendered (posterior mean), at
+    most 2,000 of them (the first ones) for images above 128 px."""
+    m = train.images.shape[0] if not big else min(2000, train.images.shape[0])
+    timgs = train.images[:m]
+    conditional = is_class_conditioned(system, cfg)
+    tcodes = class_codes(system, cfg, train.labels[:m]) if conditional else None
+    rendered = _batched(
+        lambda i, b: reconstruct(
+            system, timgs[i : i + b], conditions=None if tcodes is None else tcodes[i : i + b]
+        ).cpu(),
+        m,
+        16 if big else 256,
+    )
+    return rendered_copying_control(fake, rec, match_channels(rendered, rec.shape[1]))
+
+
 def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
     dataset, n, seed, temperature, sampler = o.dataset, o.n, o.seed, o.temperature, o.sampler
     n_per_class, grid_path = o.n_per_class, o.class_grid_path
@@ -787,6 +813,7 @@ def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
             "(not a strict bound)"
         ),
         **copying_control(fake_px, real, train.images, rec),
+        **_rendered_copying(system, cfg, train, fake_px, rec, big),
     }
     if conditional or has_label_components(cfg):
         out["condition_on"] = cfg.condition_on
