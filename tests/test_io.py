@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lightgen._io import atomic_write, read_commented_csv, replace_dir
+from lightgen._io import CommentedCsv, atomic_write, read_commented_csv, replace_dir
 
 
 def test_the_temporary_file_keeps_the_target_suffix_and_is_gone_afterwards(tmp_path):
@@ -76,3 +76,15 @@ def test_a_missing_metadata_line_is_named(tmp_path):
     p.write_text("# source=lab\ngray,phase_rad\n0,0.0\n")
     with pytest.raises(ValueError, match=r"lacks the metadata line\(s\) \['wavelength_m'\]"):
         read_commented_csv(p, "slm_lut", "SLM calibration", "Fix.", required=("wavelength_m",))
+
+
+def test_a_commented_csv_format_reads_what_it_writes_and_names_missing_columns(tmp_path):
+    fmt = CommentedCsv("t", "test table", "Fix.", ("k",), ("a", "b"), ("c",))
+    p = tmp_path / "t.csv"
+    p.write_text(fmt.text({"k": 1.5, "source": "x"}, [[1, 2, 3], [4, 5, 6]]))
+    assert p.read_text() == "# k=1.5\n# source=x\na,b,c\n1,2,3\n4,5,6\n"
+    meta, rows = fmt.read(p)
+    assert meta == {"k": "1.5", "source": "x"} and [r["c"] for r in rows] == ["3", "6"]
+    p.write_text("# k=1\na,c\n1,3\n")
+    with pytest.raises(ValueError, match=r"t='.*t.csv' needs the columns a,b\[,c\]\."):
+        fmt.read(p)

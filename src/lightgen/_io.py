@@ -1,4 +1,5 @@
-"""File I/O for every package: atomic writes, and CSV tables with ``# key=value`` lines.
+"""File I/O for every package: atomic writes, and CSV tables with ``# key=value`` lines
+(:class:`CommentedCsv`: one object per table format, read and written by it).
 
 Atomic writes: a file or a folder is either complete or not there.
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -105,6 +108,40 @@ def replace_dir(
             os.replace(old, out)
         raise
     return old
+
+
+@dataclass(frozen=True)
+class CommentedCsv:
+    """A CSV table format with ``# key=value`` metadata lines: its name in messages
+    (``name='path'``, ``what``, ``fix``), its required metadata keys and its columns
+    (``optional_columns`` may be missing or empty in a file; they are always written)."""
+
+    name: str
+    what: str
+    fix: str
+    meta_keys: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    optional_columns: tuple[str, ...] = ()
+
+    def text(self, meta: dict[str, object], rows: Iterable[Sequence[object]]) -> str:
+        """A ``# key=value`` line per item of ``meta``, then the table (``\\n`` line ends)."""
+        buf = io.StringIO()
+        for key, value in meta.items():
+            buf.write(f"# {key}={value}\n")
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([*self.columns, *self.optional_columns])
+        w.writerows(rows)
+        return buf.getvalue()
+
+    def read(self, path: str | os.PathLike) -> tuple[dict[str, str], csv.DictReader]:
+        """``(metadata, rows)`` of the file at ``path``; ValueError naming what is missing."""
+        meta, reader = read_commented_csv(path, self.name, self.what, self.fix, self.meta_keys)
+        if not reader.fieldnames or not set(self.columns) <= set(reader.fieldnames):
+            more = "".join(f"[,{c}]" for c in self.optional_columns)
+            raise ValueError(
+                f"{self.name}={str(Path(path))!r} needs the columns {','.join(self.columns)}{more}."
+            )
+        return meta, reader
 
 
 def read_commented_csv(

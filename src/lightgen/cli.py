@@ -43,6 +43,10 @@ GmmComponentsOpt = Annotated[
 GmmCovarianceOpt = Annotated[
     str | None, typer.Option(help="--sampler expost-gmm: full (default) | diag")
 ]
+OutFolderOpt = Annotated[Path, typer.Option(help="output folder")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, auto")]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume")]
+BatchOpt = Annotated[int, typer.Option()]
 
 
 def _fail(msg: str) -> None:
@@ -233,9 +237,7 @@ def train(
             "(image size: the preset's, e.g. --preset emoji-128)"
         ),
     ] = None,
-    data_root: Annotated[
-        str | None, typer.Option(help="folder holding the data sets (default ../shared/data)")
-    ] = None,
+    data_root: DataRootOpt = None,
     emoji_families: Annotated[
         str | None,
         typer.Option(help="emoji-svg: comma-separated families (default noto,twemoji,openmoji)"),
@@ -267,7 +269,7 @@ def train(
         int | None, typer.Option(help="use only the first N training images")
     ] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, auto")] = None,
+    device: DeviceOpt = None,
     fft_backend: Annotated[
         str | None, typer.Option(help="auto (default) | torch | pyfftw (CPU, extra fast-fft)")
     ] = None,
@@ -311,36 +313,15 @@ def train(
     """Train a chip (or a baseline) with BOGT: no labels, no targets (with --condition-on
     labels, the labels drive injection fibers as conditions; with --condition-on components
     each class owns a mixture component of the prior; still no target images)."""
+    # every option but --out, --config and --resume overrides the TrainConfig field of its
+    # name: the signature above is the one list of them (read first, while the function's
+    # locals are its parameters alone)
+    overrides = {k: v for k, v in locals().items() if k not in ("out", "config", "resume")}
     from lightgen.train.trainer import train_from_config
 
     _check_out_dir(out)
-    cfg = _train_config(
-        config,
-        model=model,
-        preset=preset,
-        dataset=dataset,
-        data_root=data_root,
-        emoji_families=_csv_list(emoji_families),
-        emoji_groups=_csv_list(emoji_groups),
-        emoji_background=emoji_background,
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        beta=beta,
-        sigma_x=sigma_x,
-        prior=prior,
-        n_components=n_components,
-        prior_covariance=prior_covariance,
-        train_limit=train_limit,
-        seed=seed,
-        device=device,
-        fft_backend=fft_backend,
-        condition_on=condition_on,
-        input_augment=input_augment,
-        condition_amplitude=condition_amplitude,
-        condition_all_wavelengths=condition_all_wavelengths,
-        reference_amplitude=reference_amplitude,
-    )
+    overrides.update(emoji_families=_csv_list(emoji_families), emoji_groups=_csv_list(emoji_groups))
+    cfg = _train_config(config, **overrides)
     try:
         res = train_from_config(cfg, out, resume=resume)
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
@@ -545,18 +526,20 @@ def eval_(
     from lightgen.train.trainer import load_trained
 
     _require_at_least("--n", n, 2, "FID and KID compare at least 2 images; e.g. --n 1000.")
+    # the flags that act on the chip itself (as fabricated, temperature, per-class grid)
+    chip_only = {
+        "--fab-levels": fab_levels is not None,
+        "--fab-shift-std-m": fab_shift_std_m != 0,
+        "--fab-rotation-std-rad": fab_rotation_std_rad != 0,
+        "--fab-distance-std-m": fab_distance_std_m != 0,
+        "--temperature": temperature != 1.0,
+        "--class-grid": class_grid is not None,
+    }
+    chip_flags = [flag for flag, given in chip_only.items() if given]
     if generated is not None:
         if out is not None:
             _check_out_file(out)
-        refused = {
-            "--fab-levels": fab_levels is not None,
-            "--fab-shift-std-m": fab_shift_std_m != 0,
-            "--fab-rotation-std-rad": fab_rotation_std_rad != 0,
-            "--fab-distance-std-m": fab_distance_std_m != 0,
-            "--temperature": temperature != 1.0,
-            "--class-grid": class_grid is not None,
-        }
-        given = [k for k, v in refused.items() if v]
+        given = chip_flags
         if given:
             _fail(
                 f"{', '.join(given)} act on a chip; with --generated the images are already "
@@ -586,16 +569,7 @@ def eval_(
         "dark_current_e_per_s": camera_dark_current_e_per_s,
     }
     if input_power_w is not None:
-        refused = {
-            "--fab-levels": fab_levels is not None,
-            "--fab-shift-std-m": fab_shift_std_m != 0,
-            "--fab-rotation-std-rad": fab_rotation_std_rad != 0,
-            "--fab-distance-std-m": fab_distance_std_m != 0,
-            "--temperature": temperature != 1.0,
-            "--class-grid": class_grid is not None,
-            "--sampler": sampler != "prior",
-        }
-        given = [k for k, v in refused.items() if v]
+        given = chip_flags + (["--sampler"] if sampler != "prior" else [])
         if given:
             _fail(
                 f"{', '.join(given)} cannot be combined with --input-power-w (the energy sweep "
@@ -994,7 +968,7 @@ def _float_list(text: str, option: str) -> list[float]:
 @app.command(name="denoise")
 def denoise_cmd(
     checkpoint: CheckpointOpt,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/denoise"),
+    out: OutFolderOpt = Path("runs/denoise"),
     sigmas: Annotated[
         str, typer.Option(help="noise std relative to full scale, comma list")
     ] = "0.1,0.2,0.3,0.4",
@@ -1052,7 +1026,7 @@ def denoise_cmd(
 @app.command(name="edit")
 def edit_cmd(
     checkpoint: CheckpointOpt,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/edit"),
+    out: OutFolderOpt = Path("runs/edit"),
     region: Annotated[
         str,
         typer.Option(
@@ -1109,7 +1083,7 @@ def edit_cmd(
 @app.command(name="video")
 def video_cmd(
     checkpoint: CheckpointOpt,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/video"),
+    out: OutFolderOpt = Path("runs/video"),
     n_frames: Annotated[int, typer.Option(help="frames per video")] = 48,
     keyframes: Annotated[int, typer.Option(help="encoded images the interpolation visits")] = 4,
     fibers: Annotated[
@@ -1234,7 +1208,7 @@ def multiview(
     fps: Annotated[float, typer.Option()] = 12.0,
     mp4: Annotated[bool, typer.Option("--mp4/--no-mp4", help="also write turntable.mp4")] = True,
     seed: SeedOpt = 0,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, auto")] = None,
+    device: DeviceOpt = None,
 ) -> None:
     """3D multi-view: train on chair renders with the view angle injected into condition fibers,
     score unseen views against the nearest training view, write a turntable."""
@@ -1318,7 +1292,7 @@ def style_cmd(
     checkpoint: Annotated[
         Path, typer.Option(help="chip trained on a styled set, e.g. --dataset emoji-black+mosaic")
     ],
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/style"),
+    out: OutFolderOpt = Path("runs/style"),
     style: Annotated[
         str | None,
         typer.Option(
@@ -1365,7 +1339,7 @@ def style_digits_cmd(
     patch_checkpoint: Annotated[
         Path, typer.Option(help="p x p chip trained on printed-digits+patches<p> (e.g. 7)")
     ],
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/style-digits"),
+    out: OutFolderOpt = Path("runs/style-digits"),
     n: Annotated[int, typer.Option(help="handwritten test digits (MNIST t10k)")] = 256,
     classify: Annotated[
         bool,
@@ -1428,7 +1402,7 @@ def report(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("lightgen-out"),
+    out: OutFolderOpt = Path("lightgen-out"),
     preset: Annotated[str, typer.Option()] = "mnist-16f",
     dataset: Annotated[
         str, typer.Option(help="built-in procedural data: printed-digits or shapes")
@@ -1512,11 +1486,11 @@ def lab_calibrate_cmd(
     n_latents: Annotated[int, typer.Option(help="calibration latents injected")] = 256,
     steps: Annotated[int, typer.Option(help="gradient steps on the twin's errors")] = 300,
     lr: Annotated[float, typer.Option(help="Adam step size (units of the error stds)")] = 0.05,
-    batch: Annotated[int, typer.Option()] = 32,
+    batch: BatchOpt = 32,
     families: Annotated[
         str | None, typer.Option(help="comma-separated error families to fit (default all)")
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume")] = False,
+    resume: ResumeOpt = False,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
@@ -1578,7 +1552,7 @@ def lab_train_cmd(
     ] = None,
     steps: Annotated[int, typer.Option()] = 300,
     lr: Annotated[float, typer.Option(help="Adam step size (constant)")] = 0.01,
-    batch: Annotated[int, typer.Option()] = 32,
+    batch: BatchOpt = 32,
     slm_weights: Annotated[
         bool,
         typer.Option(
@@ -1594,7 +1568,7 @@ def lab_train_cmd(
             "control: the ceiling of what calibration can buy)",
         ),
     ] = False,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume")] = False,
+    resume: ResumeOpt = False,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
 ) -> None:

@@ -41,3 +41,10 @@ def test_bad_tables_raise_value_error(tmp_path):
         SlmLUT.from_csv(tmp_path / "missing.csv")
     with pytest.raises(ValueError, match="phase_rad"):
         write_slm_bitmap(tmp_path / "x.png", np.zeros(4), SlmLUT.linear(532e-9))
+
+
+def test_a_calibration_csv_without_the_gray_column_names_the_columns(tmp_path):
+    p = tmp_path / "slm_lut.csv"
+    p.write_text("# wavelength_m=5.32e-07\nlevel,phase_rad\n0,0.0\n")
+    with pytest.raises(ValueError, match=r"slm_lut=.* needs the columns gray,phase_rad\."):
+        SlmLUT.from_csv(p)

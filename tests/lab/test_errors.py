@@ -111,3 +111,10 @@ def test_an_error_model_beyond_what_calibration_can_fix_is_refused(tiny_system):
         LabErrorModel(camera_noise_std=-0.1)
     with pytest.raises(ValidationError):
         LabErrorModel(not_an_error=1)
+
+
+def test_no_error_model_zeroes_every_spread_and_fabricates_perfectly():
+    m = LabErrorModel.none()
+    floats = {k: v for k, v in m.model_dump().items() if isinstance(v, float)}
+    assert len(floats) == 8 and set(floats.values()) == {0.0}
+    assert m.fabrication == FabricationModel() and m.seed == 0

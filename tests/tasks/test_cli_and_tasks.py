@@ -139,3 +139,37 @@ def test_denoise_edit_and_video_commands_write_their_reports(tiny_run, tmp_path)
         res = runner.invoke(app, [cmd, "--checkpoint", str(tiny_run), "--out", str(out), *extra])
         assert res.exit_code == 0, (cmd, res.output)
         assert (out / report).is_file(), cmd
+
+
+def test_every_train_option_overrides_its_train_config_field(tmp_path, monkeypatch):
+    import lightgen.train.trainer as trainer
+
+    seen = {}
+
+    def fake_train(cfg, out, resume=False):
+        seen.update(cfg=cfg, resume=resume)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(trainer, "train_from_config", fake_train)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"steps": 3, "lr": 0.5}))
+    args = ["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--preset", "tiny"]
+    args += ["--dataset", "emoji-svg", "--emoji-families", "noto, twemoji", "--seed", "7"]
+    args += ["--steps", "9", "--beta", "0.5", "--device", "cpu", "--sigma-x", "0.1"]
+    args += ["--emoji-groups", "animals-nature", "--emoji-background", "white"]
+    args += ["--condition-last-dims"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "stop here" in _text(res), res.output
+    c = seen["cfg"]
+    assert (c.preset, c.dataset, c.seed, c.steps, c.lr, c.beta) == (
+        "tiny",
+        "emoji-svg",
+        7,
+        9,
+        0.5,
+        0.5,
+    )
+    assert (c.device, c.sigma_x, c.emoji_background) == ("cpu", 0.1, "white")
+    assert list(c.emoji_families) == ["noto", "twemoji"]
+    assert list(c.emoji_groups) == ["animals-nature"]
+    assert c.condition_all_wavelengths is False and seen["resume"] is False

@@ -34,8 +34,6 @@ CSV format (one row per pillar, metadata as ``# key=value`` lines)::
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +42,18 @@ from typing import Any
 import numpy as np
 
 from lightgen._checks import require_positive
-from lightgen._io import atomic_write_text, read_commented_csv
+from lightgen._io import CommentedCsv, atomic_write_text
 
 TWO_PI = 2 * math.pi
 _META_KEYS = ("wavelength_m", "period_m", "pillar_height_m", "material", "substrate_index")
+_CSV = CommentedCsv(
+    "lut",
+    "lookup table",
+    "Give the path of a CSV table (see lightgen.export.lut for the format) or use default_lut().",
+    meta_keys=_META_KEYS,
+    columns=("diameter_m", "phase_rad"),
+    optional_columns=("transmission",),
+)
 
 
 @dataclass(frozen=True)
@@ -138,16 +144,10 @@ class MetasurfaceLUT:
 
     # ------------------------------------------------------------------- files
     def to_csv_text(self) -> str:
-        buf = io.StringIO()
-        for k in _META_KEYS:
-            buf.write(f"# {k}={getattr(self, k)}\n")
-        buf.write(f"# source={self.source}\n")
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["diameter_m", "phase_rad", "transmission"])
+        meta = {k: getattr(self, k) for k in (*_META_KEYS, "source")}
         t = self.transmissions or (1.0,) * self.levels
-        for row in zip(self.diameters_m, self.phases_rad, t, strict=True):
-            w.writerow([repr(float(x)) for x in row])
-        return buf.getvalue()
+        rows = zip(self.diameters_m, self.phases_rad, t, strict=True)
+        return _CSV.text(meta, ([repr(float(x)) for x in r] for r in rows))
 
     def to_csv(self, path: str | Path) -> Path:
         return atomic_write_text(path, self.to_csv_text())
@@ -155,20 +155,7 @@ class MetasurfaceLUT:
     @classmethod
     def from_csv(cls, path: str | Path) -> MetasurfaceLUT:
         """Read a table in the CSV format of the module docstring."""
-        p = Path(path)
-        meta, reader = read_commented_csv(
-            p,
-            "lut",
-            "lookup table",
-            "Give the path of a CSV table (see lightgen.export.lut for the format) or use "
-            "default_lut().",
-            required=_META_KEYS,
-        )
-        need = {"diameter_m", "phase_rad"}
-        if not reader.fieldnames or not need <= set(reader.fieldnames):
-            raise ValueError(
-                f"lut={str(p)!r} needs the columns diameter_m,phase_rad[,transmission]."
-            )
+        meta, reader = _CSV.read(path)
         d, ph, t = [], [], []
         for r in reader:
             d.append(float(r["diameter_m"]))
@@ -183,7 +170,7 @@ class MetasurfaceLUT:
             transmissions=tuple(t),
             material=meta["material"],
             substrate_index=float(meta["substrate_index"]),
-            source=meta.get("source", str(p)),
+            source=meta.get("source", str(Path(path))),
         )
 
 

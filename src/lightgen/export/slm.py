@@ -10,7 +10,6 @@ gray level nearest on the circle, an error of at most half a table step
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from dataclasses import dataclass
@@ -21,10 +20,17 @@ import numpy as np
 from PIL import Image
 
 from lightgen._checks import require_positive
-from lightgen._io import atomic_write_bytes, atomic_write_text, read_commented_csv
+from lightgen._io import CommentedCsv, atomic_write_bytes, atomic_write_text
 
 TWO_PI = 2 * math.pi
 GRAY_LEVELS = 256
+_CSV = CommentedCsv(
+    "slm_lut",
+    "SLM calibration",
+    "Give a CSV with columns gray,phase_rad and a '# wavelength_m=' line, or use SlmLUT.linear().",
+    meta_keys=("wavelength_m",),
+    columns=("gray", "phase_rad"),
+)
 
 
 @dataclass(frozen=True)
@@ -68,30 +74,18 @@ class SlmLUT:
         return np.asarray(self.phases_rad)[np.asarray(gray, dtype=np.intp)]
 
     def to_csv_text(self) -> str:
-        buf = io.StringIO()
-        buf.write(f"# wavelength_m={self.wavelength_m}\n# source={self.source}\n")
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["gray", "phase_rad"])
-        for g, p in enumerate(self.phases_rad):
-            w.writerow([g, repr(p)])
-        return buf.getvalue()
+        meta = {"wavelength_m": self.wavelength_m, "source": self.source}
+        return _CSV.text(meta, ([g, repr(p)] for g, p in enumerate(self.phases_rad)))
 
     @classmethod
     def from_csv(cls, path: str | Path) -> SlmLUT:
-        p = Path(path)
-        meta, reader = read_commented_csv(
-            p,
-            "slm_lut",
-            "SLM calibration",
-            "Give a CSV with columns gray,phase_rad and a '# wavelength_m=' line, or use "
-            "SlmLUT.linear().",
-            required=("wavelength_m",),
-        )
+        meta, reader = _CSV.read(path)
         table = sorted((int(r["gray"]), float(r["phase_rad"])) for r in reader)
+        where = str(Path(path))
         if [g for g, _ in table] != list(range(GRAY_LEVELS)):
-            raise ValueError(f"slm_lut={str(p)!r} must list every gray level 0..255 exactly once.")
+            raise ValueError(f"slm_lut={where!r} must list every gray level 0..255 exactly once.")
         return cls(
-            tuple(ph for _, ph in table), float(meta["wavelength_m"]), meta.get("source", str(p))
+            tuple(ph for _, ph in table), float(meta["wavelength_m"]), meta.get("source", where)
         )
 
 

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from lightgen.hardware import perf
 from lightgen.hardware.counting import RULES, count_operations
 from lightgen.hardware.design import ChipDesign
 from lightgen.hardware.devices import A100, DigitalDevice
 from lightgen.hardware.digital import dense_equivalent_flops, fft_chip_flops
-from lightgen.hardware.perf import (
-    PAPER,
-    PerfAssumptions,
-    PerformanceReport,
-    Reconciliation,
-    paper_assumptions,
-    performance,
-)
-from lightgen.hardware.perf import (
-    reconcile_with_paper as _reconcile,
-)
+from lightgen.hardware.perf import PerformanceReport, Reconciliation
 
 
 def fmt(x: float | int | str | None, digits: int = 3) -> str:
@@ -181,7 +172,7 @@ def format_reconciliation(rec: Reconciliation) -> str:
         f"  implied power = 3.57e4 TOPS / 6.64e2 TOPS/W = {p[0]:.2f} W "
         f"(rounding interval {p[1]:.2f}..{p[2]:.2f} W)",
         f"  implied area  = 3.57e4 TOPS / 2.62e2 TOPS/mm^2 = {a[0]:.2f} mm^2 "
-        f"(rounding interval {a[1]:.2f}..{a[2]:.2f}) vs stated {PAPER['area_mm2']} mm^2: "
+        f"(rounding interval {a[1]:.2f}..{a[2]:.2f}) vs stated {perf.PAPER['area_mm2']} mm^2: "
         + ("consistent" if rec.area_consistent else "INCONSISTENT"),
         "",
         _table(
@@ -292,9 +283,9 @@ def perf_text(
         d = d.replace(input_device=input_device)
     use_paper = reconcile_with_paper and input_device is None and frame_rate_hz is None
     if use_paper:
-        a = paper_assumptions(d, "measured", rule)
+        a = perf.paper_assumptions(d, "measured", rule)
     else:
-        a = PerfAssumptions(counting=rule, frame_rate_hz=frame_rate_hz)
+        a = perf.PerfAssumptions(counting=rule, frame_rate_hz=frame_rate_hz)
     if camera_noise is not None:
         rn, qe = camera_noise
         cam = replace(
@@ -305,7 +296,7 @@ def perf_text(
             note="read noise and QE of the quality curve's camera (lightgen eval --input-power-w)",
         )
         a = replace(a, camera=cam)
-    report = performance(d, a)
+    report = perf.performance(d, a)
     parts = [
         f"LightGen performance model: design '{d.name}'",
         "",
@@ -322,5 +313,5 @@ def perf_text(
         format_digital(d, report),
     ]
     if use_paper:
-        parts += ["", format_reconciliation(_reconcile(d, rule))]
+        parts += ["", format_reconciliation(perf.reconcile_with_paper(d, rule))]
     return "\n".join(parts) + "\n"

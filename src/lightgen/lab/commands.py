@@ -11,7 +11,6 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lightgen._io import atomic_write_text, check_writable_dir
-from lightgen.data.registry import load_dataset
 from lightgen.lab.calibrate import CalibrationSet, Calibrator, measure, recovery
 from lightgen.lab.errors import FAMILIES, ChipErrors, LabErrorModel
 from lightgen.lab.pat import (
@@ -42,6 +41,7 @@ from lightgen.train.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
+from lightgen.train.data import run_split
 
 
 def _bar(progress: bool) -> Progress:
@@ -84,18 +84,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _dataset_images(cfg, split: str, limit: int, data_root, seed: int) -> torch.Tensor:
-    s = cfg.chip_config().image_size
-    opts = cfg.dataset_options(cfg.dataset)
-    ds = load_dataset(
-        cfg.dataset,
-        root=data_root or cfg.data_root,
-        split=split,
-        size=s,
-        limit=limit,
-        seed=seed,
-        **opts,
-    )
-    return ds.images
+    return run_split(cfg, split, limit, data_root=data_root, seed=seed).images
 
 
 def calibrate_run(

@@ -93,18 +93,10 @@ class LabErrorModel(BaseModel):
 
     @classmethod
     def none(cls) -> LabErrorModel:
-        """No error at all: the lab is the design (a control, and "as designed")."""
-        return cls(
-            fabrication=FabricationModel(),
-            height_scale_std=0,
-            aberration_rms_rad=0,
-            fiber_position_std_m=0,
-            fiber_loss_std_db=0,
-            fiber_phase_std_rad=0,
-            camera_gain_std=0,
-            camera_offset_std=0,
-            camera_noise_std=0,
-        )
+        """No error at all: the lab is the design (a control, and "as designed"): a
+        perfect fabrication and every spread (each float field, so a new one too) 0."""
+        spreads = {name: 0.0 for name, f in cls.model_fields.items() if f.annotation is float}
+        return cls(fabrication=FabricationModel(), **spreads)
 
     def check_for(self, chip: LightGenChip) -> LabErrorModel:
         """Refuse errors the chip's sampling cannot represent (named, with the fix)."""

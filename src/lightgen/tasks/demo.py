@@ -10,21 +10,20 @@ from pathlib import Path
 
 import torch
 
-from lightgen.data.registry import load_dataset
 from lightgen.tasks.figures import plot_height_maps, plot_ols
 from lightgen.tasks.generate import interpolate, reconstruct, sample
 from lightgen.tasks.images import atomic_write, image_grid, save_png
 from lightgen.tasks.report import write_report
 from lightgen.train.config import TrainConfig
+from lightgen.train.data import run_split
 from lightgen.train.trainer import Trainer
 
 
 def run_demo(out: Path, cfg: TrainConfig, n_train: int = 4000, progress: bool = True) -> dict:
     out = Path(out)
     chip_cfg = cfg.chip_config()
-    size = chip_cfg.image_size
-    train = load_dataset(cfg.dataset, split="train", size=size, limit=n_train, seed=cfg.seed)
-    test = load_dataset(cfg.dataset, split="test", size=size, limit=256, seed=cfg.seed)
+    train = run_split(cfg, "train", n_train)
+    test = run_split(cfg, "test", 256)
     trainer = Trainer(cfg, out / "run", train.images, progress=progress)
     result = trainer.run()
     system = trainer.system.eval()

@@ -427,7 +427,7 @@ def run_edit(
     ``edit_difference.png`` (|Δ| grey, the region tinted red) to ``out_dir``.
     The random baseline edits ``k`` random fibers (``n_random`` seeded draws).
     """
-    from lightgen.data.registry import load_dataset
+    from lightgen.train.data import run_split
 
     n = require_int_range("n", n, 2, fix="Use at least 2 images (half scan, half scored).")
     n_random = require_int_range("n_random", n_random, 1)
@@ -435,9 +435,7 @@ def run_edit(
         region = parse_region(region)
     c, s, _ = expected_image_shape(system)
     name = dataset or cfg.dataset
-    ds = load_dataset(
-        name, root=data_root or cfg.data_root, split="test", size=s, limit=n, seed=seed, channels=c
-    )
+    ds = run_split(cfg, "test", n, dataset=name, data_root=data_root, seed=seed, channels=c)
     x = ds.images
     half = x.shape[0] // 2
     if half < 1:

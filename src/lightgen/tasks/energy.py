@@ -282,6 +282,12 @@ def energy_curve(
             .item()
         )
 
+    def _generation_scores(fake: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        """FID/KID of ``fake`` against the held-out images, and the judge's class of each."""
+        feats = for_classifier(fake, clf)
+        s = generative_scores(real_feats, feats, clf, kid_subset_size=kid_subset, seed=seed)
+        return s, predict(clf, feats)
+
     was_training = system.training
     system.eval()
     try:
@@ -295,15 +301,8 @@ def energy_curve(
             }
             if n_gen >= 2:
                 fake0, _, _ = _generated(system, chip, n_gen, seed, batch_size)
-                s0 = generative_scores(
-                    real_feats,
-                    for_classifier(fake0, clf),
-                    clf,
-                    kid_subset_size=kid_subset,
-                    seed=seed,
-                )
+                s0, ref_classes = _generation_scores(fake0)
                 ref.update(fid=s0["fid"], kid_mean=s0["kid_mean"])
-                ref_classes = predict(clf, for_classifier(fake0, clf))
         with chip.device_settings(slm=slm):
             emission = laser_emission_factor(chip, real)
             sweep_slm = chip.config.slm
@@ -337,14 +336,8 @@ def energy_curve(
                 }
                 if n_gen >= 2:
                     fake, inj_w, gph = _generated(system, chip, n_gen, seed, batch_size)
-                    s = generative_scores(
-                        real_feats,
-                        for_classifier(fake, clf),
-                        clf,
-                        kid_subset_size=kid_subset,
-                        seed=seed,
-                    )
-                    agree = predict(clf, for_classifier(fake, clf)) == ref_classes
+                    s, classes = _generation_scores(fake)
+                    agree = classes == ref_classes
                     row.update(
                         generation_energy_j=inj_w.mean().item() * cam.exposure_s,
                         generation_photons_per_pixel=gph,

@@ -191,7 +191,7 @@ def run_video(
     (region ``auto``) on ``n_scan`` other held-out images. MP4s are skipped with a
     warning when ffmpeg is unavailable (see module doc).
     """
-    from lightgen.data.registry import load_dataset
+    from lightgen.train.data import run_split
 
     n_frames = require_int_range("n_frames", n_frames, 2, fix="Use e.g. 48 frames.")
     n_keyframes = require_int_range("n_keyframes", n_keyframes, 2, fix="Use e.g. 4 images.")
@@ -205,15 +205,7 @@ def run_video(
     c, s, _ = expected_image_shape(system)
     name = dataset or cfg.dataset
     need = n_keyframes + n_edit_images + (n_scan if fibers is None else 0)
-    ds = load_dataset(
-        name,
-        root=data_root or cfg.data_root,
-        split="test",
-        size=s,
-        limit=need,
-        seed=seed,
-        channels=c,
-    )
+    ds = run_split(cfg, "test", need, dataset=name, data_root=data_root, seed=seed, channels=c)
     x = ds.images
     if x.shape[0] < need:
         raise ValueError(

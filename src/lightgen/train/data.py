@@ -31,6 +31,34 @@ def train_split(cfg: TrainConfig, name: str, size: int, channels: int | None = N
     )
 
 
+def run_split(
+    cfg: TrainConfig,
+    split: str,
+    limit: int | None = None,
+    *,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    seed: int | None = None,
+    channels: int | None = None,
+):
+    """Split ``split`` of data set ``dataset`` (default the run's own) as the run loads it:
+    at its chip's image size, from ``data_root`` (default the run's), with the run's loader
+    options for that set (emoji-svg families and groups), the first ``limit`` images,
+    seeded by ``seed`` (default the run's); ``channels`` converts grey <-> RGB (default:
+    the set's own). Every task and the lab load a run's held-out images here."""
+    name = dataset or cfg.dataset
+    return load_dataset(
+        name,
+        root=data_root or cfg.data_root,
+        split=split,
+        size=cfg.chip_config().image_size,
+        limit=limit,
+        seed=cfg.seed if seed is None else seed,
+        channels=channels,
+        **cfg.dataset_options(name),
+    )
+
+
 def with_source_domain(cfg: TrainConfig, ds, size: int):
     """``cfg.dataset``'s images ``ds`` then ``cfg.source_dataset``'s, their labels, and the
     domain of each (0 / 1) for ``routing='domain'``."""

@@ -46,7 +46,42 @@ def standard_normal(shape, complex_latent: bool, generator=None, device=None) ->
     return torch.randn(shape, generator=generator, device=device)
 
 
-class GaussianPrior(nn.Module):
+class Prior(nn.Module):
+    """What every prior offers: ``dim``, ``complex_latent``, ``n_components``, ``kl``,
+    ``responsibilities`` and :meth:`sample` (one home for its signature and checks; each
+    prior draws in ``_draw``)."""
+
+    dim: int
+    complex_latent: bool
+    n_components: int
+
+    def sample(
+        self,
+        n: int,
+        generator=None,
+        component: int | None = None,
+        device=None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """``n`` draws ``(n, dim)`` (of one ``component`` if given; a mixture's only);
+        ``temperature`` scales each component's standard deviation (1 = the prior itself;
+        < 1 trades diversity for fidelity)."""
+        if component is not None and self.n_components == 1:
+            raise ValueError(
+                f"component={component} picks a mixture component, but this prior is a single "
+                "Gaussian (one mode). Drop --component, or train with --prior mixture."
+            )
+        if component is not None and not 0 <= component < self.n_components:
+            raise ValueError(
+                f"component={component}; this prior has {self.n_components} components."
+            )
+        return self._draw(n, generator, component, device, temperature)
+
+    def _draw(self, n, generator, component, device, temperature) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class GaussianPrior(Prior):
     """Standard (complex) Gaussian prior."""
 
     def __init__(self, dim: int, complex_latent: bool = True):
@@ -64,28 +99,14 @@ class GaussianPrior(nn.Module):
             )
         return gaussian_kl(mu, log_var, 0.0, 0.0, self.complex_latent)
 
-    def sample(
-        self,
-        n: int,
-        generator=None,
-        component: int | None = None,
-        device=None,
-        temperature: float = 1.0,
-    ) -> torch.Tensor:
-        """``n`` draws; ``temperature`` scales the standard deviation (1 = the prior itself).
-        ``component`` must be None: a Gaussian prior has one mode."""
-        if component is not None:
-            raise ValueError(
-                f"component={component} picks a mixture component, but this prior is a single "
-                "Gaussian (one mode). Drop --component, or train with --prior mixture."
-            )
+    def _draw(self, n, generator, component, device, temperature) -> torch.Tensor:
         return temperature * standard_normal((n, self.dim), self.complex_latent, generator, device)
 
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
         return torch.ones(z.shape[0], 1, device=z.device)
 
 
-class MixturePrior(nn.Module):
+class MixturePrior(Prior):
     """Learned Gaussian mixture prior, sum_k pi_k N(m_k, s_k I) (``diagonal=False``) or
     sum_k pi_k N(m_k, diag(s_k)) with one variance per component and latent dimension
     (``diagonal=True``: a component can be narrow along the dimensions its class barely
@@ -175,26 +196,13 @@ class MixturePrior(nn.Module):
         chosen = per_component.gather(1, components[:, None]).squeeze(1)
         return chosen - log_pi[components]
 
-    def sample(
-        self,
-        n: int,
-        generator=None,
-        component: int | None = None,
-        device=None,
-        temperature: float = 1.0,
-    ) -> torch.Tensor:
-        """``n`` draws (of one ``component`` if given); ``temperature`` scales each
-        component's standard deviation (1 = the prior itself; < 1 trades diversity for fidelity)."""
+    def _draw(self, n, generator, component, device, temperature) -> torch.Tensor:
         device = device or self.means_ri.device
         if component is None:
             k = torch.multinomial(
                 torch.softmax(self.logits.detach(), 0).cpu(), n, True, generator=generator
             )
         else:
-            if not 0 <= component < self.n_components:
-                raise ValueError(
-                    f"component={component}; this prior has {self.n_components} components."
-                )
             k = torch.full((n,), component, dtype=torch.long)
         k = k.to(device)
         eps = standard_normal((n, self.dim), self.complex_latent, generator).to(device)
@@ -222,7 +230,7 @@ def make_prior(
     complex_latent: bool = True,
     seed: int = 0,
     diagonal: bool = False,
-) -> nn.Module:
+) -> Prior:
     """``diagonal``: per-dimension component variances (mixture only)."""
     if kind == "gaussian":
         return GaussianPrior(dim, complex_latent)

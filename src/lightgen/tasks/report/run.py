@@ -97,18 +97,9 @@ def find_run(path: str | Path) -> RunFolder:
 def run_split(cfg: TrainConfig, split: str, n: int):
     """The first ``n`` images (and labels) of ``split`` of the run's data set, at the chip's
     size and channels."""
-    from lightgen.data.registry import load_dataset
+    from lightgen.train.data import run_split as load_split
 
-    c = cfg.chip_config()
-    return load_dataset(
-        cfg.dataset,
-        root=cfg.data_root,
-        split=split,
-        size=c.image_size,
-        limit=n,
-        seed=cfg.seed,
-        channels=c.image_channels,
-    )
+    return load_split(cfg, split, n, channels=cfg.chip_config().image_channels)
 
 
 def held_out(cfg: TrainConfig, n: int = 16):
