@@ -22,8 +22,10 @@ from lightgen.optics import fft as lfft
 from lightgen.optics.grid import Grid, intensity, power
 from lightgen.optics.propagation import (
     FAST_TAIL_TOLERANCE,
+    PLAN_DEFAULTS,
     FourierLens,
     FreeSpace,
+    PlanOptions,
     apply_transfer_function,
     asm_transfer_function,
     fraunhofer_lens,
@@ -69,7 +71,7 @@ def _gaussian_at(method: str, z_over_zr: float) -> torch.Tensor:
     method, _, linear = method.partition("-")
     padding = "linear" if linear else "auto"
     field = gaussian(GAUSS_GRID, GAUSS_W0)
-    return propagate(field, GAUSS_GRID, z_over_zr * GAUSS_ZR, method, padding=padding)
+    return propagate(field, GAUSS_GRID, z_over_zr * GAUSS_ZR, method=method, padding=padding)
 
 
 @pytest.mark.parametrize(("method", "z_over_zr", "rtol"), GAUSS_CASES)
@@ -111,7 +113,7 @@ def test_square_aperture_line_cut_matches_fresnel_integrals(method, padding):
     grid = Grid((n, n), dx, (lam,))
     y, x = grid.meshgrid()
     field = ((x.abs() < a) & (y.abs() < a)).to(C128)[None, None]
-    out = intensity(propagate(field, grid, z, method, padding=padding))[0, 0, n // 2].numpy()
+    out = intensity(propagate(field, grid, z, method=method, padding=padding))[0, 0, n // 2].numpy()
 
     s = math.sqrt(2 / (lam * z))
 
@@ -279,19 +281,19 @@ RS_GRID = Grid((128, 128), 2e-6, (0.5e-6,))  # RS valid from |z| >= 2.03 mm
 
 def test_rs_direct_integration_agrees_with_asm_for_a_smooth_beam():
     field = gaussian(RS_GRID, 20e-6)
-    asm = propagate(field, RS_GRID, 3e-3, "asm")
-    rs = propagate(field, RS_GRID, 3e-3, "rs")
+    asm = propagate(field, RS_GRID, 3e-3, method="asm")
+    rs = propagate(field, RS_GRID, 3e-3, method="rs")
     assert ((asm - rs).norm() / rs.norm()).item() < 1e-9
 
 
 def test_asm_has_no_wraparound_for_a_corner_source_half_of_whose_light_leaves_the_window():
     field = gaussian(RS_GRID, 6e-6, -100e-6, -100e-6)  # 14 um from two edges
-    rs = propagate(field, RS_GRID, 3e-3, "rs")  # linear convolution: open boundaries
+    rs = propagate(field, RS_GRID, 3e-3, method="rs")  # linear convolution: open boundaries
     assert power(rs, RS_GRID).item() < 0.7 * power(field, RS_GRID).item()
-    asm = propagate(field, RS_GRID, 3e-3, "asm")
+    asm = propagate(field, RS_GRID, 3e-3, method="asm")
     assert ((asm - rs).norm() / rs.norm()).item() < 1e-4
     # the same transfer function without padding wraps the escaping light back in
-    wrapped = propagate(field, RS_GRID, 3e-3, "asm", padding="periodic")
+    wrapped = propagate(field, RS_GRID, 3e-3, method="asm", padding="periodic")
     assert ((wrapped - rs).norm() / rs.norm()).item() > 0.5
 
 
@@ -303,7 +305,7 @@ def test_asm_padded_to_the_full_spread_matches_rs_when_light_reaches_the_band_ed
     assert plan_propagation(RS_GRID, 5e-3, padding=128).bandwidth_fraction[0] < 0.5
     assert plan_propagation(RS_GRID, 5e-3).linear
     full = propagate(field, RS_GRID, 5e-3, padding=spread_samples(RS_GRID, 5e-3))
-    rs = propagate(field, RS_GRID, 5e-3, "rs")
+    rs = propagate(field, RS_GRID, 5e-3, method="rs")
     assert ((full - rs).norm() / rs.norm()).item() < 5e-5
 
 
@@ -353,7 +355,7 @@ def _small_case(method: str) -> FreeSpace:
     # gradcheck perturbs every input: 8x8 keeps it to seconds (linearity makes size moot)
     grid = Grid((8, 8), 4e-6, (0.5e-6,))
     z = {"asm": 1e-4, "fresnel": 1e-4, "rs": 2e-3}[method]  # rs valid from 0.51 mm here
-    return FreeSpace(grid, z, method)
+    return FreeSpace(grid, z, method=method)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -467,19 +469,19 @@ def test_asm_beyond_its_sampling_limit_raises_naming_the_distance_and_fixes():
 def test_fresnel_beyond_l_dx_over_lambda_raises_naming_the_distance_and_fixes():
     grid = Grid((64, 64), 8e-6, (532e-9,))
     limit = 128 * 8e-6 * 8e-6 / 532e-9
-    plan_propagation(grid, 0.99 * limit, "fresnel")
+    plan_propagation(grid, 0.99 * limit, method="fresnel")
     with pytest.raises(ValueError, match=r"distance_m=.*L\*dx/lambda.*method='rs'"):
-        plan_propagation(grid, 1.1 * limit, "fresnel")
+        plan_propagation(grid, 1.1 * limit, method="fresnel")
 
 
 def test_rs_too_short_raises_naming_the_distance_and_fixes():
     grid = Grid((64, 64), 2e-6, (0.5e-6,))
     zmin = 128e-6 * math.sqrt(1 / 0.125**2 - 1)
-    plan_propagation(grid, 1.01 * zmin, "rs")
+    plan_propagation(grid, 1.01 * zmin, method="rs")
     with pytest.raises(ValueError, match=r"distance_m=.*too short.*method='asm'"):
-        plan_propagation(grid, 0.9 * zmin, "rs")
+        plan_propagation(grid, 0.9 * zmin, method="rs")
     with pytest.raises(ValueError, match=r"distance_m=0 .*'asm'"):
-        plan_propagation(grid, 0.0, "rs")
+        plan_propagation(grid, 0.0, method="rs")
 
 
 def test_explicit_padding_too_small_raises_naming_the_padding():
@@ -496,7 +498,23 @@ def test_non_finite_distance_raises(bad):
 
 def test_unknown_method_raises():
     with pytest.raises(ValueError, match=r"method='angular'.*asm"):
-        plan_propagation(Grid((16, 16), 4e-6), 1e-3, "angular")
+        plan_propagation(Grid((16, 16), 4e-6), 1e-3, method="angular")
+
+
+def test_plan_options_are_keyword_only_and_declared_once():
+    grid = Grid((16, 16), 4e-6)
+    assert set(PLAN_DEFAULTS) == set(PlanOptions.__annotations__)
+    assert plan_propagation(grid, 1e-3) == plan_propagation(grid, 1e-3, **PLAN_DEFAULTS)
+    with pytest.raises(TypeError, match="positional"):
+        plan_propagation(grid, 1e-3, "fresnel")
+    field = torch.ones(1, 1, 16, 16, dtype=torch.complex64)
+    for call in (
+        lambda: plan_propagation(grid, 1e-3, pad=4),
+        lambda: propagate(field, grid, 1e-3, pad=4),
+        lambda: FreeSpace(grid, 1e-3, pad=4),
+    ):
+        with pytest.raises(TypeError, match=r"'pad'.*method, padding, min_bandwidth_fraction"):
+            call()
 
 
 @pytest.mark.parametrize(
@@ -510,7 +528,7 @@ def test_bad_padding_raises(padding, message):
 
 def test_periodic_padding_with_rs_raises():
     with pytest.raises(ValueError, match=r"padding='periodic' with method='rs'"):
-        plan_propagation(Grid((16, 16), 4e-6), 1e-2, "rs", padding="periodic")
+        plan_propagation(Grid((16, 16), 4e-6), 1e-2, method="rs", padding="periodic")
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.5, float("nan")])
@@ -621,7 +639,7 @@ def test_linear_padding_matches_the_closed_form_rs_kernel_where_a_periodised_one
     # kernel needs only a 2N-1 grid and keeps the whole band, so it matches the RS
     # closed-form impulse response (and 'auto' picks it: same grid size)
     field = gaussian(RS_GRID, 4.2e-6, -100e-6, -100e-6)
-    rs = propagate(field, RS_GRID, 5e-3, "rs")
+    rs = propagate(field, RS_GRID, 5e-3, method="rs")
     plan = plan_propagation(RS_GRID, 5e-3, padding="linear")
     assert plan.padded_shape == (256, 256) and plan.bandwidth_fraction == (1.0,)
     linear = propagate(field, RS_GRID, 5e-3, padding="linear")
@@ -680,7 +698,7 @@ def test_linear_padding_gradient_matches_finite_differences(backend):
 def test_linear_padding_is_only_for_asm_and_refuses_a_fine_lattice_that_would_not_fit():
     grid = Grid((64, 64), 8e-6, (532e-9,))
     with pytest.raises(ValueError, match=r"padding='linear' with method='fresnel'"):
-        plan_propagation(grid, 1e-3, "fresnel", padding="linear")
+        plan_propagation(grid, 1e-3, method="fresnel", padding="linear")
     with pytest.raises(ValueError, match=r"padding='linear' for distance_m=5.*fine lattice"):
         plan_propagation(grid, 5.0, padding="linear")
 
@@ -800,5 +818,6 @@ def test_the_planner_names_the_wavelength_channel_that_fails():
     grid = Grid((32, 32), 2e-6, (450e-9, 1550e-9))
     z = 1.5 * 64 * (2e-6) ** 2 / 1550e-9  # over the 1550 nm limit, under the 450 nm one
     with pytest.raises(ValueError, match=r"wavelength channel 1 \(1\.55e-06 m\) of 2"):
-        plan_propagation(grid, z, "fresnel", padding=32)
-    plan_propagation(Grid((32, 32), 2e-6, (450e-9,)), z, "fresnel", padding=32)  # one channel
+        plan_propagation(grid, z, method="fresnel", padding=32)
+    one_channel = Grid((32, 32), 2e-6, (450e-9,))
+    plan_propagation(one_channel, z, method="fresnel", padding=32)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -98,6 +98,56 @@ FAST_TAIL_TOLERANCE = 2e-3
 hops; trained chips move by about 1 % against the exact plan (docs/physics.md)."""
 
 
+class PlanOptions(TypedDict, total=False):
+    """How a hop is sampled: the keyword-only options of :func:`plan_propagation`,
+    :func:`propagate` and :class:`FreeSpace` (each optional; defaults in
+    :data:`PLAN_DEFAULTS`).
+
+    Keys:
+        method: ``"asm"`` (default), ``"fresnel"`` or ``"rs"`` (see :class:`PropagationPlan`).
+        padding: ``"auto"`` (default; geometry-based, see the module docstring),
+            ``"periodic"`` (the window is one period of a periodic field: no padding, no
+            band limit, no sampling limit -- the DFT samples the transfer function exactly
+            at the field's harmonics; not for ``rs``), ``"linear"`` (``asm`` only: exact
+            open-boundary convolution over the full Nyquist band on a ``>= 2N-1`` grid,
+            kernel from :func:`asm_windowed_kernel`; accuracy first, see the module
+            docstring), or zero-padding samples ``P`` / ``(Py, Px)``. ``"auto"`` and
+            ``"linear"`` may build the windowed kernel, a fine-lattice FFT per wavelength
+            and distance (seconds; see :func:`propagate` for scans over ``z``).
+        min_bandwidth_fraction: ``asm`` raises when the band limit keeps less than this
+            fraction of the grid's Nyquist band (default 0.25).
+        tail_tolerance: for ``padding='auto'``, the energy fraction of the impulse
+            response allowed outside the padding (:func:`guard_samples`); smaller is more
+            accurate and pads more (at 532 nm, 8 um, 5 cm: guard 33 samples at 2e-3, 228 at
+            1e-4, 705 at 1e-5, the default). The total padding stays <= N per axis.
+    """
+
+    method: Method
+    padding: Padding
+    min_bandwidth_fraction: float
+    tail_tolerance: float
+
+
+PLAN_DEFAULTS: PlanOptions = {
+    "method": "asm",
+    "padding": "auto",
+    "min_bandwidth_fraction": 0.25,
+    "tail_tolerance": DEFAULT_TAIL_TOLERANCE,
+}
+"""The one defaults table of :class:`PlanOptions`."""
+
+
+def _with_defaults(options: PlanOptions) -> PlanOptions:
+    """``options`` over :data:`PLAN_DEFAULTS`; an unknown key raises ``TypeError`` naming the keys."""
+    unknown = sorted(set(options) - set(PLAN_DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"unknown propagation option(s) {', '.join(map(repr, unknown))}; the options "
+            f"(keyword-only, PlanOptions) are {', '.join(PLAN_DEFAULTS)}."
+        )
+    return {**PLAN_DEFAULTS, **options}
+
+
 @functools.lru_cache(maxsize=256)
 def _guard_for(
     wavelength_m: float, pitch_m: float, distance_m: float, spread: int, tail_tolerance: float
@@ -161,34 +211,15 @@ def spread_samples(grid: Grid, distance_m: float) -> int:
 
 
 def plan_propagation(
-    grid: Grid,
-    distance_m: float,
-    method: Method = "asm",
-    padding: Padding = "auto",
-    min_bandwidth_fraction: float = 0.25,
-    tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
+    grid: Grid, distance_m: float, **options: Unpack[PlanOptions]
 ) -> PropagationPlan:
     """Choose zero padding and check that the sampling can represent the propagation.
 
     Args:
         grid: the field's grid (the output keeps it).
         distance_m: propagation distance in metres; negative propagates backwards.
-        method: ``"asm"``, ``"fresnel"`` or ``"rs"`` (see :class:`PropagationPlan`).
-        padding: ``"auto"`` (geometry-based, see the module docstring), ``"periodic"``
-            (the window is one period of a periodic field: no padding, no band limit,
-            no sampling limit -- the DFT samples the transfer function exactly at the
-            field's harmonics; not for ``rs``), ``"linear"`` (``asm`` only: exact
-            open-boundary convolution over the full Nyquist band on a ``>= 2N-1`` grid,
-            kernel from :func:`asm_windowed_kernel`; accuracy first, see the module
-            docstring), or zero-padding samples ``P`` / ``(Py, Px)``. ``"auto"`` and
-            ``"linear"`` may build the windowed kernel, a fine-lattice FFT per wavelength
-            and distance (seconds; see :func:`propagate` for scans over ``z``).
-        min_bandwidth_fraction: ``asm`` raises when the band limit keeps less than this
-            fraction of the grid's Nyquist band.
-        tail_tolerance: for ``padding='auto'``, the energy fraction of the impulse
-            response allowed outside the padding (:func:`guard_samples`); smaller is more
-            accurate and pads more (at 532 nm, 8 um, 5 cm: guard 33 samples at 2e-3, 228 at
-            1e-4, 705 at 1e-5, the default). The total padding stays <= N per axis.
+        **options: keyword-only ``method``, ``padding``, ``min_bandwidth_fraction``,
+            ``tail_tolerance`` (:class:`PlanOptions`, defaults :data:`PLAN_DEFAULTS`).
 
     Rules (raise ``ValueError`` naming the fix when broken):
       * ``asm``: see module docstring; band limit keeps >= ``min_bandwidth_fraction``.
@@ -199,6 +230,9 @@ def plan_propagation(
         window edge below Nyquist: ``L/sqrt(L^2+z^2) <= lambda/(2 dx)`` with
         ``L = max(H, W) dx``; padding is always to ``>= 2N-1`` (linear convolution).
     """
+    opts = _with_defaults(options)
+    method, padding = opts["method"], opts["padding"]
+    min_bandwidth_fraction, tail_tolerance = opts["min_bandwidth_fraction"], opts["tail_tolerance"]
     try:  # require_finite lets float()'s own message through for non-numbers
         z = float(distance_m)
     except (TypeError, ValueError):
@@ -603,19 +637,13 @@ def apply_transfer_function(
 
 
 def propagate(
-    field: torch.Tensor,
-    grid: Grid,
-    distance_m: float,
-    method: Method = "asm",
-    padding: Padding = "auto",
-    min_bandwidth_fraction: float = 0.25,
-    tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
+    field: torch.Tensor, grid: Grid, distance_m: float, **options: Unpack[PlanOptions]
 ) -> torch.Tensor:
     """Propagate a ``(B, L, H, W)`` complex field by ``distance_m`` metres (functional form).
 
-    Builds the transfer function every call; use :class:`FreeSpace` in loops. See
-    :func:`plan_propagation` for ``method``, ``padding``, ``min_bandwidth_fraction`` and
-    ``tail_tolerance``.
+    Builds the transfer function every call; use :class:`FreeSpace` in loops.
+    ``options``: keyword-only ``method``, ``padding``, ``min_bandwidth_fraction`` and
+    ``tail_tolerance`` of :func:`plan_propagation` (:class:`PlanOptions`).
 
     Cost of ``padding="auto"``: where it plans the exact windowed kernel (most hops with
     the default tail tolerance) that kernel is built on a fine lattice once per
@@ -625,9 +653,7 @@ def propagate(
     ``padding`` (e.g. ``N``) or ``"periodic"``.
     """
     grid.check_field(field)
-    plan = plan_propagation(
-        grid, distance_m, method, padding, min_bandwidth_fraction, tail_tolerance
-    )
+    plan = plan_propagation(grid, distance_m, **options)
     return apply_transfer_function(field, transfer_function(plan, field.device, field.dtype))
 
 
@@ -688,22 +714,14 @@ class FreeSpace(nn.Module):
     The kernel is a non-persistent buffer: built once in float64, cast, reused every
     call, never saved in checkpoints (it is derivable). A field of another device or
     dtype rebuilds it from float64 (a complex64 kernel is never up-cast) and keeps that.
+    ``options``: keyword-only ``method``, ``padding``, ``min_bandwidth_fraction`` and
+    ``tail_tolerance`` of :func:`plan_propagation` (:class:`PlanOptions`).
     """
 
-    def __init__(
-        self,
-        grid: Grid,
-        distance_m: float,
-        method: Method = "asm",
-        padding: Padding = "auto",
-        min_bandwidth_fraction: float = 0.25,
-        tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
-    ) -> None:
+    def __init__(self, grid: Grid, distance_m: float, **options: Unpack[PlanOptions]) -> None:
         super().__init__()
         self.grid = grid
-        self.plan = plan_propagation(
-            grid, distance_m, method, padding, min_bandwidth_fraction, tail_tolerance
-        )
+        self.plan = plan_propagation(grid, distance_m, **options)
         self.register_buffer("kernel", transfer_function(self.plan), persistent=False)
 
     @property
