@@ -1048,7 +1048,7 @@ def edit_cmd(
     seed: SeedOpt = 0,
 ) -> None:
     """Find fibers that control one image region (no labels) and edit them through the ports."""
-    from lightgen.tasks.edit import parse_region, run_edit
+    from lightgen.tasks.edit import PortSetting, parse_region, run_edit
     from lightgen.train.trainer import load_trained
 
     _check_out_dir(out)
@@ -1061,8 +1061,7 @@ def edit_cmd(
             out,
             reg,
             k,
-            attenuation_db,
-            phase_rad,
+            PortSetting(attenuation_db, phase_rad),
             n,
             n_random,
             seed,
@@ -1105,6 +1104,7 @@ def video_cmd(
     seed: SeedOpt = 0,
 ) -> None:
     """Latent-walk videos (GIF + MP4): interpolation between images and a port-edit ramp."""
+    from lightgen.tasks.edit import PortSetting
     from lightgen.tasks.video import run_video
     from lightgen.train.trainer import load_trained
 
@@ -1127,8 +1127,7 @@ def video_cmd(
                 keyframes,
                 fib,
                 k,
-                attenuation_db,
-                phase_rad,
+                PortSetting(attenuation_db, phase_rad),
                 fps=fps,
                 loop=loop,
                 mp4=mp4,

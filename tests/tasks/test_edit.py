@@ -7,6 +7,8 @@ from torch import nn
 
 from lightgen.data.procedural import make_printed_digits
 from lightgen.tasks.edit import (
+    FiberEdit,
+    PortSetting,
     decode_edited,
     edit_images,
     edit_ratio,
@@ -151,7 +153,7 @@ def test_nearly_inert_fibers_are_not_picked_for_their_noisy_ratio():
 
 
 def test_edit_ratio_equals_the_pattern_contrast_and_mechanism_is_digital():
-    res = edit_images(_ToySystem(), _toy_images(), [0, 1], attenuation_db=10.0)
+    res = edit_images(_ToySystem(), _toy_images(), FiberEdit([0, 1], PortSetting(10.0)))
     ratio = edit_ratio(res.before, res.after, region_mask("top-left", S))
     torch.testing.assert_close(ratio, torch.full((4,), 10.0), rtol=1e-4, atol=0)
     assert res.mechanism.startswith("digital")
@@ -165,7 +167,7 @@ def test_edit_ratio_equals_the_pattern_contrast_and_mechanism_is_digital():
 
 def test_phase_shift_on_a_real_latent_is_refused():
     with pytest.raises(ValueError, match=r"phase_rad=1\.0.*real latent"):
-        edit_images(_ToySystem(), _toy_images(), [0], 10.0, 1.0)
+        edit_images(_ToySystem(), _toy_images(), FiberEdit([0], PortSetting(10.0, 1.0)))
 
 
 # ----------------------------------------------------------- the chip: ports
@@ -173,7 +175,7 @@ def test_port_edit_equals_injecting_the_attenuated_latent(tiny, digits):
     system, _ = tiny
     z = encode(system, digits)
     fibers, a_db, ph = [2, 7, 11], 6.0, 0.7
-    via_ports = decode_edited(system, z, fibers, a_db, ph)
+    via_ports = decode_edited(system, z, FiberEdit(fibers, PortSetting(a_db, ph)))
     t = torch.ones(z.shape[1], dtype=z.dtype)
     t[fibers] = port_transmission(a_db, ph)
     torch.testing.assert_close(via_ports, decode(system, z * t), atol=1e-6, rtol=1e-5)
@@ -190,13 +192,13 @@ def test_ports_are_restored_when_decoding_fails(tiny, digits, monkeypatch):
 
     monkeypatch.setattr(system.model, "decode", boom)
     with pytest.raises(RuntimeError, match="camera unplugged"):
-        decode_edited(system, z, [0, 1], 30.0, 1.0)
+        decode_edited(system, z, FiberEdit([0, 1], PortSetting(30.0, 1.0)))
     chip = system.model.chip
     assert not chip.port_attenuation_db.any() and not chip.port_phase_rad.any()
 
 
 def test_zero_db_zero_phase_edit_changes_nothing(tiny, digits):
-    res = edit_images(tiny[0], digits, [0, 3], 0.0, 0.0)
+    res = edit_images(tiny[0], digits, FiberEdit([0, 3], PortSetting(0.0, 0.0)))
     assert torch.equal(res.before, res.after)
     assert res.mechanism.startswith("chip ports")
 
@@ -207,17 +209,21 @@ def test_infinite_attenuation_blocks_the_fiber(tiny, digits):
     blocked = z.clone()
     blocked[:, [4, 5]] = 0
     torch.testing.assert_close(
-        decode_edited(system, z, [4, 5], math.inf), decode(system, blocked), atol=1e-6, rtol=1e-5
+        decode_edited(system, z, FiberEdit([4, 5], PortSetting(math.inf))),
+        decode(system, blocked),
+        atol=1e-6,
+        rtol=1e-5,
     )
 
 
 def test_batched_fiber_scan_matches_one_port_edit_at_a_time(tiny, digits):
     system, _ = tiny
-    maps = fiber_effect_maps(system, digits, 10.0, 0.5, max_batch=20)  # several chunks
+    port = PortSetting(10.0, 0.5)
+    maps = fiber_effect_maps(system, digits, port, max_batch=20)  # several chunks
     z = encode(system, digits)
     base = decode(system, z)
     for d in (0, 9, 15):
-        direct = (decode_edited(system, z, [d], 10.0, 0.5) - base).abs().mean(dim=(0, 1))
+        direct = (decode_edited(system, z, FiberEdit([d], port)) - base).abs().mean(dim=(0, 1))
         torch.testing.assert_close(maps[d], direct.cpu(), atol=1e-6, rtol=1e-4)
 
 
@@ -256,16 +262,34 @@ def test_k_outside_the_number_of_fibers_is_refused(tiny, digits, k, match):
     ("kwargs", "match"),
     [
         (dict(fibers=[16]), r"fibers contains 16.*0\.\.15"),
+        (dict(fibers=[-1]), r"fibers contains -1.*>= 0"),
+        (dict(fibers=[1.5]), r"fibers contains 1\.5"),
+        (dict(fibers=3), r"fibers=3 must be a list"),
         (dict(fibers=[1, 1]), "distinct"),
+        (dict(fibers=[]), "non-empty"),
         (dict(attenuation_db=-3.0), r"attenuation_db=-3\.0.*passive"),
         (dict(attenuation_db=math.nan), "attenuation_db=nan"),
+        (dict(attenuation_db="x"), "must be numbers"),
         (dict(phase_rad=math.inf), "phase_rad=inf"),
     ],
 )
 def test_bad_edits_are_refused(tiny, digits, kwargs, match):
     args = dict(fibers=[0], attenuation_db=10.0, phase_rad=0.0) | kwargs
     with pytest.raises(ValueError, match=match):
-        edit_images(tiny[0], digits, **args)
+        port = PortSetting(args["attenuation_db"], args["phase_rad"])
+        edit_images(tiny[0], digits, FiberEdit(args["fibers"], port))
+
+
+def test_an_edit_holds_checked_values_and_ramps_in_db_and_radians():
+    edit = FiberEdit([3, 1.0], PortSetting(20, 1))
+    assert edit.fibers == (3, 1) and all(type(f) is int for f in edit.fibers)
+    assert edit.port == PortSetting(20.0, 1.0) and type(edit.port.attenuation_db) is float
+    assert edit.port.scaled(0.25) == PortSetting(5.0, 0.25)
+    assert edit.port.transmission == port_transmission(20.0, 1.0)
+    assert FiberEdit([0]).port == PortSetting() == PortSetting(10.0, 0.0)
+    assert PortSetting(math.inf).transmission == 0
+    with pytest.raises(ValueError, match=r"attenuation_db=inf.*finite end value"):
+        PortSetting(math.inf).check_ramp()
 
 
 def test_images_of_the_wrong_size_are_refused(tiny):
@@ -281,7 +305,7 @@ def test_models_without_fiber_ports_are_edited_digitally_and_say_so(kind, tmp_pa
     system, cfg = load_trained(tmp_path / "run")
     rep = run_edit(system, cfg, tmp_path / "out", region="top", k=2, n=6, n_random=1)
     assert rep["mechanism"].startswith("digital") and kind in rep["mechanism"].lower()
-    res = edit_images(system, images[:3], rep["fibers"], math.inf)
+    res = edit_images(system, images[:3], FiberEdit(rep["fibers"], PortSetting(math.inf)))
     assert res.after.shape == res.before.shape == (3, 1, 12, 12)
 
 

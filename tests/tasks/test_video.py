@@ -10,7 +10,7 @@ from PIL import Image
 from lightgen.data.procedural import make_printed_digits
 from lightgen.tasks import animation, video
 from lightgen.tasks.animation import gif_frame_ms, render_frames, write_gif, write_mp4
-from lightgen.tasks.edit import decode_edited
+from lightgen.tasks.edit import FiberEdit, PortSetting, decode_edited
 from lightgen.tasks.generate import encode, reconstruct
 from lightgen.tasks.video import (
     edit_walk_frames,
@@ -95,10 +95,11 @@ def test_interpolation_video_starts_at_the_first_reconstruction(tiny, digits):
 
 def test_edit_walk_goes_from_unedited_to_the_full_port_setting(tiny, digits):
     system, _ = tiny
-    frames = edit_walk_frames(system, digits, [1, 5], 20.0, 1.0, n_frames=6)
+    edit = FiberEdit([1, 5], PortSetting(20.0, 1.0))
+    frames = edit_walk_frames(system, digits, edit, n_frames=6)
     assert frames.shape == (6, 4, 1, 12, 12)
     torch.testing.assert_close(frames[0], reconstruct(system, digits), atol=1e-6, rtol=0)
-    full = decode_edited(system, encode(system, digits), [1, 5], 20.0, 1.0)
+    full = decode_edited(system, encode(system, digits), edit)
     torch.testing.assert_close(frames[3], full, atol=1e-6, rtol=1e-5)
     chip = system.model.chip
     assert not chip.port_attenuation_db.any() and not chip.port_phase_rad.any()
@@ -164,7 +165,8 @@ def test_without_ffmpeg_the_mp4_is_skipped_with_a_warning(tiny, tmp_path, monkey
         (dict(n_keyframes=1), "n_keyframes must be >= 2, got 1"),
         (dict(fps=0), "fps must be a positive"),
         (dict(fps=250), "fps=250.*<= 100"),
-        (dict(attenuation_db=math.inf), "attenuation_db=inf.*finite"),
+        (dict(port=PortSetting(math.inf)), "attenuation_db=inf.*finite"),
+        (dict(port=PortSetting(math.inf), fibers=[0]), "attenuation_db=inf.*finite"),
         (dict(fibers=[99]), "fibers contains 99"),
     ],
 )

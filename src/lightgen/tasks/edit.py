@@ -10,7 +10,9 @@ shifter) multiplies the fiber's complex amplitude by
 
 ``A_d`` in dB (``attenuation_db``, power transmission :math:`10^{-A/10}`), ``\varphi_d`` in
 radians (``phase_rad``); see :meth:`lightgen.chip.chip.LightGenChip.ports`. Ports are
-passive, so ``attenuation_db >= 0`` (``inf`` blocks the fiber).
+passive, so ``attenuation_db >= 0`` (``inf`` blocks the fiber). One setting is a
+:class:`PortSetting` (its range checks live there); an edit, that setting on chosen
+fibers, is a :class:`FiberEdit`.
 
 * All-optical chip (``--model chip``): edits go through the chip's ports
   (:meth:`~lightgen.chip.chip.LightGenChip.port_settings`, restored afterwards). The fiber scan of
@@ -34,6 +36,7 @@ picked. The edit is then scored on *other* images by the same ratio of mean
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,48 +78,114 @@ QUADRANTS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-ri
 Region = str | tuple[int, int, int, int]
 
 
-def _check_port_values(
-    system: BOGTSystem, attenuation_db: float, phase_rad: float
-) -> tuple[float, float]:
-    try:
-        a, p = float(attenuation_db), float(phase_rad)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"attenuation_db={attenuation_db!r} and phase_rad={phase_rad!r} must be numbers."
-        ) from None
-    if math.isnan(a) or a < 0:
-        raise ValueError(
-            f"attenuation_db={attenuation_db!r}: fiber attenuators are passive, so use a value "
-            ">= 0 dB (inf blocks the fiber); to brighten a feature, attenuate the others."
-        )
-    if not math.isfinite(p):
-        raise ValueError(f"phase_rad={phase_rad!r} must be finite, e.g. math.pi.")
-    if p != 0 and not system.model.complex_latent:
-        raise ValueError(
-            f"phase_rad={phase_rad!r} but this model ({type(system.model).__name__}) has a real "
-            "latent; phase shifts need the complex optical latent space. Use phase_rad=0."
-        )
-    return a, p
-
-
-def check_fibers(system: BOGTSystem, fibers) -> list[int]:
-    d = system.model.latent_dim
-    out = []
-    for f in fibers:
-        if isinstance(f, bool) or int(f) != f or not 0 <= int(f) < d:
-            raise ValueError(
-                f"fibers contains {f!r}; latent indices run 0..{d - 1} ({d} OLS dimensions). "
-                "Use find_local_fibers to pick them."
-            )
-        out.append(int(f))
-    if not out or len(set(out)) != len(out):
-        raise ValueError(f"fibers={list(fibers)!r} must be a non-empty list of distinct indices.")
-    return out
-
-
 def port_transmission(attenuation_db: float, phase_rad: float) -> complex:
     """Amplitude transmission ``10**(-A/20) * exp(i*phi)`` of one port setting."""
     return 10 ** (-attenuation_db / 20) * complex(math.cos(phase_rad), math.sin(phase_rad))
+
+
+@dataclass(frozen=True)
+class PortSetting:
+    """One setting of the manipulation ports: ``attenuation_db`` (``>= 0``: the ports are
+    passive; ``inf`` blocks the fiber) and ``phase_rad`` (finite), both stored as floats.
+
+    The range checks live here (on construction); :meth:`check_model` adds the one that
+    needs the model (a phase needs a complex latent).
+    """
+
+    attenuation_db: float = 10.0
+    phase_rad: float = 0.0
+
+    def __post_init__(self) -> None:
+        try:
+            a, p = float(self.attenuation_db), float(self.phase_rad)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"attenuation_db={self.attenuation_db!r} and phase_rad={self.phase_rad!r} "
+                "must be numbers."
+            ) from None
+        if math.isnan(a) or a < 0:
+            raise ValueError(
+                f"attenuation_db={self.attenuation_db!r}: fiber attenuators are passive, so use "
+                "a value >= 0 dB (inf blocks the fiber); to brighten a feature, attenuate the others."
+            )
+        if not math.isfinite(p):
+            raise ValueError(f"phase_rad={self.phase_rad!r} must be finite, e.g. math.pi.")
+        object.__setattr__(self, "attenuation_db", a)
+        object.__setattr__(self, "phase_rad", p)
+
+    @property
+    def transmission(self) -> complex:
+        """:func:`port_transmission` of this setting."""
+        return port_transmission(self.attenuation_db, self.phase_rad)
+
+    def scaled(self, strength: float) -> PortSetting:
+        """``strength`` times this setting (dB and radians), e.g. one frame of a ramp."""
+        return PortSetting(strength * self.attenuation_db, strength * self.phase_rad)
+
+    def check_ramp(self) -> PortSetting:
+        """This setting, or ``ValueError`` when it cannot end a ramp (infinite attenuation)."""
+        if not math.isfinite(self.attenuation_db):
+            raise ValueError(
+                f"attenuation_db={self.attenuation_db!r}: a ramp needs a finite end value, "
+                "e.g. 20 dB."
+            )
+        return self
+
+    def check_model(self, system: BOGTSystem) -> PortSetting:
+        """This setting, or ``ValueError`` when ``system``'s latent cannot take its phase."""
+        if self.phase_rad != 0 and not system.model.complex_latent:
+            raise ValueError(
+                f"phase_rad={self.phase_rad!r} but this model ({type(system.model).__name__}) "
+                "has a real latent; phase shifts need the complex optical latent space. "
+                "Use phase_rad=0."
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class FiberEdit:
+    """An edit in the OLS: the ports of ``fibers`` (latent indices) set to ``port``.
+
+    ``fibers`` becomes a tuple of distinct indices ``>= 0`` on construction;
+    :meth:`checked` adds the checks that need the model (indices below its latent size,
+    a phase only on a complex latent).
+    """
+
+    fibers: tuple[int, ...]
+    port: PortSetting = PortSetting()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fibers, Iterable) or isinstance(self.fibers, str):
+            raise ValueError(
+                f"fibers={self.fibers!r} must be a list of latent indices, e.g. [3, 17]."
+            )
+        given = list(self.fibers)
+        for f in given:
+            try:
+                ok = not isinstance(f, bool) and int(f) == f and int(f) >= 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"fibers contains {f!r}; latent indices are integers >= 0 (one per OLS "
+                    "dimension). Use find_local_fibers to pick them."
+                )
+        out = [int(f) for f in given]
+        if not out or len(set(out)) != len(out):
+            raise ValueError(f"fibers={given!r} must be a non-empty list of distinct indices.")
+        object.__setattr__(self, "fibers", tuple(out))
+
+    def checked(self, system: BOGTSystem) -> FiberEdit:
+        """This edit, or ``ValueError`` naming what ``system`` cannot take."""
+        d = system.model.latent_dim
+        for f in self.fibers:
+            if f >= d:
+                raise ValueError(
+                    f"fibers contains {f!r}; latent indices run 0..{d - 1} ({d} OLS dimensions). "
+                    "Use find_local_fibers to pick them."
+                )
+        self.port.check_model(system)
+        return self
 
 
 def edit_mechanism(system: BOGTSystem) -> str:
@@ -135,31 +204,24 @@ def _decode(system: BOGTSystem, z: torch.Tensor, route) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decode_edited(
-    system: BOGTSystem,
-    z: torch.Tensor,
-    fibers,
-    attenuation_db: float = 10.0,
-    phase_rad: float = 0.0,
-    route=None,
-) -> torch.Tensor:
-    """Camera images ``(B, C, S, S)`` of latents ``z`` ``(B, D)`` with the ports of ``fibers``
-    set to ``attenuation_db`` / ``phase_rad`` (added to the ports' current settings).
+def decode_edited(system: BOGTSystem, z: torch.Tensor, edit: FiberEdit, route=None) -> torch.Tensor:
+    """Camera images ``(B, C, S, S)`` of latents ``z`` ``(B, D)`` with the ports of
+    ``edit.fibers`` set to ``edit.port`` (added to the ports' current settings).
 
     On the chip the port buffers are changed and restored (``try/finally``), so nothing
     digital touches the light; other models scale ``z`` (see :func:`edit_mechanism`).
     ``route`` is the generator routing (default: decided by the unedited latent, i.e.
     the optical switch follows the input, not the edit).
     """
-    a, p = _check_port_values(system, attenuation_db, phase_rad)
-    idx = check_fibers(system, fibers)
+    edit = edit.checked(system)
+    idx, port = list(edit.fibers), edit.port
     route = system.routing(z) if route is None else route
     chip = system.model.optical_chip
     if chip is not None:
-        with chip.port_settings(idx, a, p):
+        with chip.port_settings(idx, port.attenuation_db, port.phase_rad):
             return _decode(system, z, route)
     t = torch.ones(z.shape[1], dtype=z.dtype, device=z.device)
-    tr = port_transmission(a, p)
+    tr = port.transmission
     t[idx] = tr if z.is_complex() else tr.real
     return _decode(system, z * t, route)
 
@@ -246,21 +308,21 @@ def locality_ratio(change: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def fiber_effect_maps(
     system: BOGTSystem,
     images: torch.Tensor,
-    attenuation_db: float = 10.0,
-    phase_rad: float = 0.0,
+    port: PortSetting = PortSetting(),
     max_batch: int = 256,
 ) -> torch.Tensor:
-    """Effect map ``E_d`` ``(D, S, S)`` of each OLS dimension (see the module doc).
+    """Effect map ``E_d`` ``(D, S, S)`` of each OLS dimension (see the module doc) for the
+    port setting ``port``.
 
     One decode per (image, fiber) pair, ``max_batch`` at a time, injecting ``t_d z``.
     """
-    a, p = _check_port_values(system, attenuation_db, phase_rad)
+    port.check_model(system)
     x = check_images(system, images)
     z = encode(system, x)
     route = system.routing(z)
     base = _decode(system, z, route)
     b, d = z.shape
-    tr = port_transmission(a, p)
+    tr = port.transmission
     t = tr if z.is_complex() else tr.real
     per = max(1, max_batch // b)
     maps = []
@@ -307,11 +369,10 @@ def find_local_fibers(
     region: Region = "auto",
     k: int = 3,
     *,
-    attenuation_db: float = 10.0,
-    phase_rad: float = 0.0,
+    port: PortSetting = PortSetting(),
     min_effect_fraction: float = 0.1,
 ) -> LocalFibers:
-    """The ``k`` fibers whose port edit changes ``region`` most and the rest least.
+    """The ``k`` fibers whose port edit (``port``) changes ``region`` most and the rest least.
 
     No labels: only the model and unlabelled ``images`` ``(B, C, S, S)``. ``region``:
     a name of :data:`REGION_NAMES`, a pixel box ``(r0, r1, c0, c1)``, or ``"auto"``
@@ -326,7 +387,7 @@ def find_local_fibers(
     s = expected_image_shape(system)[1]
     if not (isinstance(region, str) and region.lower() == "auto"):
         mask = region_mask(region, s)  # validate before the (slower) scan
-    maps = fiber_effect_maps(system, images, attenuation_db, phase_rad)
+    maps = fiber_effect_maps(system, images, port)
     if isinstance(region, str) and region.lower() == "auto":
         best = None
         for q in QUADRANTS:
@@ -360,20 +421,13 @@ class EditResult:
 
 
 @torch.no_grad()
-def edit_images(
-    system: BOGTSystem,
-    images: torch.Tensor,
-    fibers,
-    attenuation_db: float = 10.0,
-    phase_rad: float = 0.0,
-) -> EditResult:
-    """Encode ``images``, decode them unedited (``before``) and with the ports of ``fibers``
-    set to ``attenuation_db`` / ``phase_rad`` (``after``)."""
+def edit_images(system: BOGTSystem, images: torch.Tensor, edit: FiberEdit) -> EditResult:
+    """Encode ``images``, decode them unedited (``before``) and with ``edit`` (``after``)."""
     x = check_images(system, images)
     z = encode(system, x)
     route = system.routing(z)
     before = _decode(system, z, route)
-    after = decode_edited(system, z, fibers, attenuation_db, phase_rad, route)
+    after = decode_edited(system, z, edit, route)
     c = x.shape[1]
     return EditResult(
         match_channels(before, c).cpu(), match_channels(after, c).cpu(), edit_mechanism(system)
@@ -412,8 +466,7 @@ def run_edit(
     out_dir: str | Path,
     region: Region = "auto",
     k: int = 3,
-    attenuation_db: float = 10.0,
-    phase_rad: float = 0.0,
+    port: PortSetting = PortSetting(),
     n: int = 64,
     n_random: int = 5,
     seed: int = 0,
@@ -425,7 +478,8 @@ def run_edit(
 
     Writes ``edit.json``, ``edit_before.png``, ``edit_after.png`` and
     ``edit_difference.png`` (|Δ| grey, the region tinted red) to ``out_dir``.
-    The random baseline edits ``k`` random fibers (``n_random`` seeded draws).
+    The random baseline edits ``k`` random fibers (``n_random`` seeded draws); every edit
+    sets the ports to ``port``.
     """
     from lightgen.train.data import run_split
 
@@ -441,17 +495,15 @@ def run_edit(
     if half < 1:
         raise ValueError(f"the {name!r} test split holds {x.shape[0]} image(s); need at least 2.")
     scan, held = x[:half], x[half:]
-    found = find_local_fibers(
-        system, scan, region, k, attenuation_db=attenuation_db, phase_rad=phase_rad
-    )
-    res = edit_images(system, held, found.fibers, attenuation_db, phase_rad)
+    found = find_local_fibers(system, scan, region, k, port=port)
+    res = edit_images(system, held, FiberEdit(found.fibers, port))
     chosen = _summary(edit_ratio(res.before, res.after, found.mask))
     g = torch.Generator().manual_seed(seed)
     d = system.model.latent_dim
     rand = []
     for _ in range(n_random):
         fib = torch.randperm(d, generator=g)[:k].tolist()
-        r = edit_images(system, held, fib, attenuation_db, phase_rad)
+        r = edit_images(system, held, FiberEdit(fib, port))
         rand.append({"fibers": fib, **_summary(edit_ratio(r.before, r.after, found.mask))})
     rand_means = [r["ratio_mean"] for r in rand if math.isfinite(r["ratio_mean"])]
     delta = (res.after - res.before).abs().mean(1)
@@ -479,8 +531,8 @@ def run_edit(
         "k": len(found.fibers),
         "fibers": found.fibers,
         "fibers_as_wavelength_and_fiber": [[f // m_per, f % m_per] for f in found.fibers],
-        "attenuation_db": float(attenuation_db),
-        "phase_rad": float(phase_rad),
+        "attenuation_db": port.attenuation_db,
+        "phase_rad": port.phase_rad,
         "scan_images": int(scan.shape[0]),
         "scored_images": int(held.shape[0]),
         "scan_locality": found.locality,

@@ -9,10 +9,10 @@ imageio-ffmpeg):
   :math:`z = (1 - f) z_{\lfloor u \rfloor} + f z_{\lfloor u \rfloor + 1}`, :math:`f = u - \lfloor u \rfloor`.
   Complex latents are interpolated linearly (amplitude and phase together), as
   :func:`lightgen.tasks.generate.interpolate` does.
-* **edit walk**: the ports of chosen fibers ramp from no change to
-  ``attenuation_db`` / ``phase_rad`` (and back when ``loop``: ramp
-  :math:`s_j = (1 - \cos 2\pi j/T)/2`; else :math:`s_j = j/(T - 1)`), see
-  :mod:`lightgen.tasks.edit` for the port physics.
+* **edit walk**: the ports of chosen fibers ramp from no change to a
+  :class:`~lightgen.tasks.edit.PortSetting` (``attenuation_db`` / ``phase_rad``; and
+  back when ``loop``: ramp :math:`s_j = (1 - \cos 2\pi j/T)/2`; else
+  :math:`s_j = j/(T - 1)`), see :mod:`lightgen.tasks.edit` for the port physics.
 
 Smoothness statistics: with per-frame change
 :math:`d_j = \langle |F_{j+1} - F_j| \rangle_{pixels}` (images in [0, 1]; for a loop
@@ -53,12 +53,22 @@ from lightgen.tasks.animation import (  # noqa: F401
     write_mp4,
 )
 from lightgen.tasks.common import check_images, expected_image_shape, match_channels, write_json
-from lightgen.tasks.edit import check_fibers, decode_edited, edit_mechanism, find_local_fibers
+from lightgen.tasks.edit import (
+    FiberEdit,
+    PortSetting,
+    decode_edited,
+    edit_mechanism,
+    find_local_fibers,
+)
 from lightgen.tasks.generate import decode, encode, sample
 
 if TYPE_CHECKING:
     from lightgen.train.config import TrainConfig
     from lightgen.train.system import BOGTSystem
+
+
+WALK_PORT = PortSetting(20.0)
+"""Default end of the edit walk's ramp: 20 dB, no phase."""
 
 
 # ------------------------------------------------------------------ statistics
@@ -130,25 +140,16 @@ def ramp(n_frames: int, loop: bool = True) -> torch.Tensor:
 
 @torch.no_grad()
 def edit_walk_frames(
-    system: BOGTSystem,
-    images: torch.Tensor,
-    fibers,
-    attenuation_db: float = 20.0,
-    phase_rad: float = 0.0,
-    n_frames: int = 48,
-    loop: bool = True,
+    system: BOGTSystem, images: torch.Tensor, edit: FiberEdit, n_frames: int = 48, loop: bool = True
 ) -> torch.Tensor:
-    """Frames ``(n_frames, B, C, S, S)``: ``images`` decoded while the ports of ``fibers``
-    ramp to ``attenuation_db`` (finite) / ``phase_rad``; one port setting per frame."""
-    if not math.isfinite(float(attenuation_db)):
-        raise ValueError(
-            f"attenuation_db={attenuation_db!r}: a ramp needs a finite end value, e.g. 20 dB."
-        )
+    """Frames ``(n_frames, B, C, S, S)``: ``images`` decoded while the ports of
+    ``edit.fibers`` ramp to ``edit.port`` (finite attenuation); one port setting per frame."""
+    end = edit.port.check_ramp()
     x = check_images(system, images)
     z = encode(system, x)
     route = system.routing(z)
     frames = [
-        decode_edited(system, z, fibers, float(s) * attenuation_db, float(s) * phase_rad, route)
+        decode_edited(system, z, FiberEdit(edit.fibers, end.scaled(float(s))), route)
         for s in ramp(n_frames, loop)
     ]
     return (
@@ -174,8 +175,7 @@ def run_video(
     n_keyframes: int = 4,
     fibers=None,
     k: int = 3,
-    attenuation_db: float = 20.0,
-    phase_rad: float = 0.0,
+    port: PortSetting = WALK_PORT,
     n_edit_images: int = 4,
     n_scan: int = 16,
     fps: float = 12.0,
@@ -188,8 +188,8 @@ def run_video(
     """Write ``interpolation.{gif,mp4}``, ``edit_walk.{gif,mp4}`` and ``video.json``.
 
     ``fibers``: latent indices for the edit walk; ``None`` finds ``k`` local fibers
-    (region ``auto``) on ``n_scan`` other held-out images. MP4s are skipped with a
-    warning when ffmpeg is unavailable (see module doc).
+    (region ``auto``) on ``n_scan`` other held-out images. The walk ramps their ports to
+    ``port``. MP4s are skipped with a warning when ffmpeg is unavailable (see module doc).
     """
     from lightgen.train.data import run_split
 
@@ -198,10 +198,9 @@ def run_video(
     n_edit_images = require_int_range("n_edit_images", n_edit_images, 1)
     n_scan = require_int_range("n_scan", n_scan, 1)
     check_fps(fps)
-    if fibers is None and not math.isfinite(float(attenuation_db)):
-        raise ValueError(f"attenuation_db={attenuation_db!r} must be finite for a ramp, e.g. 20.")
+    port.check_ramp()
     if fibers is not None:
-        fibers = check_fibers(system, fibers)
+        fibers = FiberEdit(fibers, port).checked(system).fibers
     c, s, _ = expected_image_shape(system)
     name = dataset or cfg.dataset
     need = n_keyframes + n_edit_images + (n_scan if fibers is None else 0)
@@ -215,17 +214,10 @@ def run_video(
     keys, edit_x = x[:n_keyframes], x[n_keyframes : n_keyframes + n_edit_images]
     region = None
     if fibers is None:
-        found = find_local_fibers(
-            system,
-            x[n_keyframes + n_edit_images :],
-            "auto",
-            k,
-            attenuation_db=attenuation_db,
-            phase_rad=phase_rad,
-        )
+        found = find_local_fibers(system, x[n_keyframes + n_edit_images :], "auto", k, port=port)
         fibers, region = found.fibers, found.region
     interp = interpolation_frames(system, keys, n_frames, loop)
-    walk = edit_walk_frames(system, edit_x, fibers, attenuation_db, phase_rad, n_frames, loop)
+    walk = edit_walk_frames(system, edit_x, FiberEdit(fibers, port), n_frames, loop)
     base, _ = sample(system, n_frames, seed=seed)
     base = match_channels(base.cpu(), c)
     out = Path(out_dir)
@@ -256,8 +248,8 @@ def run_video(
         {
             "fibers": [int(f) for f in fibers],
             "region": list(region) if isinstance(region, tuple) else region,
-            "attenuation_db": float(attenuation_db),
-            "phase_rad": float(phase_rad),
+            "attenuation_db": port.attenuation_db,
+            "phase_rad": port.phase_rad,
             "mechanism": edit_mechanism(system),
         }
     )
