@@ -12,8 +12,10 @@ For each run ``runs/results/<data>-<preset>-<model>-mixture`` (train it first wi
 
 prints a Markdown table (FID/KID/precision/recall in SmallCNN features, the copying controls
 in pixels and in the model's rendered space, and the reconstructions' FID as a reference), also written to runs/results/table-expost.md, and writes
-for each row a grid of 48 samples (seed 0) and a copying figure (top: 12 samples; bottom:
-the nearest training image of each, pixel L2) to docs/figures/.
+for each row a grid of 48 samples (seed 0), a copying figure (top: 12 samples; bottom:
+the nearest training image of each, pixel L2) and its rendered-space twin (12 samples; the
+nearest of the chip's renderings of the training images; that training image), and the
+same view for 12 held-out images' renderings, to docs/figures/.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def figures(run_dir: Path, name: str, sampler: tuple[str, int, str]) -> None:
 
     from lightgen.data.registry import load_dataset
     from lightgen.metrics.copying import nearest_train_distances
-    from lightgen.tasks.generate import sample
+    from lightgen.tasks.generate import reconstruct_batched, sample
     from lightgen.tasks.images import image_grid, save_png
     from lightgen.train.expost import resolve_sampler
     from lightgen.train.trainer import load_trained
@@ -78,6 +80,23 @@ def figures(run_dir: Path, name: str, sampler: tuple[str, int, str]) -> None:
     save_png(
         fig / f"{name}-nearest-train.png",
         image_grid(torch.cat([top, train[idx].to(top)]), 12, upscale=2),
+    )
+    # the rendered-space control's view: each sample, the nearest of the chip's renderings
+    # of the training images, and that training image
+    rendered = reconstruct_batched(system, train)
+    flat_r = rendered.reshape(rendered.shape[0], -1).double()
+
+    def nearest_rendered(path, images):
+        idx = torch.cdist(images.reshape(12, -1).double(), flat_r).argmin(1)
+        rows = [images, rendered[idx].to(images), train[idx].to(images)]
+        save_png(path, image_grid(torch.cat(rows), 12, upscale=2))
+
+    nearest_rendered(fig / f"{name}-nearest-rendered.png", top)
+    # the same view for new data: 12 held-out images' renderings (the control's reference)
+    held = load_dataset(cfg.dataset, split="test", size=cfg.chip_config().image_size).images
+    nearest_rendered(
+        fig / f"{name.split('-expost')[0].removesuffix('-prior')}-held-out-nearest-rendered.png",
+        reconstruct_batched(system, held[:12]),
     )
 
 
