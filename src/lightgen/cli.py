@@ -52,7 +52,9 @@ BatchOpt = Annotated[int, typer.Option()]
 def _fail(msg: str) -> None:
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/] {escape(msg)}")  # "[chip]" is text, not markup
+    # "[chip]" is text, not markup; soft_wrap: never fold a path or value across lines (the
+    # terminal wraps the line; a copied path stays whole)
+    console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -269,3 +269,16 @@ def test_missing_frames_from_a_folder_lab_are_named_and_nothing_is_lost(tiny_lab
     assert (tmp_path / "rig" / "requests" / "000001" / "slm.npy").is_file()
     assert not (out / "checkpoints").exists()
     _refused(runner.invoke(app, ["lab", "eval", "--run", str(tmp_path)]), "not a lab run folder")
+
+
+def test_error_messages_never_fold_a_long_path(tmp_path, monkeypatch):
+    # rich folds long words at the console width; an error naming a path must keep it whole
+    import typer
+
+    from lightgen import cli
+
+    monkeypatch.setattr(cli.console, "width", 40)
+    long = "/tmp/" + "x" * 80 + "/frames/000001.npy"
+    with cli.console.capture() as cap, pytest.raises(typer.Exit):
+        cli._fail(f"no frames arrived at {long!r}")
+    assert long in cap.get()
