@@ -1622,6 +1622,15 @@ def lab_eval_cmd(
             help="simulated lab only: other hidden errors of the same spread (a new fabrication)",
         ),
     ] = None,
+    fabrication_seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=2**32 - 1,
+            help="simulated lab only: the chip made again in the same setup (new layer "
+            "placement and etch-depth errors; the setup's aberration, fibers, camera kept)",
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
@@ -1633,7 +1642,7 @@ def lab_eval_cmd(
     if 0 < fid_n < 2:
         _fail(f"--fid-n {fid_n} is too few for FID; give 0 or at least 2.")
     try:
-        rep = eval_run(run, designed, n, fid_n, data_root, seed, error_seed)
+        rep = eval_run(run, designed, n, fid_n, data_root, seed, error_seed, fabrication_seed)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     rows = {k: v for k, v in rep.items() if k not in ("run",)}

@@ -90,6 +90,12 @@ def test_calibrate_train_eval_run_end_to_end_and_report_the_lab_frames(calibrate
     other = json.loads((train / "lab-eval-error-seed-3.json").read_text())
     assert other["error_seed"] == 3
     assert other["reconstruction_psnr_db"] != out["reconstruction_psnr_db"]
+    # the same setup with the chip made again (new placement and etch-depth errors)
+    args = ["lab", "eval", "--run", str(train), "--n", "6", "--fabrication-seed", "4"]
+    _ok(runner.invoke(app, args))
+    refab_same_setup = json.loads((train / "lab-eval-fabrication-seed-4.json").read_text())
+    assert refab_same_setup["fabrication_seed"] == 4 and refab_same_setup["error_seed"] == 0
+    assert refab_same_setup["reconstruction_psnr_db"] != out["reconstruction_psnr_db"]
     # a refabricated chip is evaluated with its own heights in the lab
     refab = tmp_path / "refab"
     _ok(

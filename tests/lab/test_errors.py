@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from lightgen.chip.fabrication import FabricationModel
 from lightgen.lab.errors import (
+    FABRICATION_FAMILIES,
     FAMILIES,
     ChipErrors,
     ErrorModelOutOfRangeError,
@@ -31,6 +32,24 @@ def test_zero_errors_leave_the_chip_exactly_as_designed(tiny_system, digits):
             1, -1, 1, 1
         )
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_new_fabrication_redraws_the_chip_families_and_keeps_the_setup(tiny_system):
+    chip = tiny_system.model.optical_chip
+    first = ChipErrors.draw(chip, LabErrorModel(seed=1))
+    again = ChipErrors.draw(chip, LabErrorModel(seed=1, fabrication_seed=7))
+    other = ChipErrors.draw(chip, LabErrorModel(seed=1, fabrication_seed=8))
+    assert set(FABRICATION_FAMILIES) == {
+        "layer_shift",
+        "layer_rotation",
+        "layer_distance",
+        "height_scale",
+    }
+    for f in FAMILIES:
+        same = torch.equal(first.value(f), again.value(f))
+        assert same == (f not in FABRICATION_FAMILIES), f  # setup kept, chip drawn again
+        if f in FABRICATION_FAMILIES:
+            assert not torch.equal(again.value(f), other.value(f))
 
 
 def test_installed_errors_are_removed_on_exit_even_after_an_error(tiny_system, digits):

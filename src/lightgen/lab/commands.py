@@ -376,9 +376,12 @@ def eval_run(
     data_root=None,
     seed: int = 0,
     error_seed: int | None = None,
+    fabrication_seed: int | None = None,
 ) -> dict:
     """Quality in the lab of a calibration folder (the design as fabricated) or a training
-    folder; ``designed``: in silico, without any error."""
+    folder; ``designed``: in silico, without any error. ``error_seed``: a lab with other
+    hidden errors of every family; ``fabrication_seed``: the same setup with the chip made
+    again (new layer placement and etch-depth errors)."""
     info = read_lab_json(run)
     ck = info["design_checkpoint"] if info["kind"] == "calibration" else run
     system, cfg = load_system(ck, expect_preset=info["preset"])
@@ -386,6 +389,13 @@ def eval_run(
         if info["backend"] != "simulated":
             raise ValueError("--error-seed needs the simulated lab; a real setup has one set.")
         info = {**info, "error_model": info["error_model"].model_copy(update={"seed": error_seed})}
+    if fabrication_seed is not None:  # the same setup, the chip made again
+        if info["backend"] != "simulated":
+            raise ValueError(
+                "--fabrication-seed needs the simulated lab; a real setup makes a new chip."
+            )
+        update = {"fabrication_seed": fabrication_seed}
+        info = {**info, "error_model": info["error_model"].model_copy(update=update)}
     if designed:
         lab = SimulatedLab(system.model.optical_chip, LabErrorModel.none())
     else:
@@ -398,6 +408,7 @@ def eval_run(
     out["slm_weights"] = slm is not None
     out.update({"run": str(run), "designed": designed, "kind": info["kind"]})
     out["error_seed"] = info["error_model"].seed
+    out["fabrication_seed"] = info["error_model"].fabrication_seed
     if info["kind"] == "train":
         meta, _, _ = load_checkpoint(run)
         out["lab_frames_used_by_training"] = int(meta.get("lab_frames", 0))
@@ -405,5 +416,7 @@ def eval_run(
     name = "lab-eval-designed.json" if designed else "lab-eval.json"
     if error_seed is not None and not designed:
         name = f"lab-eval-error-seed-{error_seed}.json"
+    if fabrication_seed is not None and not designed:
+        name = name.replace(".json", f"-fabrication-seed-{fabrication_seed}.json")
     _write_json(Path(run) / name, out)
     return out

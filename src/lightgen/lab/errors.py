@@ -54,6 +54,9 @@ FAMILIES: tuple[str, ...] = (
     "camera_gain",
     "camera_offset",
 )
+# the families that belong to one made chip (a new fabrication draws them again); the
+# others belong to the setup (its optics' aberration, the fiber array, the camera)
+FABRICATION_FAMILIES: tuple[str, ...] = FAMILIES[:4]
 
 N_ZERNIKE = 5  # defocus, astigmatism 0 / 45 deg, coma x / y
 
@@ -90,6 +93,16 @@ class LabErrorModel(BaseModel):
     camera_offset_std: float = Field(default=0.01, ge=0, le=0.5)
     camera_noise_std: float = Field(default=0.01, ge=0, le=0.5)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    fabrication_seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**32 - 1,
+        description=(
+            "the chip made again in the same setup: the per-fabrication families "
+            "(FABRICATION_FAMILIES: layer placement and etch depth) drawn with this seed, the "
+            "setup's (aberration, fibers, camera) kept from `seed`; None: all from `seed`"
+        ),
+    )
 
     @classmethod
     def none(cls) -> LabErrorModel:
@@ -204,7 +217,8 @@ class ChipErrors(nn.Module):
     @classmethod
     def draw(cls, chip: LightGenChip, model: LabErrorModel) -> ChipErrors:
         """Hidden errors: every ``u`` from N(0, 1) (fiber loss ``|N(0, 1)|``: a passive fiber
-        only loses), seeded by ``model.seed``; no gradients."""
+        only loses), seeded by ``model.seed``, the :data:`FABRICATION_FAMILIES` by
+        ``model.fabrication_seed`` when given (a new chip in the same setup); no gradients."""
         errors = cls(chip, model)
         g = torch.Generator().manual_seed(model.seed)
         with torch.no_grad():
@@ -212,6 +226,11 @@ class ChipErrors(nn.Module):
                 p = getattr(errors, name)
                 p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
             errors.fiber_loss.abs_()
+            if model.fabrication_seed is not None:  # a new chip in the same setup
+                g = torch.Generator().manual_seed(model.fabrication_seed)
+                for name in FABRICATION_FAMILIES:
+                    p = getattr(errors, name)
+                    p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
         errors.requires_grad_(False)
         return errors
 
