@@ -83,7 +83,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="joint GLO steps")
     ap.add_argument("--batch", type=int, default=None, help="default: the config's batch_size")
     ap.add_argument("--lr", type=float, default=None, help="generator lr (default: config's)")
-    ap.add_argument("--latent-lr", type=float, default=0.05)
+    ap.add_argument("--latent-lr", type=float, default=0.2, help="latent table lr (SparseAdam)")
+    ap.add_argument("--fit-lr", type=float, default=0.05, help="held-out latent fit lr (Adam)")
     ap.add_argument("--fit-steps", type=int, default=100, help="held-out latent fit steps")
     ap.add_argument("--n-train", type=int, default=None, help="first N training images")
     ap.add_argument("--n-test", type=int, default=32, help="first N held-out images")
@@ -168,7 +169,9 @@ def main() -> None:
     t1 = time.perf_counter()
     z_test = torch.cat(
         [
-            fit_latents(chip, test[i : i + 16], z_train[nearest[i : i + 16]], args.fit_steps, 0.05)
+            fit_latents(
+                chip, test[i : i + 16], z_train[nearest[i : i + 16]], args.fit_steps, args.fit_lr
+            )
             for i in range(0, len(test), 16)
         ]
     )
