@@ -37,6 +37,7 @@ from lightgen.chip.connectivity import connectivity
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.image import psnr, ssim
 from lightgen.metrics.pca import pca_reconstruction
+from lightgen.optics import fabrication
 from lightgen.train.config import load_train_config
 
 
@@ -61,6 +62,39 @@ def fit_latents(
         loss.backward()
         opt.step()
     return z.detach()
+
+
+def add_experiments(chip: LightGenChip, plane_reference: bool, filter_radius_m) -> None:
+    """Two generator experiments outside the chip's presets (docs/design-study.md).
+
+    ``plane_reference``: a plane wave split from the same laser and combined with the
+    generator's field in front of the camera (off-axis-holography style, on axis here), so
+    the camera reads ``|A_l + E_l|^2``: one real amplitude ``A_l`` per wavelength (the
+    beam-splitter ratio), learned with the generator and started at the signal's rms
+    amplitude (its phase is a path-length constant the free latents absorb).
+    ``filter_radius_m``: every generator mask's raw height map passes the fabrication's
+    conic filter of that radius (a band limit on the masks' features)."""
+    if filter_radius_m is not None:
+        kernel = fabrication.conic_filter_kernel(chip.config.pixel_pitch_m, filter_radius_m)
+        for g in chip.generators:
+            for layer in g.stack.layers:
+                layer.filter_kernel = kernel
+    if not plane_reference:
+        return
+    gen = chip.generators[0]
+    amp = torch.nn.Parameter(torch.zeros(chip.config.n_wavelengths))
+    chip.register_parameter("plane_reference_amplitude", amp)
+    state = {"ready": False}
+
+    def decode(z: torch.Tensor, generator=0) -> torch.Tensor:
+        field = gen.camera_field(chip.emitted_field(z))
+        if not state["ready"]:
+            with torch.no_grad():
+                amp.copy_(field.abs().square().mean((0, 2, 3)).sqrt())
+            state["ready"] = True
+        return gen.camera(field + amp.view(1, -1, 1, 1).to(field.dtype))
+
+    chip.decode = decode
 
 
 def decode_all(chip: LightGenChip, z: torch.Tensor, batch: int = 16) -> torch.Tensor:
@@ -92,6 +126,17 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--figure", type=Path, default=None, help="PNG: 8 held-out inputs, fits")
+    ap.add_argument(
+        "--plane-reference",
+        action="store_true",
+        help="experiment: a plane wave from the same laser added at the camera plane",
+    )
+    ap.add_argument(
+        "--mask-filter-radius-m",
+        type=float,
+        default=None,
+        help="experiment: band-limit every generator mask (conic filter of this radius)",
+    )
     args = ap.parse_args()
 
     data = tomllib.loads(args.config.read_text())
@@ -115,6 +160,7 @@ def main() -> None:
     test = test[: args.n_test]
     n, d = len(train), chip_cfg.latent_dim
     chip = LightGenChip(chip_cfg)
+    add_experiments(chip, args.plane_reference, args.mask_filter_radius_m)
     chip.encoder.requires_grad_(False)  # unused: the latents are free
     gen_params = [p for p in chip.parameters() if p.requires_grad]
     # latent table: real and imaginary parts of the D complex values, CN(0, 1) start
@@ -186,6 +232,8 @@ def main() -> None:
         "size": size,
         "n_fibers": chip_cfg.n_fibers,
         "generator_layers": chip_cfg.generator_layers,
+        "plane_reference": args.plane_reference,
+        "mask_filter_radius_m": args.mask_filter_radius_m,
         "latent_real_dims": 2 * d,
         "generator_fiber_reach": conn.generator_fiber_reach_fraction,
         "steps": args.steps,
