@@ -1569,6 +1569,16 @@ def lab_train_cmd(
             "control: the ceiling of what calibration can buy)",
         ),
     ] = False,
+    robust_fabrication: Annotated[
+        bool,
+        typer.Option(
+            "--robust-fabrication",
+            help="--mode refabricate: re-design for the next chip made in this setup: every "
+            "step the twin keeps the calibrated setup (aberration, fibers, camera) and draws "
+            "the chip's placement and etch-depth errors afresh from the error model's spread; "
+            "no lab residual (it is the old chip's), no lab frames",
+        ),
+    ] = False,
     resume: ResumeOpt = False,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
@@ -1594,6 +1604,7 @@ def lab_train_cmd(
             seed=seed,
             slm_weights=slm_weights,
             twin_from_hidden_errors=twin_from_hidden_errors,
+            robust_fabrication=robust_fabrication,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))

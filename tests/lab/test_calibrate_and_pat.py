@@ -140,3 +140,50 @@ def test_a_resumed_redesign_takes_the_residual_of_the_chip_the_lab_holds(tiny_sy
     trainer = PhysicsAwareTrainer(system, twin, lab, digits, mode="refabricate", fabricated=design)
     got = trainer.fabricated.generators[0].stack.layers[0].raw_height
     assert torch.equal(got, design.generators[0].stack.layers[0].raw_height)
+
+
+def test_robust_redesign_draws_the_chip_afresh_each_step_and_keeps_the_setup(
+    tiny_system, digits, monkeypatch
+):
+    """--robust-fabrication: every step the twin sees new placement and etch-depth errors
+    (FABRICATION_FAMILIES, N(0, 1)) and the calibration's setup families; no lab frames."""
+    from lightgen.lab import pat
+    from lightgen.lab.errors import FABRICATION_FAMILIES, FAMILIES
+
+    system = copy.deepcopy(tiny_system)
+    chip = system.model.optical_chip
+    lab = SimulatedLab(chip, LabErrorModel(seed=1))
+    twin = ChipErrors.draw(chip, LabErrorModel(seed=5))  # stands in for a calibrated twin
+    calibrated = {f: getattr(twin, f).detach().clone() for f in FAMILIES}
+    seen = []
+    real = pat.raw_frames
+
+    def spy(chip_, errors, **kw):
+        seen.append({f: getattr(errors, f).detach().clone() for f in FAMILIES})
+        return real(chip_, errors, **kw)
+
+    monkeypatch.setattr(pat, "raw_frames", spy)
+    before = chip.encoder.stack.layers[0].raw_height.detach().clone()
+    trainer = PhysicsAwareTrainer(
+        system, twin, lab, digits, mode="refabricate", batch=4, robust_fabrication=True
+    )
+    trainer.run(2)
+    assert len(seen) == 2 and lab.frames_captured == 0  # the twin alone, no lab residual
+    setup = [f for f in FAMILIES if f not in FABRICATION_FAMILIES]
+    for f in setup:  # the setup exactly as calibrated, every step
+        assert torch.equal(seen[0][f], calibrated[f]) and torch.equal(seen[1][f], calibrated[f])
+    for f in FABRICATION_FAMILIES:  # a new chip every step, not the calibrated one
+        assert not torch.equal(seen[0][f], seen[1][f]), f
+        assert not torch.equal(seen[0][f], calibrated[f]), f
+    for f in FAMILIES:  # the calibrated twin itself is untouched
+        assert torch.equal(getattr(twin, f), calibrated[f])
+    assert not torch.equal(before, chip.encoder.stack.layers[0].raw_height)
+    # draws of N(0, 1): many of them have unit spread
+    u = torch.cat([trainer.draw_chip().layer_shift.clone().flatten() for _ in range(200)])
+    assert 0.9 < float(u.std()) < 1.1 and abs(float(u.mean())) < 0.1
+
+
+def test_robust_redesign_needs_the_refabricate_mode(tiny_system, digits):
+    twin = ChipErrors(tiny_system.model.optical_chip, LabErrorModel())
+    with pytest.raises(ValueError, match="--mode refabricate"):
+        PhysicsAwareTrainer(tiny_system, twin, None, digits, mode="twin", robust_fabrication=True)

@@ -288,3 +288,27 @@ def test_error_messages_never_fold_a_long_path(tmp_path, monkeypatch):
     with cli.console.capture() as cap, pytest.raises(typer.Exit):
         cli._fail(f"no frames arrived at {long!r}")
     assert long in cap.get()
+
+
+def test_robust_redesign_runs_resumes_and_refuses_a_mismatch(calibrated, tmp_path):
+    out = tmp_path / "robust"
+    args = ["lab", "train", "--calibration", str(calibrated), "--out", str(out), "--batch", "4"]
+    robust = [*args, "--mode", "refabricate", "--robust-fabrication"]
+    _ok(runner.invoke(app, [*robust, "--steps", "1"]))
+    rep = json.loads((out / "train.json").read_text())
+    assert rep["robust_fabrication"] is True and rep["lab_frames"] == 0
+    assert json.loads((out / "lab.json").read_text())["robust_fabrication"] is True
+    kept = _files(out)
+    _refused(
+        runner.invoke(app, [*args, "--mode", "refabricate", "--steps", "2", "--resume"]),
+        "--robust-fabrication",
+        "resume it the same way",
+    )
+    assert _files(out) == kept  # nothing lost
+    _ok(runner.invoke(app, [*robust, "--steps", "2", "--resume"]))
+    assert json.loads((out / "train.json").read_text())["steps"] == 2
+    _refused(
+        runner.invoke(app, [*args, "--out", str(tmp_path / "x"), "--robust-fabrication"]),
+        "--robust-fabrication",
+        "--mode refabricate",
+    )

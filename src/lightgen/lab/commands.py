@@ -258,11 +258,18 @@ def train_run(
     progress: bool = True,
     slm_weights: bool = False,
     twin_from_hidden_errors: bool = False,
+    robust_fabrication: bool = False,
 ) -> dict:
     """Train the in-place parts through the lab (physics-aware), or on the twin alone, or
-    the heights for re-fabrication (:mod:`lightgen.lab.pat`)."""
+    the heights for re-fabrication (:mod:`lightgen.lab.pat`); ``robust_fabrication``: the
+    heights for the next chip this setup makes (chip errors drawn afresh each step)."""
     if mode not in MODES:
         raise ValueError(f"--mode {mode!r} is unknown; choose one of {', '.join(MODES)}.")
+    if robust_fabrication and mode != "refabricate":
+        raise ValueError(
+            f"--robust-fabrication re-designs the heights for the next chip; it needs --mode "
+            f"refabricate, not --mode {mode}."
+        )
     cal_info = read_lab_json(calibration)
     if cal_info.get("kind") != "calibration":
         raise ValueError(f"--calibration {calibration} is a {cal_info.get('kind')} folder.")
@@ -303,6 +310,14 @@ def train_run(
             lab_info["twin"] = "hidden errors (perfect calibration control)"
         if mode == "refabricate":
             lab_info["fabricated_from"] = str(run.resolve())
+        lab_info["robust_fabrication"] = robust_fabrication
+        if resume and (run / "lab.json").is_file():
+            was = bool(read_lab_json(run).get("robust_fabrication", False))
+            if was != robust_fabrication:
+                flag = "--robust-fabrication" if was else "no --robust-fabrication"
+                raise ValueError(
+                    f"{run} was trained with {flag}; resume it the same way or choose a new --out."
+                )
         write_lab_json(run, lab_info)
         images = _dataset_images(cfg, "train", 60000, data_root, seed)
         c = cfg.chip_config()
@@ -322,20 +337,28 @@ def train_run(
             sigma_x=cfg.sigma_x,
             seed=seed,
             slm=slm,
-            fabricated=fabricated_chip(fab_source, cfg.preset) if mode == "refabricate" else None,
+            fabricated=fabricated_chip(fab_source, cfg.preset)
+            if mode == "refabricate" and not robust_fabrication
+            else None,
+            robust_fabrication=robust_fabrication,
         )
         frames_before = 0
         if has_checkpoint(run):
             meta, _, ckdir = load_checkpoint(run)
             rng = load_training_state(ckdir, meta, trainer.optimizer)
             trainer.generator.set_state(rng["noise"])
+            if "chip_draws" in rng:
+                trainer.chip_generator.set_state(rng["chip_draws"])
             trainer.step_count = int(meta["step"])
             frames_before = int(meta.get("lab_frames", 0))
 
         def save():
-            rng = rng_state({"noise": trainer.generator.get_state()})
+            states = {"noise": trainer.generator.get_state()}
+            states["chip_draws"] = trainer.chip_generator.get_state()
+            rng = rng_state(states)
             extra = {"lightgen_checkpoint": 1, "lab_frames": frames_before + lab.frames_captured}
             extra["lab"] = {"mode": mode, "calibration": lab_info["calibration"]}
+            extra["lab"]["robust_fabrication"] = robust_fabrication
             if slm is not None:
                 save_slm(run, slm)
             save_checkpoint(
@@ -360,6 +383,7 @@ def train_run(
             "updated_in_place": IN_PLACE_PARTS,
             "needs_refabrication": REFABRICATED_PARTS if mode == "refabricate" else None,
             "slm_weights": slm is not None,
+            "robust_fabrication": robust_fabrication,
             "seconds": round(time.perf_counter() - t0, 1),
         }
         _write_json(run / "train.json", report)

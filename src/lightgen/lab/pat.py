@@ -30,6 +30,23 @@ What a user may change after fabrication (``in-place``), and what needs a new ch
   new chip keeps the same systematic errors
   (:meth:`lightgen.lab.simulated.SimulatedLab.refabricate`).
 
+**Robust re-design** (``robust_fabrication``, ``lab train --mode refabricate
+--robust-fabrication``): the residual above is the chip's that exists; a chip made again
+in the same setup has other placement and etch-depth errors, and heights fitted to the
+first chip's residual recover only part of the next chip's loss (``docs/lab.md``). So the
+forward pass is the twin alone, ``twin_k(h', x)``, with the setup's families
+(aberration, fibers, camera: not :data:`~lightgen.lab.errors.FABRICATION_FAMILIES`) at
+the calibration's values and the chip's families (layer shift, rotation, distance,
+height scale) drawn afresh every step, ``u ~ N(0, 1)`` as
+:meth:`~lightgen.lab.errors.ChipErrors.draw` draws them, from a generator of its own
+(seeded ``seed + 1``; saved with the checkpoint): the expected loss over the chips this
+setup will make, exact in the setup. The rule for the lab residual: it is **dropped**.
+``lab(x) - twin(h_fab, x)`` is measured through one chip, so it carries that chip's
+unfitted placement errors and cannot be split into a setup part and a chip part from the
+frames; adding it would tie the heights to a chip that is about to be replaced. The
+setup's share of it is what the calibration already fitted (its families). No lab
+frames are used.
+
 ``mode``: ``"twin"`` (in-place parameters trained on the twin alone, no lab frames),
 ``"in-place"`` (physics-aware: lab forward, twin backward), ``"refabricate"`` (heights and
 in-place parameters, residual-corrected as above when a lab is given, else the twin alone).
@@ -43,7 +60,7 @@ import torch
 
 from lightgen.chip.chip import LightGenChip
 from lightgen.lab.calibrate import set_lab_ports
-from lightgen.lab.errors import ChipErrors, chip_layers
+from lightgen.lab.errors import FABRICATION_FAMILIES, ChipErrors, chip_layers
 from lightgen.lab.protocol import Lab, calibrated_images
 from lightgen.lab.twin import raw_frames
 from lightgen.train.objective import bogt_loss
@@ -112,11 +129,25 @@ class PhysicsAwareTrainer:
         seed: int = 0,
         slm: SlmWeights | None = None,
         fabricated: LightGenChip | None = None,
+        robust_fabrication: bool = False,
     ) -> None:
         """``fabricated``: the chip as it exists in the lab (re-design's residual; default
-        a copy of the system's chip as it is now)."""
+        a copy of the system's chip as it is now). ``robust_fabrication`` (``refabricate``
+        only): the chip's error families drawn afresh each step, the setup's from ``twin``,
+        no lab residual (module doc)."""
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; choose one of {', '.join(MODES)}.")
+        if robust_fabrication and mode != "refabricate":
+            raise ValueError(
+                f"--robust-fabrication re-designs the heights for the next chip; it needs "
+                f"--mode refabricate, not {mode!r}."
+            )
+        self.robust_fabrication = robust_fabrication
+        self.chip_generator = torch.Generator().manual_seed(seed + 1)
+        self.chip_draw: ChipErrors | None = None
+        if robust_fabrication:
+            lab = None  # the lab residual is chip-specific: dropped (module doc)
+            self.chip_draw = copy.deepcopy(twin).requires_grad_(False)
         if mode == "twin":
             lab = None
         if mode == "in-place" and lab is None:
@@ -145,10 +176,21 @@ class PhysicsAwareTrainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.step_count = 0
 
+    @torch.no_grad()
+    def draw_chip(self) -> ChipErrors:
+        """The twin of one chip this setup may make: the calibration's setup families, the
+        :data:`FABRICATION_FAMILIES` drawn afresh from N(0, 1) (``robust_fabrication``)."""
+        assert self.chip_draw is not None
+        for name in FABRICATION_FAMILIES:
+            p = getattr(self.chip_draw, name)
+            p.copy_(torch.randn(p.shape, generator=self.chip_generator, dtype=p.dtype))
+        return self.chip_draw
+
     def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.slm is not None:
             x = self.slm(x)
-        twin_frames, mu = raw_frames(self.chip, self.twin, images=x, return_latents=True)
+        twin = self.draw_chip() if self.robust_fabrication else self.twin
+        twin_frames, mu = raw_frames(self.chip, twin, images=x, return_latents=True)
         if self.lab is None or self.mode == "twin":
             return twin_frames, mu
         set_lab_ports(self.lab, self.chip)
