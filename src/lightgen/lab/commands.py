@@ -15,10 +15,10 @@ from lightgen.lab.calibrate import CalibrationSet, Calibrator, measure, recovery
 from lightgen.lab.errors import FAMILIES, ChipErrors, LabErrorModel
 from lightgen.lab.pat import (
     IN_PLACE_PARTS,
-    MODES,
     REFABRICATED_PARTS,
     PhysicsAwareTrainer,
     SlmWeights,
+    check_mode,
     lab_quality,
 )
 from lightgen.lab.protocol import ChipMismatchError
@@ -263,13 +263,7 @@ def train_run(
     """Train the in-place parts through the lab (physics-aware), or on the twin alone, or
     the heights for re-fabrication (:mod:`lightgen.lab.pat`); ``robust_fabrication``: the
     heights for the next chip this setup makes (chip errors drawn afresh each step)."""
-    if mode not in MODES:
-        raise ValueError(f"--mode {mode!r} is unknown; choose one of {', '.join(MODES)}.")
-    if robust_fabrication and mode != "refabricate":
-        raise ValueError(
-            f"--robust-fabrication re-designs the heights for the next chip; it needs --mode "
-            f"refabricate, not --mode {mode}."
-        )
+    check_mode(mode, robust_fabrication)
     cal_info = read_lab_json(calibration)
     if cal_info.get("kind") != "calibration":
         raise ValueError(f"--calibration {calibration} is a {cal_info.get('kind')} folder.")

@@ -111,6 +111,18 @@ def height_parameters(chip: LightGenChip) -> list[torch.Tensor]:
     return out
 
 
+def check_mode(mode: str, robust_fabrication: bool = False) -> None:
+    """Refuse an unknown training mode, and ``robust_fabrication`` outside ``refabricate``
+    (named, with the choices)."""
+    if mode not in MODES:
+        raise ValueError(f"--mode {mode!r} is unknown; choose one of {', '.join(MODES)}.")
+    if robust_fabrication and mode != "refabricate":
+        raise ValueError(
+            "--robust-fabrication re-designs the heights for the next chip; it needs --mode "
+            f"refabricate, not --mode {mode}."
+        )
+
+
 class PhysicsAwareTrainer:
     """One BOGT mini-batch per :meth:`step`: reconstruction through lab frames (or the twin,
     ``mode="twin"``/``"refabricate"``), KL of the twin's coupled latents."""
@@ -135,13 +147,7 @@ class PhysicsAwareTrainer:
         a copy of the system's chip as it is now). ``robust_fabrication`` (``refabricate``
         only): the chip's error families drawn afresh each step, the setup's from ``twin``,
         no lab residual (module doc)."""
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r} is unknown; choose one of {', '.join(MODES)}.")
-        if robust_fabrication and mode != "refabricate":
-            raise ValueError(
-                f"--robust-fabrication re-designs the heights for the next chip; it needs "
-                f"--mode refabricate, not {mode!r}."
-            )
+        check_mode(mode, robust_fabrication)
         self.robust_fabrication = robust_fabrication
         self.chip_generator = torch.Generator().manual_seed(seed + 1)
         self.chip_draw: ChipErrors | None = None
