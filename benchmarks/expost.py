@@ -54,10 +54,10 @@ def tag(sampler: tuple[str, int, str]) -> str:
 def figures(run_dir: Path, name: str, sampler: tuple[str, int, str]) -> None:
     import torch
 
-    from lightgen.data.registry import load_dataset
     from lightgen.metrics.copying import nearest_train_distances
     from lightgen.tasks.generate import reconstruct_batched, sample
     from lightgen.tasks.images import image_grid, save_png
+    from lightgen.train.data import run_split
     from lightgen.train.expost import resolve_sampler
     from lightgen.train.trainer import load_trained
 
@@ -69,34 +69,36 @@ def figures(run_dir: Path, name: str, sampler: tuple[str, int, str]) -> None:
     imgs, _ = sample(system, 48, seed=0, sampler=src)
     fig = ROOT / "docs" / "figures"
     save_png(fig / f"{name}-samples.png", image_grid(imgs, 12, upscale=2))
-    train = load_dataset(cfg.dataset, split="train", size=cfg.chip_config().image_size).images
+    train = run_split(cfg, "train").images
     top = imgs[:12]
-    flat_t = train.reshape(train.shape[0], -1).double()
-    idx = torch.cdist(top.reshape(12, -1).double(), flat_t).argmin(1)
+
+    def nearest(images, pool):  # index of each image's nearest pool image, pixel L2
+        return torch.cdist(images.flatten(1).double(), pool.flatten(1).double()).argmin(1)
+
+    idx = nearest(top, train)
     assert torch.allclose(
-        (top.reshape(12, -1).double() - flat_t[idx]).norm(dim=1),
+        (top.flatten(1).double() - train[idx].flatten(1).double()).norm(dim=1),
         nearest_train_distances(top, train),
     )
     save_png(
         fig / f"{name}-nearest-train.png",
         image_grid(torch.cat([top, train[idx].to(top)]), 12, upscale=2),
     )
-    # the rendered-space control's view: each sample, the nearest of the chip's renderings
+    # the rendered-space control's view: each image, the nearest of the chip's renderings
     # of the training images, and that training image
     rendered = reconstruct_batched(system, train)
-    flat_r = rendered.reshape(rendered.shape[0], -1).double()
 
     def nearest_rendered(path, images):
-        idx = torch.cdist(images.reshape(12, -1).double(), flat_r).argmin(1)
+        idx = nearest(images, rendered)
         rows = [images, rendered[idx].to(images), train[idx].to(images)]
         save_png(path, image_grid(torch.cat(rows), 12, upscale=2))
 
     nearest_rendered(fig / f"{name}-nearest-rendered.png", top)
     # the same view for new data: 12 held-out images' renderings (the control's reference)
-    held = load_dataset(cfg.dataset, split="test", size=cfg.chip_config().image_size).images
+    held = run_split(cfg, "test", 12).images
+    run_name = name.split("-expost")[0].removesuffix("-prior")
     nearest_rendered(
-        fig / f"{name.split('-expost')[0].removesuffix('-prior')}-held-out-nearest-rendered.png",
-        reconstruct_batched(system, held[:12]),
+        fig / f"{run_name}-held-out-nearest-rendered.png", reconstruct_batched(system, held)
     )
 
 
