@@ -710,6 +710,25 @@ def evaluate_generated(
     }
 
 
+# training images rendered for the rendered-space copying control above 128 px (each is a
+# full chip pass; below that, all of them)
+RENDERED_TRAIN_MAX_LARGE = 500
+
+
+def _renderings(
+    system: BOGTSystem, images: torch.Tensor, codes: torch.Tensor | None, big: bool
+) -> torch.Tensor:
+    """Reconstructions (posterior mean) of ``images`` on the CPU, in batches (small ones for
+    large images), with the condition ``codes`` of a class-conditioned model."""
+    return _batched(
+        lambda i, b: reconstruct(
+            system, images[i : i + b], conditions=None if codes is None else codes[i : i + b]
+        ).cpu(),
+        images.shape[0],
+        16 if big else 256,
+    )
+
+
 def _rendered_copying(
     system: BOGTSystem,
     cfg: TrainConfig,
@@ -719,19 +738,12 @@ def _rendered_copying(
     big: bool,
 ) -> dict:
     """:func:`~lightgen.metrics.copying.rendered_copying_control` for the samples ``fake``
-    and the held-out renderings ``rec``: the training images rendered (posterior mean), at
-    most 2,000 of them (the first ones) for images above 128 px."""
-    m = train.images.shape[0] if not big else min(2000, train.images.shape[0])
-    timgs = train.images[:m]
+    and the held-out renderings ``rec``: the training images rendered (posterior mean), the
+    first :data:`RENDERED_TRAIN_MAX_LARGE` of them for images above 128 px."""
+    m = min(RENDERED_TRAIN_MAX_LARGE, train.images.shape[0]) if big else train.images.shape[0]
     conditional = is_class_conditioned(system, cfg)
-    tcodes = class_codes(system, cfg, train.labels[:m]) if conditional else None
-    rendered = _batched(
-        lambda i, b: reconstruct(
-            system, timgs[i : i + b], conditions=None if tcodes is None else tcodes[i : i + b]
-        ).cpu(),
-        m,
-        16 if big else 256,
-    )
+    codes = class_codes(system, cfg, train.labels[:m]) if conditional else None
+    rendered = _renderings(system, train.images[:m], codes, big)
     return rendered_copying_control(fake, rec, match_channels(rendered, rec.shape[1]))
 
 
@@ -775,11 +787,7 @@ def _evaluate(system: BOGTSystem, cfg: TrainConfig, o: EvalOptions) -> dict:
         )
 
     scores = _scores(fake)
-    rec = _batched(
-        lambda i, b: reconstruct(system, real[i : i + b], conditions=_codes(i, b)).cpu(),
-        n,
-        16 if big else 256,
-    )
+    rec = _renderings(system, real, codes, big)
     rec = rec.mean(1, keepdim=True) if rec.shape[1] != real.shape[1] else rec
     # reference for samplers of the OLS: the held-out images' own posterior means decoded
     rec_scores = _scores(rec)
