@@ -169,52 +169,15 @@ def test_a_used_folder_without_resume_is_refused_and_unchanged(calibrated, tiny_
 
 def test_an_out_of_range_error_model_is_named(tiny_lab_run, tmp_path):
     bad = tmp_path / "errors.toml"
+    calibrate = ["lab", "calibrate", "--checkpoint", str(tiny_lab_run), "--out"]
+    calibrate += [str(tmp_path / "c"), *QUICK]
     bad.write_text("[fabrication]\nshift_std_m = 1e-3\n")
-    res = runner.invoke(
-        app,
-        [
-            "lab",
-            "calibrate",
-            "--checkpoint",
-            str(tiny_lab_run),
-            "--out",
-            str(tmp_path / "c"),
-            "--errors",
-            str(bad),
-            *QUICK,
-        ],
-    )
+    res = runner.invoke(app, [*calibrate, "--errors", str(bad)])
     _refused(res, "shift_std_m", "out of range")
     bad.write_text("camera_noise_std = -1\n")
-    res = runner.invoke(
-        app,
-        [
-            "lab",
-            "calibrate",
-            "--checkpoint",
-            str(tiny_lab_run),
-            "--out",
-            str(tmp_path / "c"),
-            "--errors",
-            str(bad),
-            *QUICK,
-        ],
-    )
+    res = runner.invoke(app, [*calibrate, "--errors", str(bad)])
     _refused(res, "camera_noise_std", "out of range")
-    res = runner.invoke(
-        app,
-        [
-            "lab",
-            "calibrate",
-            "--checkpoint",
-            str(tiny_lab_run),
-            "--out",
-            str(tmp_path / "c"),
-            "--families",
-            "tilt",
-            *QUICK,
-        ],
-    )
+    res = runner.invoke(app, [*calibrate, "--families", "tilt"])
     _refused(res, "tilt", "layer_shift")
 
 
