@@ -403,16 +403,16 @@ def eval_run(
     info = read_lab_json(run)
     ck = info["design_checkpoint"] if info["kind"] == "calibration" else run
     system, cfg = load_system(ck, expect_preset=info["preset"])
-    if error_seed is not None:  # the same chip in a lab with other hidden errors
-        if info["backend"] != "simulated":
-            raise ValueError("--error-seed needs the simulated lab; a real setup has one set.")
-        info = {**info, "error_model": info["error_model"].model_copy(update={"seed": error_seed})}
-    if fabrication_seed is not None:  # the same setup, the chip made again
+    # --error-seed: a lab with other hidden errors; --fabrication-seed: the same setup with
+    # the chip made again
+    seeds = {"seed": error_seed, "fabrication_seed": fabrication_seed}
+    update = {k: v for k, v in seeds.items() if v is not None}
+    if update:
         if info["backend"] != "simulated":
             raise ValueError(
-                "--fabrication-seed needs the simulated lab; a real setup makes a new chip."
+                "--error-seed and --fabrication-seed need the simulated lab; a real setup has "
+                "one set of errors (make a new chip and calibrate it)."
             )
-        update = {"fabrication_seed": fabrication_seed}
         info = {**info, "error_model": info["error_model"].model_copy(update=update)}
     if designed:
         lab = SimulatedLab(system.model.optical_chip, LabErrorModel.none())
