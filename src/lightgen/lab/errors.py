@@ -219,20 +219,24 @@ class ChipErrors(nn.Module):
         """Hidden errors: every ``u`` from N(0, 1) (fiber loss ``|N(0, 1)|``: a passive fiber
         only loses), seeded by ``model.seed``, the :data:`FABRICATION_FAMILIES` by
         ``model.fabrication_seed`` when given (a new chip in the same setup); no gradients."""
-        errors = cls(chip, model)
-        g = torch.Generator().manual_seed(model.seed)
+        errors = cls(chip, model).redraw(FAMILIES, torch.Generator().manual_seed(model.seed))
         with torch.no_grad():
-            for name in FAMILIES:
-                p = getattr(errors, name)
-                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
             errors.fiber_loss.abs_()
-            if model.fabrication_seed is not None:  # a new chip in the same setup
-                g = torch.Generator().manual_seed(model.fabrication_seed)
-                for name in FABRICATION_FAMILIES:
-                    p = getattr(errors, name)
-                    p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+        if model.fabrication_seed is not None:  # a new chip in the same setup
+            errors.redraw(
+                FABRICATION_FAMILIES, torch.Generator().manual_seed(model.fabrication_seed)
+            )
         errors.requires_grad_(False)
         return errors
+
+    @torch.no_grad()
+    def redraw(self, families: tuple[str, ...], generator: torch.Generator) -> ChipErrors:
+        """Draw ``families`` afresh, every ``u`` from N(0, 1) with ``generator``, in place
+        (the order of ``families`` is the order of the draws); returns ``self``."""
+        for name in families:
+            p = getattr(self, name)
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype))
+        return self
 
     def value(self, family: str) -> torch.Tensor:
         """The values in SI units (m, rad, relative, dB) of ``family``."""

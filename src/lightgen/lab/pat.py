@@ -182,15 +182,11 @@ class PhysicsAwareTrainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.step_count = 0
 
-    @torch.no_grad()
     def draw_chip(self) -> ChipErrors:
         """The twin of one chip this setup may make: the calibration's setup families, the
         :data:`FABRICATION_FAMILIES` drawn afresh from N(0, 1) (``robust_fabrication``)."""
         assert self.chip_draw is not None
-        for name in FABRICATION_FAMILIES:
-            p = getattr(self.chip_draw, name)
-            p.copy_(torch.randn(p.shape, generator=self.chip_generator, dtype=p.dtype))
-        return self.chip_draw
+        return self.chip_draw.redraw(FABRICATION_FAMILIES, self.chip_generator)
 
     def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.slm is not None:
