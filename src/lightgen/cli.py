@@ -46,6 +46,15 @@ GmmCovarianceOpt = Annotated[
 OutFolderOpt = Annotated[Path, typer.Option(help="output folder")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, auto")]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume")]
+FabricationSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=2**32 - 1,
+        help="simulated lab only: the chip made again in the same setup (new layer "
+        "placement and etch-depth errors; the setup's aberration, fibers, camera kept)",
+    ),
+]
 BatchOpt = Annotated[int, typer.Option()]
 
 
@@ -1569,6 +1578,7 @@ def lab_train_cmd(
             "control: the ceiling of what calibration can buy)",
         ),
     ] = False,
+    fabrication_seed: FabricationSeedOpt = None,
     robust_fabrication: Annotated[
         bool,
         typer.Option(
@@ -1605,6 +1615,7 @@ def lab_train_cmd(
             slm_weights=slm_weights,
             twin_from_hidden_errors=twin_from_hidden_errors,
             robust_fabrication=robust_fabrication,
+            fabrication_seed=fabrication_seed,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
@@ -1633,15 +1644,7 @@ def lab_eval_cmd(
             help="simulated lab only: other hidden errors of the same spread (a new fabrication)",
         ),
     ] = None,
-    fabrication_seed: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            max=2**32 - 1,
-            help="simulated lab only: the chip made again in the same setup (new layer "
-            "placement and etch-depth errors; the setup's aberration, fibers, camera kept)",
-        ),
-    ] = None,
+    fabrication_seed: FabricationSeedOpt = None,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
 ) -> None:

@@ -275,3 +275,41 @@ def test_robust_redesign_runs_resumes_and_refuses_a_mismatch(calibrated, tmp_pat
         "--robust-fabrication",
         "--mode refabricate",
     )
+
+
+def test_in_place_training_on_a_chip_made_again(calibrated, tmp_path):
+    """`lab train --fabrication-seed S`: the lab holds the chip made again in the same setup,
+    the same chip `lab eval --fabrication-seed S` measures (0 steps: the same numbers), the
+    twin's chip families start at the design; resumed on another chip: refused."""
+    redesign = tmp_path / "redesign"
+    base = ["lab", "train", "--calibration", str(calibrated), "--batch", "4"]
+    _ok(
+        runner.invoke(app, [*base, "--out", str(redesign), "--mode", "refabricate", "--steps", "1"])
+    )
+    args = ["lab", "eval", "--run", str(redesign), "--n", "6", "--fabrication-seed", "4"]
+    _ok(runner.invoke(app, args))
+    made_again = json.loads((redesign / "lab-eval-fabrication-seed-4.json").read_text())
+    on_it = tmp_path / "on-chip-4"
+    start = [*base, "--out", str(on_it), "--init", str(redesign), "--fabrication-seed", "4"]
+    _ok(runner.invoke(app, [*start, "--steps", "0"]))
+    info = json.loads((on_it / "lab.json").read_text())
+    assert info["error_model"]["fabrication_seed"] == 4 and "made again" in info["twin"]
+    _ok(runner.invoke(app, ["lab", "eval", "--run", str(on_it), "--n", "6"]))
+    ev = json.loads((on_it / "lab-eval.json").read_text())
+    assert ev["fabrication_seed"] == 4
+    assert ev["reconstruction_psnr_db"] == made_again["reconstruction_psnr_db"]
+    # in place on it: lab frames through that chip; continuing from it keeps the chip
+    _ok(runner.invoke(app, [*start, "--steps", "1", "--resume"]))
+    assert json.loads((on_it / "train.json").read_text())["lab_frames"] == 4
+    more = tmp_path / "more"
+    _ok(runner.invoke(app, [*base, "--out", str(more), "--init", str(on_it), "--steps", "0"]))
+    assert json.loads((more / "lab.json").read_text())["error_model"]["fabrication_seed"] == 4
+    kept = _files(on_it)
+    _refused(
+        runner.invoke(app, [*base, "--out", str(on_it), "--init", str(redesign), "--resume"]),
+        "fabrication seed 4",
+        "--fabrication-seed",
+    )
+    assert _files(on_it) == kept  # nothing lost
+    robust = [*base, "--out", str(tmp_path / "r"), "--mode", "refabricate", "--robust-fabrication"]
+    _refused(runner.invoke(app, [*robust, "--fabrication-seed", "4"]), "--fabrication-seed")

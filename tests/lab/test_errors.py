@@ -137,3 +137,19 @@ def test_no_error_model_zeroes_every_spread_and_fabricates_perfectly():
     floats = {k: v for k, v in m.model_dump().items() if isinstance(v, float)}
     assert len(floats) == 8 and set(floats.values()) == {0.0}
     assert m.fabrication == FabricationModel() and m.seed == 0
+
+
+def test_reset_sets_only_the_named_families_to_the_design(tiny_system):
+    from lightgen.lab.errors import FABRICATION_FAMILIES, FAMILIES, ChipErrors, LabErrorModel
+
+    chip = tiny_system.model.optical_chip
+    drawn = ChipErrors.draw(chip, LabErrorModel(seed=3))
+    errors = ChipErrors(chip, LabErrorModel(seed=3))
+    errors.load_state_dict(drawn.state_dict())
+    errors.reset(FABRICATION_FAMILIES)
+    for name in FAMILIES:
+        got, was = getattr(errors, name), getattr(drawn, name)
+        if name in FABRICATION_FAMILIES:
+            assert not got.any() and was.any(), name
+        else:
+            assert torch.equal(got, was), name

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from lightgen._io import atomic_write_text, check_writable_dir
 from lightgen.lab.calibrate import CalibrationSet, Calibrator, measure, recovery
-from lightgen.lab.errors import FAMILIES, ChipErrors, LabErrorModel
+from lightgen.lab.errors import FABRICATION_FAMILIES, FAMILIES, ChipErrors, LabErrorModel
 from lightgen.lab.pat import (
     IN_PLACE_PARTS,
     REFABRICATED_PARTS,
@@ -259,10 +259,15 @@ def train_run(
     slm_weights: bool = False,
     twin_from_hidden_errors: bool = False,
     robust_fabrication: bool = False,
+    fabrication_seed: int | None = None,
 ) -> dict:
     """Train the in-place parts through the lab (physics-aware), or on the twin alone, or
     the heights for re-fabrication (:mod:`lightgen.lab.pat`); ``robust_fabrication``: the
-    heights for the next chip this setup makes (chip errors drawn afresh each step)."""
+    heights for the next chip this setup makes (chip errors drawn afresh each step).
+    ``fabrication_seed`` (simulated lab): the lab holds the chip made again in the same
+    setup (as ``lab eval --fabrication-seed``; default: ``--init``'s chip unless
+    re-fabricating), and the twin's chip families are reset to the design (their
+    calibrated values belong to the chip the frames were measured on)."""
     check_mode(mode, robust_fabrication)
     cal_info = read_lab_json(calibration)
     if cal_info.get("kind") != "calibration":
@@ -282,8 +287,10 @@ def train_run(
             start_ck = str(run)
         system, cfg = load_system(start_ck, expect_preset=cal_info["preset"])
         chip = system.model.optical_chip
-        model = cal_info["error_model"]
+        model = _lab_chip(cal_info, start_info, init, mode, fabrication_seed, robust_fabrication)
         twin = load_twin(calibration, chip, model)
+        if model.fabrication_seed is not None:
+            twin.reset(FABRICATION_FAMILIES)
         lab_info = {
             **info_json(cal_info),
             "kind": "train",
@@ -291,7 +298,10 @@ def train_run(
             "calibration": str(Path(calibration).resolve()),
             "init": start_ck,
             "fabricated_from": start_info["fabricated_from"],
+            "error_model": model.model_dump(mode="json"),
         }
+        if model.fabrication_seed is not None:
+            lab_info["twin"] = "calibrated setup families; chip families at the design (made again)"
         lab = build_lab({**lab_info, "error_model": model}, system)
         fab_source = lab_info["fabricated_from"]
         if twin_from_hidden_errors:  # a control: a perfect calibration (simulation only)
@@ -306,11 +316,18 @@ def train_run(
             lab_info["fabricated_from"] = str(run.resolve())
         lab_info["robust_fabrication"] = robust_fabrication
         if resume and (run / "lab.json").is_file():
-            was = bool(read_lab_json(run).get("robust_fabrication", False))
+            old = read_lab_json(run)
+            was = bool(old.get("robust_fabrication", False))
             if was != robust_fabrication:
                 flag = "--robust-fabrication" if was else "no --robust-fabrication"
                 raise ValueError(
                     f"{run} was trained with {flag}; resume it the same way or choose a new --out."
+                )
+            if old["error_model"].fabrication_seed != model.fabrication_seed:
+                raise ValueError(
+                    f"{run} was trained on the chip of fabrication seed "
+                    f"{old['error_model'].fabrication_seed}, not {model.fabrication_seed}; "
+                    "resume it with that --fabrication-seed or choose a new --out."
                 )
         write_lab_json(run, lab_info)
         images = _dataset_images(cfg, "train", 60000, data_root, seed)
@@ -384,6 +401,27 @@ def train_run(
         return report
     finally:
         lock.close()
+
+
+def _lab_chip(cal_info, start_info, init, mode, fabrication_seed, robust) -> LabErrorModel:
+    """The error model of the chip a training run works on: the calibration's, made again
+    with ``fabrication_seed`` (or ``--init``'s made-again chip when not re-fabricating)."""
+    model: LabErrorModel = cal_info["error_model"]
+    if fabrication_seed is None and init is not None and mode != "refabricate":
+        fabrication_seed = start_info["error_model"].fabrication_seed
+    if fabrication_seed is None:
+        return model
+    if cal_info["backend"] != "simulated":
+        raise ValueError(
+            "--fabrication-seed needs the simulated lab; a real setup holds the chip that was "
+            "made (calibrate it and train on it)."
+        )
+    if robust:
+        raise ValueError(
+            "--robust-fabrication trains for chips not yet made and measures none; drop "
+            "--fabrication-seed (evaluate the result with `lab eval --fabrication-seed`)."
+        )
+    return model.model_copy(update={"fabrication_seed": fabrication_seed})
 
 
 def eval_run(

@@ -238,6 +238,15 @@ class ChipErrors(nn.Module):
             p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype))
         return self
 
+    @torch.no_grad()
+    def reset(self, families: tuple[str, ...]) -> ChipErrors:
+        """Set ``families`` to the design (``u = 0``) in place; returns ``self``. A twin of a
+        chip made again keeps the calibrated setup families and resets the
+        :data:`FABRICATION_FAMILIES`, which were fitted to another chip."""
+        for name in families:
+            getattr(self, name).zero_()
+        return self
+
     def value(self, family: str) -> torch.Tensor:
         """The values in SI units (m, rad, relative, dB) of ``family``."""
         return getattr(self, family) * self.model.scales()[family]
