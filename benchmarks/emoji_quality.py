@@ -18,7 +18,15 @@ animals-nature, food-drink, travel-places, the three families pooled):
   unconditional samples;
 * **ceilings**: held-out PSNR/SSIM of PCA fitted on the train split with ``k`` components
   (:func:`lightgen.metrics.pca.pca_reconstruction`; ``k`` = ``--pca-k`` plus 2 x the latent
-  width and 2 x the fiber count of every chip given), and of the mean training image.
+  width and 2 x the fiber count of every chip given), and of the mean training image;
+  with ``--local N:K:R`` also the ceiling of a *local* generator
+  (:func:`lightgen.metrics.pca.local_pca_reconstruction`): an N x N fiber array in which
+  each fiber may only light a disk of radius R (a fraction of the image width) around its
+  place on the camera (``:square``: a square of half-width R), with K real numbers per
+  fiber and colour (K = 2: one complex value per wavelength), the best linear model with
+  such basis images (``4:2:0.125:square``: one fiber, one tile, as the mosaics of the
+  chip's samples; ``1:32:2``: each colour's own PCA with 32 components, the linear ceiling
+  of 16 fibers whose wavelengths each light only their colour).
 
 Prints the table and writes it as JSON (``--out``). From the repository root (needs
 ``../shared/data/emoji-svg`` or ``--data-root``, and the ``svg`` extra)::
@@ -26,6 +34,7 @@ Prints the table and writes it as JSON (``--out``). From the repository root (ne
     python benchmarks/emoji_quality.py --size 128
     python benchmarks/emoji_quality.py --size 512 --checkpoint runs/emoji512-chip --checkpoint runs/emoji512-vae
     python benchmarks/emoji_quality.py --size 512 --no-judge   # ceilings only
+    python benchmarks/emoji_quality.py --size 128 --no-judge --local 4:2:0.125:square 4:2:0.25
     python benchmarks/emoji_quality.py --size 512 --n-ssim 32 --sampler prior expost-class \
         --checkpoint runs/emoji512-chip
 
@@ -53,7 +62,12 @@ from lightgen.data.registry import load_dataset
 from lightgen.metrics.classifier import colour_randomised, load_or_train_classifier, predict
 from lightgen.metrics.fid import generative_scores
 from lightgen.metrics.image import psnr, ssim
-from lightgen.metrics.pca import pca_basis, pca_project
+from lightgen.metrics.pca import (
+    lattice_windows,
+    local_pca_reconstruction,
+    pca_basis,
+    pca_project,
+)
 from lightgen.tasks.evaluate import (
     NULL_BLOCKS,
     block_shuffled,
@@ -149,6 +163,58 @@ def pca_rows(
         }
         for k in ks
     ]
+
+
+def parse_local(spec: str) -> tuple[int, int, float, str]:
+    """``N:K:R[:square]`` of ``--local`` -> (fibers per side, real numbers per fiber and
+    colour, window radius over the image width, window shape)."""
+    parts = spec.split(":")
+    try:
+        if len(parts) not in (3, 4) or parts[3:] not in ([], ["square"]):
+            raise ValueError
+        out = int(parts[0]), int(parts[1]), float(parts[2]), (parts[3:] or ["disk"])[0]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--local {spec!r}: give N:K:R or N:K:R:square, e.g. 4:2:0.25 (4 x 4 fibers, 2 "
+            "real numbers per fiber and colour, disks of radius 0.25 of the image width)."
+        ) from None
+    if out[0] < 1 or out[1] < 1 or not out[2] > 0:
+        raise argparse.ArgumentTypeError(f"--local {spec!r}: N and K must be >= 1 and R > 0.")
+    return out
+
+
+def local_rows(
+    train: torch.Tensor,
+    test: torch.Tensor,
+    specs: list[tuple[int, int, float, str]],
+    steps: int,
+    ssim_mask: torch.Tensor | None = None,
+) -> list[dict]:
+    """One ceiling row per ``--local`` spec (module doc), PSNR on every ``test`` image,
+    SSIM on those ``ssim_mask`` selects."""
+    rows = []
+    for n, k, r, shape in specs:
+        t0 = time.perf_counter()
+        windows = lattice_windows(train.shape[-1], n, r, shape)
+        rec = local_pca_reconstruction(train, test, windows, k, steps=steps)
+        rows.append(
+            {
+                "name": f"local: {n}x{n} fibers, {shape} radius {r:g}, k={k} per fiber, colour",
+                "k": n * n * k * train.shape[1],
+                "local": {
+                    "n_side": n,
+                    "k_per_fiber_colour": k,
+                    "radius_fraction": r,
+                    "shape": shape,
+                },
+                "refine_steps": steps,
+                "psnr_db": psnr(rec, test, reduction="none").mean().item(),
+                "ssim": _ssim_some(rec, test, ssim_mask).mean().item(),
+                "n_test": len(test),
+                "fit_seconds": time.perf_counter() - t0,
+            }
+        )
+    return rows
 
 
 def held_out_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Tensor | None:
@@ -425,6 +491,22 @@ def main(argv: list[str] | None = None) -> dict:
         "Gaussian per class fitted to the encoded training latents (labels select it); "
         "several: one row each, the reconstructions computed once",
     )
+    parser.add_argument(
+        "--local",
+        type=parse_local,
+        nargs="+",
+        default=[],
+        metavar="N:K:R",
+        help="local-generator ceilings (module doc): N x N fibers, K real numbers per fiber "
+        "and colour, each fiber's light within radius R of the image width",
+    )
+    parser.add_argument(
+        "--local-steps",
+        type=int,
+        default=100,
+        help="alternating least-squares rounds that fit overlapping local windows jointly "
+        "(0: each window's own PCA)",
+    )
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="JSON (default runs/emoji-quality-<size>.json)")
@@ -496,6 +578,9 @@ def main(argv: list[str] | None = None) -> dict:
             ks |= {rows[0]["latent_real_width"], 2 * rows[0]["n_fibers"]}
     if not args.no_pca:
         report["ceilings"] = pca_rows(train.images, test_pixels, sorted(ks), ssim_mask=ssim_mask)
+    report["ceilings"] += local_rows(
+        train.images, test_pixels, args.local, args.local_steps, ssim_mask=ssim_mask
+    )
     print_table(report)
     out = Path(args.out or f"runs/emoji-quality-{args.size}.json")
     atomic_write_text(out, json.dumps(report, indent=1) + "\n")

@@ -1,5 +1,6 @@
 """benchmarks/emoji_quality.py's pieces on tiny tensors (the full run needs the shared set)."""
 
+import pytest
 import torch
 
 from lightgen.data.dataset import ImageDataset
@@ -79,3 +80,26 @@ def test_pca_rows_take_ssim_on_the_masked_images_and_psnr_on_all(load_script):
     assert abs(row["ssim"] - ssim(rec[mask], x[40:][mask]).item()) < 1e-6
     assert abs(row["ssim"] - ssim(rec, x[40:]).item()) > 1e-6
     assert (row["n_test"], row["n_test_ssim"]) == (20, 4)
+
+
+def test_local_rows_sit_between_the_mean_image_and_pca_and_bad_specs_are_named(load_script):
+    import argparse
+
+    eq = load_script("emoji_quality")
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(50, 3, 4, 4, generator=g)
+    imgs = torch.nn.functional.interpolate(low, size=12, mode="bilinear").clamp(0, 1)
+    train, test = imgs[:40], imgs[40:]
+    mean_image = eq.pca_rows(train, test, [0])[0]["psnr_db"]
+    specs = [eq.parse_local("2:2:0.25:square"), eq.parse_local("1:8:2")]
+    assert specs == [(2, 2, 0.25, "square"), (1, 8, 2.0, "disk")]
+    rows = eq.local_rows(train, test, specs, steps=0)
+    assert rows[0]["k"] == 2 * 2 * 2 * 3 and "square radius 0.25" in rows[0]["name"]
+    assert mean_image < rows[0]["psnr_db"]  # 4 tiles x 2 per colour beat the mean image
+    # on the images they were fitted to, the same 8 numbers per colour free over the whole
+    # image (one window: that colour's PCA, optimal there) do at least as well as tiles
+    fitted = eq.local_rows(train, train, specs, steps=0)
+    assert fitted[0]["psnr_db"] <= fitted[1]["psnr_db"] + 1e-6
+    for bad in ("4:2", "a:2:0.1", "4:0:0.1", "4:2:0", "4:2:0.1:round", "4:2:0.1:square:x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--local"):
+            eq.parse_local(bad)

@@ -69,3 +69,65 @@ def test_slicing_one_fit_gives_every_smaller_k():
         assert torch.allclose(
             pca_project(test, mean, comps[:k]), pca_reconstruction(train, test, k), atol=1e-5
         )
+
+
+def _images(n, seed, size=8):
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(low, size=size, mode="bilinear").clamp(0, 1)
+
+
+def test_one_window_over_the_whole_image_is_pca():
+    from lightgen.metrics.pca import lattice_windows, local_pca_reconstruction
+
+    train, test = _images(40, 0), _images(10, 1)
+    whole = lattice_windows(8, 1, 2.0)
+    assert bool(whole.all())
+    local = local_pca_reconstruction(train, test, whole, 3, steps=0, clip=False)
+    for c in range(3):
+        pca = pca_reconstruction(train[:, c], test[:, c], 3, clip=False)
+        assert torch.allclose(local[:, c], pca, atol=1e-4)
+
+
+def test_windows_that_do_not_overlap_are_block_pca_and_overlap_only_helps():
+    from lightgen.metrics.pca import lattice_windows, local_pca_reconstruction
+
+    train, test = _images(60, 2), _images(12, 3)
+    tiles = lattice_windows(8, 2, 0.25, "square")  # the four 4x4 quadrants
+    for i, (y, x) in enumerate([(0, 0), (0, 4), (4, 0), (4, 4)]):
+        quadrant = torch.zeros(8, 8, dtype=torch.bool)
+        quadrant[y : y + 4, x : x + 4] = True
+        assert torch.equal(tiles[i], quadrant)
+    local = local_pca_reconstruction(train, test, tiles, 2, clip=False)
+    for c in range(3):
+        for y, x in [(0, 0), (0, 4), (4, 0), (4, 4)]:
+            q = (slice(None), c, slice(y, y + 4), slice(x, x + 4))
+            block = pca_reconstruction(train[q], test[q], 2, clip=False)
+            assert torch.allclose(local[q], block, atol=1e-4)
+    # overlapping disks: on the training images, refining never loses to the start
+    disks = lattice_windows(8, 2, 0.45)
+    assert bool((disks.sum(0) > 1).any())
+    err = [
+        (local_pca_reconstruction(train, train, disks, 2, steps=s, clip=False) - train)
+        .pow(2)
+        .mean()
+        for s in (0, 30)
+    ]
+    assert err[1] <= err[0] + 1e-7
+    # four equal windows over the whole image, 2 each: alternating least squares reaches
+    # each channel's PCA with 8 components (the closed form) on the training images
+    whole = lattice_windows(8, 2, 2.0)
+    assert bool(whole.all())
+    fit = local_pca_reconstruction(train, train, whole, 2, steps=200, clip=False)
+    for c in range(3):
+        pca = pca_reconstruction(train[:, c], train[:, c], 8, clip=False)
+        e_fit = (fit[:, c] - train[:, c]).pow(2).mean()
+        e_pca = (pca - train[:, c]).pow(2).mean()
+        assert e_pca <= e_fit <= e_pca * 1.01, (c, e_fit, e_pca)
+    # and a window's basis never lights a pixel outside it: one corner window, k = 1
+    corner = lattice_windows(8, 2, 0.2)[:1]
+    rec = local_pca_reconstruction(train, test, corner, 1, clip=False)
+    outside = ~corner[0]
+    assert torch.allclose(
+        rec[:, :, outside], train.mean(0)[:, outside].expand_as(rec[:, :, outside])
+    )

@@ -105,3 +105,121 @@ def pca_project(
     if clip:
         out = out.clamp_(0.0, 1.0)
     return out.reshape(test.shape)
+
+
+def lattice_windows(
+    size: int, n_side: int, radius_fraction: float, shape: str = "disk"
+) -> torch.Tensor:
+    """``(n_side**2, size, size)`` bool disks of radius ``radius_fraction * size`` centred on
+    an ``n_side x n_side`` square lattice over the image (centres at ``(i + 1/2) size /
+    n_side``): where each fiber of a square array may draw in a local generator model
+    (:func:`local_pca_reconstruction`). ``shape="square"``: squares of half-width
+    ``radius_fraction * size`` instead (``1 / (2 n_side)``: the tiles of the image, one per
+    fiber). ``radius_fraction`` >= 1.5 covers every pixel from every centre (a global
+    model)."""
+    if shape not in ("disk", "square"):
+        raise ValueError(f"shape={shape!r} is unknown; choose disk or square.")
+    n_side = require_int_range("n_side", n_side, 1, size, fix="use 1 to size windows per side.")
+    if not radius_fraction > 0:
+        raise ValueError(f"radius_fraction={radius_fraction!r} must be > 0 (of the image width).")
+    c = (torch.arange(n_side, dtype=torch.float64) + 0.5) * size / n_side
+    p = torch.arange(size, dtype=torch.float64) + 0.5
+    r = radius_fraction * size
+    if shape == "square":
+        near = (p[None, :] - c[:, None]).abs() <= r  # (n, size)
+        inside = near[:, None, :, None] & near[None, :, None, :]  # (n, n, size, size)
+        return inside.reshape(n_side * n_side, size, size)
+    dy = (p[None, :] - c[:, None]) ** 2  # (n, size)
+    d2 = dy[:, None, :, None] + dy[None, :, None, :]  # (n, n, size, size)
+    return (d2 <= r**2).reshape(n_side * n_side, size, size)
+
+
+def local_pca_reconstruction(
+    train: torch.Tensor,
+    test: torch.Tensor,
+    windows: torch.Tensor,
+    k: int,
+    steps: int = 100,
+    clip: bool = True,
+    seed: int = 0,
+) -> torch.Tensor:
+    """``test`` reconstructed by the best linear model whose basis images are *local*: ``k``
+    per window, each zero outside its window (``windows`` ``(W, H, W)`` bool over the image
+    plane, shared by every channel), per channel, around the mean training image.
+
+    This is the PCA ceiling of a generator in which fiber ``w`` can only light window ``w``
+    of the camera, with ``k`` real numbers per fiber and channel (a complex value per
+    wavelength: ``k = 2``), and each wavelength only its own colour. Windows that do not
+    overlap give the PCA of each window apart (block PCA), exactly. Overlapping windows
+    couple the windows' bases: they start from each window's own PCA (plus a seeded
+    perturbation of 1e-3 of its rms, so that equal windows can part) and are refined by
+    ``steps`` rounds of alternating least squares on the training images (the per-image
+    coefficients given the basis, then every basis image given the coefficients, exactly,
+    within its window); the training error never rises, and with one window over the
+    whole image it converges to that channel's PCA at ``k``. A fit that is not converged
+    is a lower bound on the local ceiling.
+    """
+    if tuple(test.shape[1:]) != tuple(train.shape[1:]) or train.ndim != 4:
+        raise ValueError(
+            f"train {tuple(train.shape)} and test {tuple(test.shape)} must be (N, C, H, W) "
+            "images of one size."
+        )
+    windows = windows.to(torch.bool)
+    if windows.ndim != 3 or tuple(windows.shape[1:]) != tuple(train.shape[2:]):
+        raise ValueError(
+            f"windows {tuple(windows.shape)} must be (W, H, W) over the {tuple(train.shape[2:])} "
+            "image plane."
+        )
+    k = require_int_range("k", k, 1, train.shape[0] - 1, fix="use fewer components per window.")
+    out = torch.empty_like(test, dtype=torch.float32)
+    flat_w = windows.reshape(windows.shape[0], -1)
+    g = torch.Generator().manual_seed(seed)
+    for ch in range(train.shape[1]):
+        x = train[:, ch].reshape(train.shape[0], -1).double()
+        mean = x.mean(0)
+        x = x - mean
+        basis = _window_pca(x, flat_w, k)
+        if steps and bool((flat_w.sum(0) > 1).any()):  # windows overlap: refine jointly
+            masks = flat_w.repeat_interleave(k, 0)
+            noise = torch.randn(basis.shape, generator=g, dtype=basis.dtype)
+            basis = basis + 1e-3 * basis[masks].pow(2).mean().sqrt() * noise * masks
+            basis = _alternating_least_squares(x, basis, masks, steps)
+        t = test[:, ch].reshape(test.shape[0], -1).double() - mean
+        rec = _coefficients(t, basis) @ basis + mean
+        out[:, ch] = rec.float().reshape(test.shape[0], *test.shape[2:])
+    return out.clamp_(0.0, 1.0) if clip else out
+
+
+def _window_pca(x: torch.Tensor, flat_w: torch.Tensor, k: int) -> torch.Tensor:
+    rows = torch.zeros(flat_w.shape[0] * k, x.shape[1], dtype=x.dtype)
+    for w, m in enumerate(flat_w):
+        _, comps = pca_basis(x[:, m], k)
+        rows[w * k : (w + 1) * k, m] = comps.to(x.dtype)
+    return rows
+
+
+def _coefficients(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Least-squares coefficients ``(N, K)`` of the rows of ``x`` on the rows of ``basis``."""
+    gram = basis @ basis.T
+    ridge = 1e-9 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+    return torch.linalg.solve(gram + ridge, basis @ x.T).T
+
+
+def _alternating_least_squares(x, basis, masks, steps: int) -> torch.Tensor:
+    # pixels lit by the same set of windows share one least-squares problem
+    patterns, inverse = torch.unique(masks.T, dim=0, return_inverse=True)
+    groups = [
+        (pattern.nonzero().squeeze(1), (inverse == i).nonzero().squeeze(1))
+        for i, pattern in enumerate(patterns)
+        if pattern.any()
+    ]
+    for _ in range(steps):
+        c = _coefficients(x, basis)
+        basis = torch.zeros_like(basis)
+        for active, pixels in groups:
+            ca = c[:, active]
+            rhs = ca.T @ x[:, pixels]
+            gram = ca.T @ ca
+            ridge = 1e-9 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+            basis[active[:, None], pixels[None, :]] = torch.linalg.solve(gram + ridge, rhs)
+    return basis
