@@ -174,16 +174,19 @@ def local_pca_reconstruction(
     out = torch.empty_like(test, dtype=torch.float32)
     flat_w = windows.reshape(windows.shape[0], -1)
     g = torch.Generator().manual_seed(seed)
+    refine = bool(steps) and bool((flat_w.sum(0) > 1).any())  # windows overlap: refine jointly
+    masks = flat_w.repeat_interleave(k, 0)
+    if refine:
+        order, groups = _pixel_groups(masks)  # the same for every channel
     for ch in range(train.shape[1]):
         x = train[:, ch].reshape(train.shape[0], -1).double()
         mean = x.mean(0)
         x = x - mean
         basis = _window_pca(x, flat_w, k)
-        if steps and bool((flat_w.sum(0) > 1).any()):  # windows overlap: refine jointly
-            masks = flat_w.repeat_interleave(k, 0)
+        if refine:
             noise = torch.randn(basis.shape, generator=g, dtype=basis.dtype)
             basis = basis + 1e-3 * basis[masks].pow(2).mean().sqrt() * noise * masks
-            basis = _alternating_least_squares(x, basis, masks, steps)
+            basis = _alternating_least_squares(x, basis, order, groups, steps)
         t = test[:, ch].reshape(test.shape[0], -1).double() - mean
         rec = _coefficients(t, basis) @ basis + mean
         out[:, ch] = rec.float().reshape(test.shape[0], *test.shape[2:])
@@ -198,28 +201,43 @@ def _window_pca(x: torch.Tensor, flat_w: torch.Tensor, k: int) -> torch.Tensor:
     return rows
 
 
+def _ridge_solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``gram^-1 rhs`` with a ridge of 1e-9 of the mean diagonal (equal or unused basis
+    images leave ``gram`` singular)."""
+    ridge = 1e-9 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+    return torch.linalg.solve(gram + ridge, rhs)
+
+
 def _coefficients(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """Least-squares coefficients ``(N, K)`` of the rows of ``x`` on the rows of ``basis``."""
-    gram = basis @ basis.T
-    ridge = 1e-9 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
-    return torch.linalg.solve(gram + ridge, basis @ x.T).T
+    return _ridge_solve(basis @ basis.T, basis @ x.T).T
 
 
-def _alternating_least_squares(x, basis, masks, steps: int) -> torch.Tensor:
-    # pixels lit by the same set of windows share one least-squares problem
-    patterns, inverse = torch.unique(masks.T, dim=0, return_inverse=True)
+def _pixel_groups(masks: torch.Tensor) -> tuple[torch.Tensor, list]:
+    """Pixels lit by the same set of basis images share one least-squares problem: the
+    column ``order`` that makes each such group contiguous, and per group the rows that
+    light it and its ``[start, stop)`` in that order."""
+    patterns, inverse, counts = torch.unique(
+        masks.T, dim=0, return_inverse=True, return_counts=True
+    )
+    order = torch.argsort(inverse, stable=True)
+    stops = counts.cumsum(0).tolist()
     groups = [
-        (pattern.nonzero().squeeze(1), (inverse == i).nonzero().squeeze(1))
-        for i, pattern in enumerate(patterns)
+        (pattern.nonzero().squeeze(1), stop - int(n), stop)
+        for pattern, n, stop in zip(patterns, counts, stops, strict=True)
         if pattern.any()
     ]
+    return order, groups
+
+
+def _alternating_least_squares(x, basis, order, groups, steps: int) -> torch.Tensor:
+    xs, bs = x[:, order], basis[:, order]  # gathered once: each group is a slice
     for _ in range(steps):
-        c = _coefficients(x, basis)
-        basis = torch.zeros_like(basis)
-        for active, pixels in groups:
+        c = _coefficients(xs, bs)
+        bs = torch.zeros_like(bs)
+        for active, start, stop in groups:
             ca = c[:, active]
-            rhs = ca.T @ x[:, pixels]
-            gram = ca.T @ ca
-            ridge = 1e-9 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
-            basis[active[:, None], pixels[None, :]] = torch.linalg.solve(gram + ridge, rhs)
-    return basis
+            bs[active, start:stop] = _ridge_solve(ca.T @ ca, ca.T @ xs[:, start:stop])
+    out = torch.empty_like(basis)
+    out[:, order] = bs
+    return out
