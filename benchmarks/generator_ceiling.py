@@ -38,16 +38,7 @@ from lightgen.data.registry import load_dataset
 from lightgen.metrics.image import psnr, ssim
 from lightgen.metrics.pca import pca_reconstruction
 from lightgen.optics import fabrication
-from lightgen.train.config import load_train_config
-
-
-def parse_value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+from lightgen.train.config import load_train_config_overridden
 
 
 def fit_latents(
@@ -139,18 +130,11 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    data = tomllib.loads(args.config.read_text())
-    chip_over = dict(data.get("chip", {}))
-    for item in args.chip:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--chip {item!r}: give KEY=VALUE, e.g. generator_layers=5.")
-        chip_over[key] = parse_value(value)
-    data["chip"] = chip_over
     try:
-        cfg = load_train_config(data)
+        cfg = load_train_config_overridden(tomllib.loads(args.config.read_text()), args.chip)
     except ValueError as e:
         ap.exit(2, f"error: {e}\n")
+    chip_over = cfg.chip
     chip_cfg = cfg.chip_config()
     torch.manual_seed(args.seed)
     size = chip_cfg.image_size

@@ -367,3 +367,45 @@ def load_train_config(data: dict) -> TrainConfig:
         lines = _explain(e, ChipConfig, "chip.")
         raise ValueError("invalid training config:\n  " + "\n  ".join(lines)) from None
     return cfg
+
+
+def _scalar(text: str) -> int | float | str:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def with_chip_overrides(data: dict, items: list[str] | tuple[str, ...]) -> dict:
+    """A copy of a training config mapping with ``KEY=VALUE`` items merged into its ``chip``
+    table (values read as int, else float, else string: ``generator_layers=5``,
+    ``fiber_pitch_m=2e-4``); validate the result with :func:`load_train_config`.
+
+    Raises:
+        ValueError: an item without ``=``.
+    """
+    chip = dict(data.get("chip", {}))
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(
+                f"chip override {item!r} is not KEY=VALUE; write e.g. generator_layers=5."
+            )
+        chip[key] = _scalar(value)
+    return {**data, "chip": chip}
+
+
+def load_train_config_overridden(
+    data: dict, chip_items: list[str] | tuple[str, ...] = (), **updates: Any
+) -> TrainConfig:
+    """:func:`load_train_config` of ``data`` with top-level ``updates`` whose value is not
+    ``None`` (e.g. ``dataset="emoji-svg"``) and ``KEY=VALUE`` chip overrides
+    (:func:`with_chip_overrides`): what the design benchmarks' ``--chip`` options build.
+
+    Raises:
+        ValueError: a malformed override or an invalid result, naming the key and the fix.
+    """
+    data = {**data, **{k: v for k, v in updates.items() if v is not None}}
+    return load_train_config(with_chip_overrides(data, chip_items))

@@ -1,0 +1,487 @@
+"""The chip's generator in the linear regime (issue 15, docs/design-study.md): how well can
+three or more phase layers fed by the fiber array span the images, when a plane-wave
+reference makes the camera linear in the fiber values?
+
+    python benchmarks/linear_generator.py --config benchmarks/configs/design/base.toml \
+        --dataset emoji-svg --chip generator_layers=5 --match-steps 150 --steps 500 \
+        [--encoder-steps 300] [--out g.safetensors] [--json out.json]
+
+Physics. A plane wave of amplitude ``A_l`` split from the same laser joins the generator's
+field in front of the camera (a beam splitter; as ``generator_ceiling.py
+--plane-reference``), so a camera pixel reads ``A^2 + 2 A Re L + |L|^2`` with
+``L = sum_k z_k P_k`` and ``P_k`` the field fiber ``k`` alone puts on that pixel (averaged
+over the pixel's grid samples). The offset calibration removes ``A^2``; the rest is linear
+in the fiber values up to ``|L|^2 / (2 A Re L)``, which a strong reference makes small. In
+that limit the generator is a linear map whose basis images are ``Re P_k`` and ``Im P_k``
+per fiber and wavelength (``2 x fibers`` real images per colour: the chip's latent width),
+and the best latents of an image are its least-squares coefficients on them.
+
+Stages, each printed:
+
+1. ceilings on the same split: each colour's PCA with ``2 x fibers`` components (the
+   ceiling of any generator whose wavelengths each light only their own colour), centred
+   and uncentred (the linear regime has no separate mean image: the offset is uniform);
+2. ``--match-steps``: the generator's masks first fitted to *prescribed* fields (wavefront
+   matching by gradient descent, the multi-plane light conversion idea): fiber ``k`` at
+   wavelength ``l`` should paint ``b1 - i b2``, the two basis images of the local linear
+   ceiling (``lightgen.metrics.pca``: disks of radius ``--match-radius`` of the image
+   width on the fiber lattice, around the mean image); the score is the normalised overlap
+   ``|<T, P>|^2 / (|T|^2 |P|^2)`` (a complex scale of a fiber's field is free: the latent
+   absorbs it);
+3. the generator's masks trained by *variable projection*: every step, the least-squares
+   coefficients of a batch of training images on the present basis (exact, no latent
+   table), and the masks moved along the gradient of the residual; held-out PSNR of the
+   held-out images' own least-squares coefficients (the best any encoder could deliver);
+4. the chip's own intensity physics with a finite reference ``A = ratio x rms|L|``: the
+   least-squares latents, then ``--fit-steps`` of Adam on the camera MSE; beside it a
+   photon-counting camera (80 % of a 10,000 e full well at the brightest pixel, shot and
+   1.5 e read noise, a 12-bit ADC);
+5. ``--encoder-steps``: the optical encoder (SLM, phase layers, fiber coupling) trained
+   against the frozen generator: the latents are the encoder's fiber values, times one
+   complex factor per fiber and wavelength (the manipulation ports' attenuation and phase,
+   reconfigurable after fabrication), solved by least squares on each batch.
+
+Everything in the light path is physical (free space, phase masks, fibers, a beam splitter,
+camera intensity with gain/offset); the least-squares solves stand for what an encoder
+should deliver (stage 3) or for the port settings (stage 5), never for a digital network
+between the fibers and the camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import tomllib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lightgen.chip.chip import LightGenChip
+from lightgen.chip.connectivity import connectivity
+from lightgen.data.registry import load_dataset
+from lightgen.metrics.image import psnr, ssim
+from lightgen.metrics.pca import (
+    _alternating_least_squares,
+    _pixel_groups,
+    _window_pca,
+    lattice_windows,
+)
+from lightgen.train.config import load_train_config_overridden
+
+
+def unit_latents(n_fibers: int, n_wavelengths: int) -> torch.Tensor:
+    """``(K, L*K)`` complex: row ``k`` lights fiber ``k`` alone with 1 at every wavelength
+    (latent dimension ``l*K + k``, the chip's order)."""
+    z = torch.zeros(n_fibers, n_wavelengths * n_fibers, dtype=torch.complex64)
+    for k in range(n_fibers):
+        z[k, k::n_fibers] = 1
+    return z
+
+
+def fiber_pixel_fields(chip: LightGenChip, generator: int = 0) -> torch.Tensor:
+    """``(L, K, S*S)`` complex: the field fiber ``k`` (unit latent) puts on every camera pixel
+    at wavelength ``l``, averaged over the pixel's grid samples (what the linear term
+    ``2 A Re L`` of a pixel integrates)."""
+    cfg = chip.config
+    k, s, n = cfg.camera_pixel_samples, cfg.image_size, cfg.grid_samples
+    side = s * k
+    top = n // 2 - side // 2
+    gen = chip.generators[generator]
+    f = gen.camera_field(chip.emitted_field(unit_latents(cfg.n_fibers, cfg.n_wavelengths)))
+    f = f[..., top : top + side, top : top + side]
+    pix = torch.complex(F.avg_pool2d(f.real, k), F.avg_pool2d(f.imag, k))  # (K, L, S, S)
+    return pix.reshape(cfg.n_fibers, cfg.n_wavelengths, -1).transpose(0, 1)
+
+
+def real_basis(fields: torch.Tensor) -> torch.Tensor:
+    """``(L, K, P)`` complex fields -> ``(L, 2K, P)`` real basis images ``[Re P_k; Im P_k]``,
+    scaled to unit rms (the scale is free: the camera gain absorbs it)."""
+    b = torch.cat([fields.real, fields.imag], 1)
+    return b / b.square().mean().sqrt()
+
+
+def least_squares(basis: torch.Tensor, x: torch.Tensor, ridge: float = 1e-6):
+    """Coefficients ``(N, L, M)`` and reconstructions ``(N, L, P)`` of ``x`` ``(N, L, P)`` on
+    each colour's rows of ``basis`` ``(L, M, P)`` (normal equations with a ridge of
+    ``ridge`` x the mean diagonal; differentiable in ``basis``)."""
+    g = basis @ basis.transpose(1, 2)
+    eye = torch.eye(g.shape[-1], dtype=g.dtype, device=g.device)
+    g = g + ridge * g.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None] * eye
+    coef = torch.linalg.solve(g, torch.einsum("lmp,nlp->lmn", basis, x))  # (L, M, N)
+    return coef.permute(2, 0, 1), torch.einsum("lmn,lmp->nlp", coef, basis)
+
+
+def latents_from_coefficients(coef: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Least-squares coefficients ``(N, L, 2K)`` on ``[Re P; Im P] / scale`` -> latents
+    ``(N, L*K)``: ``Re(z P) = c1 Re P + c2 Im P`` for ``z = c1 - i c2``."""
+    n, L, m = coef.shape
+    k = m // 2
+    z = torch.complex(coef[..., :k], -coef[..., k:]) / scale
+    return z.reshape(n, L * k)
+
+
+def per_colour_pca(train: torch.Tensor, test: torch.Tensor, k: int, centred: bool):
+    out = torch.empty_like(test)
+    for ch in range(train.shape[1]):
+        x = train[:, ch].reshape(len(train), -1).double()
+        m = x.mean(0) if centred else torch.zeros_like(x[0])
+        xc = x - m
+        evals, evecs = torch.linalg.eigh(xc @ xc.T)  # Gram (N, N): cheaper than the SVD
+        top = evecs[:, -k:] / evals[-k:].clamp_min(1e-12).sqrt()
+        v = top.T @ xc  # the first k right singular vectors (orthonormal rows)
+        y = test[:, ch].reshape(len(test), -1).double() - m
+        out[:, ch] = ((y @ v.T) @ v + m).float().reshape(test.shape[0], *test.shape[2:])
+    return out.clamp(0, 1)
+
+
+def local_targets(
+    train: torch.Tensor, n_fibers: int, radius: float, fit_size: int | None = None
+) -> torch.Tensor:
+    """``(L, K, P)`` complex target fields ``b1 - i b2``: the local linear ceiling's two
+    basis images per fiber and colour (around the mean training image; disks of ``radius``
+    of the image width on the fiber lattice, 30 rounds of alternating least squares), unit
+    norm each. The mean image is left to the variable projection that follows.
+    ``fit_size``: fit on the images resized to that many pixels a side and upsample the
+    basis images bilinearly (smooth targets; the ALS at 512 px costs hours)."""
+    size = train.shape[-1]
+    if fit_size is not None and fit_size < size:
+        train = F.interpolate(train, size=(fit_size, fit_size), mode="area")
+    side = math.isqrt(n_fibers)
+    if side * side != n_fibers:
+        raise ValueError(f"--match-steps needs a square fiber array; n_fibers={n_fibers}.")
+    w = lattice_windows(train.shape[-1], side, radius).reshape(n_fibers, -1)
+    masks = w.repeat_interleave(2, 0)
+    order, groups = _pixel_groups(masks)
+    out = []
+    for ch in range(train.shape[1]):
+        x = train[:, ch].reshape(len(train), -1).double()
+        x = x - x.mean(0)
+        b = _alternating_least_squares(x, _window_pca(x, w, 2), order, groups, 30)
+        out.append(torch.complex(b[0::2], -b[1::2]).to(torch.complex64))
+    t = torch.stack(out)
+    if t.shape[-1] != size * size:
+        fit = train.shape[-1]
+        up = [
+            F.interpolate(part.reshape(-1, 1, fit, fit), size=(size, size), mode="bilinear")
+            for part in (t.real, t.imag)
+        ]
+        t = torch.complex(*up).reshape(t.shape[0], t.shape[1], -1)
+    return t / t.abs().square().sum(-1, keepdim=True).sqrt()
+
+
+def match_fields(chip, params, targets, steps: int, lr: float, log) -> float:
+    """Fit the generator to the target fields (normalised overlap, complex scale free)."""
+    opt = torch.optim.Adam(params, lr=lr)
+    fid = float("nan")
+    for step in range(1, steps + 1):
+        p = fiber_pixel_fields(chip)
+        ov = (targets.conj() * p).sum(-1).abs().square() / p.abs().square().sum(-1)
+        loss = 1 - ov.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        fid = ov.mean().item()
+        if step % 25 == 0 or step == steps:
+            log(f"match step {step}: overlap {fid:.3f} (worst fiber/colour {ov.min().item():.3f})")
+    return fid
+
+
+def reference_check(chip, test, ratios, fit_steps: int, seed: int):
+    """Stage 4: held-out PSNR through ``|A + L|^2`` for each reference ratio."""
+    cfg = chip.config
+    gen = chip.generators[0]
+    L = cfg.n_wavelengths
+    fields = fiber_pixel_fields(chip).detach()
+    basis = torch.cat([fields.real, fields.imag], 1)
+    scale = basis.square().mean().sqrt()
+    coef, lin = least_squares(basis / scale, test.reshape(len(test), L, -1))
+    z0 = latents_from_coefficients(coef, scale)
+    lin = lin.reshape(test.shape)
+    with torch.no_grad():
+        field0 = gen.camera_field(chip.emitted_field(z0))
+    k, s, n = cfg.camera_pixel_samples, cfg.image_size, cfg.grid_samples
+    top = n // 2 - s * k // 2
+    rms = field0[..., top : top + s * k, top : top + s * k].abs().square().mean((0, 2, 3)).sqrt()
+    rows, fit = [], None
+    for r in ratios:
+        amp = (r * rms).view(1, -1, 1, 1).to(field0.dtype)
+
+        def camera(z, amp=amp):
+            return gen.relative_intensity(gen.camera_field(chip.emitted_field(z)) + amp)
+
+        with torch.no_grad():
+            background = gen.relative_intensity(torch.zeros_like(field0[:1]) + amp)
+            signal = gen.relative_intensity(field0 + amp) - background
+        # gain/offset calibration: the offset removes A^2, the gain maps 2 A Re L to the image
+        lin_flat = lin.reshape(len(test), L, -1)
+        unit = (signal.reshape(len(test), L, -1) * lin_flat).sum((0, 2)) / lin_flat.square().sum(
+            (0, 2)
+        )
+        gain = (1 / unit).view(1, -1, 1, 1)
+        ls = (signal * gain).clamp(0, 1)
+        z = z0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=0.02 * z0.abs().mean().item())
+        for _ in range(fit_steps):
+            loss = ((camera(z) - background) * gain - test).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            rel = camera(z)
+        fit = ((rel - background) * gain).clamp(0, 1)
+        # a photon-counting camera: 80 % of a 10,000 e full well at the brightest pixel
+        g = torch.Generator().manual_seed(seed)
+        e_per = 0.8 * 10_000 / rel.amax()
+        el = torch.poisson(rel * e_per, generator=g) + 1.5 * torch.randn(rel.shape, generator=g)
+        el = (el.clamp(0, 10_000) * (4095 / 10_000)).round() * (10_000 / 4095)
+        noisy = ((el / e_per - background) * gain).clamp(0, 1)
+        rows.append(
+            {
+                "ratio": r,
+                "linear_limit_psnr_db": psnr(lin.clamp(0, 1), test).item(),
+                "least_squares_latents_psnr_db": psnr(ls, test).item(),
+                "fitted_psnr_db": psnr(fit, test).item(),
+                "fitted_ssim": ssim(fit, test).item(),
+                "device_camera_psnr_db": psnr(noisy, test).item(),
+                "background_over_mean_signal": (
+                    background.mean((0, 2, 3)) * gain.view(-1) / test.mean((0, 2, 3))
+                ).tolist(),
+            }
+        )
+    return rows, fit
+
+
+def solve_ports(z, fields, x):
+    """Stage 5: one complex factor per fiber and wavelength, ``x_l ~ sum_k Re(w z P)``, by
+    least squares over the batch. ``z`` ``(N, L*K)``, ``fields`` ``(L, K, P)``."""
+    L, k, _ = fields.shape
+    u = z.view(-1, L, k, 1) * fields
+    feats = torch.cat([u.real, -u.imag], 2)  # coefficients of Re w and Im w
+    g = torch.einsum("nlap,nlbp->lab", feats, feats)
+    g = g + 1e-6 * g.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None] * torch.eye(2 * k)
+    c = torch.linalg.solve(g, torch.einsum("nlap,nlp->la", feats, x.reshape(len(x), L, -1)))
+    return torch.complex(c[:, :k], c[:, k:])
+
+
+def ported(z, w, fields, shape):
+    L, k, _ = fields.shape
+    return (w.view(1, L, k, 1) * z.view(-1, L, k, 1) * fields).real.sum(2).reshape(shape)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", type=Path, required=True, help="a lightgen train TOML")
+    ap.add_argument("--dataset", default=None, help="default: the config's")
+    ap.add_argument("--chip", nargs="*", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--steps", type=int, default=400, help="variable-projection steps")
+    ap.add_argument("--lr", type=float, default=0.05, help="generator lr (Adam)")
+    ap.add_argument("--cosine", action="store_true", help="cosine decay of the lr to 0.1x")
+    ap.add_argument("--batch", type=int, default=256, help="training images per step")
+    ap.add_argument("--match-steps", type=int, default=0, help="field-matching init steps")
+    ap.add_argument("--match-radius", type=float, default=0.25)
+    ap.add_argument("--match-lr", type=float, default=0.05)
+    ap.add_argument(
+        "--match-size", type=int, default=128, help="fit the target fields at this size"
+    )
+    ap.add_argument(
+        "--no-ceilings", dest="ceilings", action="store_false", help="skip the PCA ceilings"
+    )
+    ap.add_argument(
+        "--checkpointing", action="store_true", help="activation checkpointing (512 px)"
+    )
+    ap.add_argument("--ratios", type=float, nargs="*", default=[2.0, 4.0, 8.0])
+    ap.add_argument("--n-check", type=int, default=16, help="held-out images in stage 4")
+    ap.add_argument("--fit-steps", type=int, default=30)
+    ap.add_argument("--encoder-steps", type=int, default=0)
+    ap.add_argument("--encoder-batch", type=int, default=16)
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None, help="start from these chip weights")
+    ap.add_argument("--out", type=Path, default=None, help="safetensors of the chip's weights")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--figure", type=Path, default=None, help="PNG: 8 held-out rows")
+    args = ap.parse_args()
+
+    try:
+        cfg = load_train_config_overridden(
+            tomllib.loads(args.config.read_text()), args.chip, dataset=args.dataset
+        )
+    except ValueError as e:
+        ap.exit(2, f"error: {e}\n")
+    chip_over = cfg.chip
+    cc = cfg.chip_config()
+    torch.manual_seed(args.seed)
+    size = cc.image_size
+    train = load_dataset(cfg.dataset, split="train", size=size, root=cfg.data_root).images
+    test = load_dataset(cfg.dataset, split="test", size=size, root=cfg.data_root).images
+    if train.shape[1] != cc.n_wavelengths:
+        ap.exit(
+            2,
+            f"error: {cfg.dataset} has {train.shape[1]} colour(s); this chip has "
+            f"{cc.n_wavelengths} wavelengths. Use a colour data set with a colour preset.\n",
+        )
+    L, K = cc.n_wavelengths, cc.n_fibers
+    chip = LightGenChip(cc, activation_checkpointing=args.checkpointing)
+    gen = chip.generators[0]
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(args.init))
+        own = chip.state_dict()
+        bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        if bad:
+            ap.exit(
+                2, f"error: --init {args.init} is not a {cc.name} chip of this shape ({bad[:3]}).\n"
+            )
+        chip.load_state_dict(state, strict=False)
+    params = [p for p in gen.stack.parameters() if p.requires_grad]
+    x_train = train.reshape(len(train), L, -1)
+    x_test = test.reshape(len(test), L, -1)
+    conn = connectivity(cc)
+    row: dict = {
+        "config": str(args.config),
+        "dataset": cfg.dataset,
+        "chip_overrides": chip_over,
+        "size": size,
+        "n_fibers": K,
+        "generator_layers": cc.generator_layers,
+        "latent_real_dims": 2 * K * L,
+        "generator_fiber_reach": conn.generator_fiber_reach_fraction,
+        "n_train": len(train),
+        "n_test": len(test),
+    }
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    log(
+        f"{cfg.dataset}: {len(train)} train / {len(test)} held-out at {size} px; {K} fibers x "
+        f"{L} wavelengths, {cc.generator_layers} generator layers (reach "
+        f"{conn.generator_fiber_reach_fraction:.2f})"
+    )
+    for centred in (True, False) if args.ceilings else ():
+        key = "per_colour_pca_" + ("centred" if centred else "uncentred") + "_psnr_db"
+        row[key] = psnr(per_colour_pca(train, test, 2 * K, centred), test).item()  # ~1 min
+    if args.ceilings:
+        log(
+            f"ceilings: each colour's PCA with {2 * K} components "
+            f"{row['per_colour_pca_centred_psnr_db']:.2f} dB "
+            f"(uncentred {row['per_colour_pca_uncentred_psnr_db']:.2f} dB)"
+        )
+
+    def held_out() -> tuple[float, torch.Tensor]:
+        with torch.no_grad():
+            b = real_basis(fiber_pixel_fields(chip))
+            rec = torch.cat(
+                [least_squares(b, x_test[i : i + 256])[1] for i in range(0, len(test), 256)]
+            )
+        rec = rec.reshape(test.shape).clamp(0, 1)
+        return psnr(rec, test).item(), rec
+
+    if args.match_steps:
+        t0 = time.perf_counter()
+        targets = local_targets(train, K, args.match_radius, args.match_size)
+        row["match_overlap"] = match_fields(
+            chip, params, targets, args.match_steps, args.match_lr, log
+        )
+        row["match_s"] = time.perf_counter() - t0
+    row["start_heldout_psnr_db"] = held_out()[0]
+    log(f"step 0: held-out {row['start_heldout_psnr_db']:.2f} dB (least-squares latents)")
+    opt = torch.optim.Adam(params, lr=args.lr)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=0.1 * args.lr)
+        if args.cosine
+        else None
+    )
+    g = torch.Generator().manual_seed(args.seed)
+    t0 = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        idx = torch.randperm(len(train), generator=g)[: args.batch]
+        x = x_train[idx]
+        loss = (least_squares(real_basis(fiber_pixel_fields(chip)), x)[1] - x).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        if step % args.eval_every == 0 or step == args.steps:
+            log(
+                f"step {step}: batch MSE {loss.item():.4f}, held-out {held_out()[0]:.2f} dB "
+                f"({(time.perf_counter() - t0) / step:.2f} s/step)"
+            )
+    row["vp_s_per_step"] = (time.perf_counter() - t0) / max(args.steps, 1)
+    chip.requires_grad_(False)
+    row["heldout_psnr_db"], lin = held_out()
+    row["heldout_ssim"] = ssim(lin, test).item()
+    log(
+        f"linear regime (A -> inf), least-squares latents: held-out {row['heldout_psnr_db']:.2f} dB, "
+        f"SSIM {row['heldout_ssim']:.3f}"
+    )
+    check = test[: args.n_check]
+    row["reference"], fit = reference_check(chip, check, args.ratios, args.fit_steps, args.seed)
+    for r in row["reference"]:
+        log(
+            f"reference A = {r['ratio']:g} x rms|L| (first {len(check)} held-out, linear limit "
+            f"{r['linear_limit_psnr_db']:.2f} dB): least-squares "
+            f"latents {r['least_squares_latents_psnr_db']:.2f} dB, fitted "
+            f"{r['fitted_psnr_db']:.2f} dB; photon-counting camera {r['device_camera_psnr_db']:.2f} dB"
+        )
+    rows = [test[:8], lin[:8]] + ([] if fit is None or len(fit) < 8 else [fit[:8]])
+    if args.encoder_steps:
+        fields = fiber_pixel_fields(chip).detach()
+        fields = fields / fields.abs().square().mean().sqrt()
+        enc_params = [p for p in chip.encoder.parameters()]
+        for p in enc_params:
+            p.requires_grad_(True)
+        chip.laser_log_power_gain.requires_grad_(False)
+        opt = torch.optim.Adam(enc_params, lr=args.lr)
+
+        def encode_all(x):
+            with torch.no_grad():
+                return torch.cat([chip.encode(x[i : i + 32]) for i in range(0, len(x), 32)])
+
+        def enc_eval():
+            w = solve_ports(encode_all(train[:256]), fields, train[:256])
+            rec = ported(encode_all(test), w, fields, test.shape).clamp(0, 1)
+            return psnr(rec, test).item(), rec
+
+        log(f"encoder step 0: held-out {enc_eval()[0]:.2f} dB")
+        t0 = time.perf_counter()
+        for step in range(1, args.encoder_steps + 1):
+            idx = torch.randperm(len(train), generator=g)[: args.encoder_batch]
+            x = train[idx]
+            z = chip.encode(x)
+            loss = (ported(z, solve_ports(z, fields, x), fields, x.shape) - x).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % args.eval_every == 0 or step == args.encoder_steps:
+                log(
+                    f"encoder step {step}: batch MSE {loss.item():.4f}, held-out "
+                    f"{enc_eval()[0]:.2f} dB ({(time.perf_counter() - t0) / step:.2f} s/step)"
+                )
+        row["encoder_steps"] = args.encoder_steps
+        row["encoder_heldout_psnr_db"], rec = enc_eval()
+        row["encoder_heldout_ssim"] = ssim(rec, test).item()
+        rows.append(rec[:8])
+    if args.out is not None:
+        from safetensors.torch import save_file
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in chip.state_dict().items()}
+        save_file(state, str(args.out))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(row, indent=1))
+    if args.figure is not None:
+        from lightgen.tasks.images import image_grid, save_png
+
+        save_png(args.figure, image_grid(torch.cat(rows), 8))
+        log(f"wrote {args.figure}")
+
+
+if __name__ == "__main__":
+    main()

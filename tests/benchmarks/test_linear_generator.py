@@ -1,0 +1,126 @@
+"""The linear-regime generator study (benchmarks/linear_generator.py): least squares against
+PCA, the camera's linear term against |A + L|^2 = A^2 + 2 A Re L + |L|^2, a fiber's field
+against the Gaussian beam, the port solve against known ports."""
+
+import math
+
+import pytest
+import torch
+
+from lightgen.chip.chip import LightGenChip
+from lightgen.chip.config import ChipConfig
+from lightgen.chip.presets import PRESETS
+from lightgen.optics.fibers import fiber_positions_m
+
+
+@pytest.fixture
+def lg(load_script):
+    return load_script("linear_generator")
+
+
+def _chip(**over) -> LightGenChip:
+    torch.manual_seed(0)
+    return LightGenChip(ChipConfig.model_validate({**PRESETS["emoji-64"], **over}))
+
+
+def test_least_squares_on_the_pca_basis_is_the_uncentred_pca(lg):
+    torch.manual_seed(0)
+    train, test = torch.rand(40, 2, 6, 6), torch.rand(7, 2, 6, 6)
+    want = lg.per_colour_pca(train, test, 5, centred=False)
+    basis = torch.stack(
+        [torch.linalg.svd(train[:, c].reshape(40, -1), full_matrices=False)[2][:5] for c in (0, 1)]
+    )
+    coef, rec = lg.least_squares(3.0 * basis, test.reshape(7, 2, -1), ridge=0.0)
+    torch.testing.assert_close(rec.reshape(test.shape).clamp(0, 1), want, atol=1e-5, rtol=0)
+    # orthonormal rows scaled by 3: the coefficients are the projections over 3
+    torch.testing.assert_close(
+        coef, torch.einsum("lmp,nlp->nlm", basis, test.reshape(7, 2, -1)) / 3, atol=1e-5, rtol=0
+    )
+
+
+def test_coefficients_drive_the_camera_linear_term_of_a_plane_reference(lg):
+    """The latents built from coefficients make 2 A Re L equal to (basis . coefficients) up to
+    one positive factor: checked through the chip's own camera, |A + L|^2 - A^2 - |L|^2."""
+    chip = _chip()
+    cfg = chip.config
+    gen = chip.generators[0]
+    with torch.no_grad():
+        fields = lg.fiber_pixel_fields(chip)
+        basis = torch.cat([fields.real, fields.imag], 1)
+        scale = basis.square().mean().sqrt()
+        coef = torch.randn(3, cfg.n_wavelengths, 2 * cfg.n_fibers)
+        z = lg.latents_from_coefficients(coef, scale)
+        want = torch.einsum("nlm,lmp->nlp", coef, basis / scale)
+        field = gen.camera_field(chip.emitted_field(z))
+        amp = 5.0 * field.abs().mean()
+        linear = (
+            gen.relative_intensity(field + amp)
+            - gen.relative_intensity(torch.zeros_like(field) + amp)
+            - gen.relative_intensity(field)
+        ).reshape(want.shape)
+    ratio = (linear * want).sum() / want.square().sum()
+    assert ratio > 0
+    torch.testing.assert_close(linear, ratio * want, atol=1e-4 * linear.abs().max(), rtol=0)
+    # the wrong sign convention (z = c1 + i c2) would not match
+    wrong = torch.complex(coef[..., : cfg.n_fibers], coef[..., cfg.n_fibers :]).reshape(3, -1)
+    assert not torch.allclose(lg.latents_from_coefficients(coef, scale), wrong / scale)
+
+
+def test_a_fiber_through_a_flat_layer_paints_the_gaussian_beam(lg):
+    """One uniform-height layer (a constant phase): fiber k's pixel field is the free-space
+    Gaussian beam of its mode at z = 6 mm, centred on the fiber,
+    E = exp(-r^2 / w^2 + i k r^2 / 2R) with w = w0 sqrt(1 + (z/z_R)^2), R = z (1 + (z_R/z)^2),
+    z_R = pi w0^2 / lambda, averaged over each camera pixel's samples (the beam's curvature
+    makes that average narrower than the beam: it is what the pixel integrates)."""
+    chip = _chip(generator_layers=1, fiber_to_generator_m=3e-3, generator_to_camera_m=3e-3)
+    cfg = chip.config
+    with torch.no_grad():
+        chip.generators[0].stack.layers[0].raw_height.zero_()
+        fields = lg.fiber_pixel_fields(chip)  # (L, K, P)
+    s, k, n, dx = cfg.image_size, cfg.camera_pixel_samples, cfg.grid_samples, cfg.pixel_pitch_m
+    top = n // 2 - s * k // 2
+    coord = (torch.arange(top, top + s * k, dtype=torch.float64) - n // 2) * dx
+    yy, xx = torch.meshgrid(coord, coord, indexing="ij")
+    pos = fiber_positions_m(cfg.n_fibers, cfg.fiber_pitch_m, cfg.fiber_layout)
+    w0, z = cfg.fiber_mode_field_diameter_m / 2, 6e-3
+    for li, lam in enumerate(cfg.wavelengths_m):
+        zr = math.pi * w0**2 / lam
+        w, r_curv = w0 * math.sqrt(1 + (z / zr) ** 2), z * (1 + (zr / z) ** 2)
+        for fk in (0, 5, 15):
+            r2 = (yy - pos[fk, 0]) ** 2 + (xx - pos[fk, 1]) ** 2
+            e = torch.exp(-r2 / w**2 + 1j * (2 * math.pi / lam) * r2 / (2 * r_curv))
+            e = torch.complex(
+                torch.nn.functional.avg_pool2d(e.real[None], k),
+                torch.nn.functional.avg_pool2d(e.imag[None], k),
+            ).flatten()
+            p = fields[li, fk].to(torch.complex128)
+            overlap = (e.conj() * p).sum().abs() ** 2 / (
+                e.abs().square().sum() * p.abs().square().sum()
+            )
+            assert overlap > 0.999, (lam, fk, overlap)
+            # the pixel average without the curvature would be a different (wider) beam
+            flat = torch.nn.functional.avg_pool2d(torch.exp(-r2 / w**2)[None], k).flatten()
+            wrong = (flat * p).sum().abs() ** 2 / (flat.square().sum() * p.abs().square().sum())
+            assert wrong < 0.99
+
+
+def test_solve_ports_recovers_known_ports(lg):
+    torch.manual_seed(1)
+    fields = torch.randn(3, 4, 50, dtype=torch.complex64)
+    w = torch.randn(3, 4, dtype=torch.complex64)
+    z = torch.randn(20, 12, dtype=torch.complex64)
+    x = lg.ported(z, w, fields, (20, 3, 50))
+    torch.testing.assert_close(lg.solve_ports(z, fields, x), w, atol=1e-4, rtol=1e-4)
+
+
+def test_local_targets_are_unit_fields_and_need_a_square_array(lg):
+    torch.manual_seed(2)
+    t = lg.local_targets(torch.rand(30, 3, 16, 16), 4, 0.3)
+    assert t.shape == (3, 4, 256) and t.is_complex()
+    torch.testing.assert_close(t.abs().square().sum(-1), torch.ones(3, 4))
+    # fitted at 8 px and upsampled: the same windows' basis, smooth, at 16 px
+    small = lg.local_targets(torch.rand(30, 3, 16, 16), 4, 0.3, fit_size=8)
+    assert small.shape == (3, 4, 256)
+    torch.testing.assert_close(small.abs().square().sum(-1), torch.ones(3, 4))
+    with pytest.raises(ValueError, match="n_fibers=5"):
+        lg.local_targets(torch.rand(30, 3, 16, 16), 5, 0.3)
