@@ -63,12 +63,7 @@ from lightgen.chip.chip import LightGenChip
 from lightgen.chip.connectivity import connectivity
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.image import psnr, ssim
-from lightgen.metrics.pca import (
-    _alternating_least_squares,
-    _pixel_groups,
-    _window_pca,
-    lattice_windows,
-)
+from lightgen.metrics.pca import lattice_windows, local_pca_basis
 from lightgen.train.config import load_train_config_overridden
 
 
@@ -153,13 +148,11 @@ def local_targets(
     if side * side != n_fibers:
         raise ValueError(f"--match-steps needs a square fiber array; n_fibers={n_fibers}.")
     w = lattice_windows(train.shape[-1], side, radius).reshape(n_fibers, -1)
-    masks = w.repeat_interleave(2, 0)
-    order, groups = _pixel_groups(masks)
     out = []
     for ch in range(train.shape[1]):
         x = train[:, ch].reshape(len(train), -1).double()
         x = x - x.mean(0)
-        b = _alternating_least_squares(x, _window_pca(x, w, 2), order, groups, 30)
+        b = local_pca_basis(x, w, 2, 30)
         out.append(torch.complex(b[0::2], -b[1::2]).to(torch.complex64))
     t = torch.stack(out)
     if t.shape[-1] != size * size:

@@ -182,15 +182,39 @@ def local_pca_reconstruction(
         x = train[:, ch].reshape(train.shape[0], -1).double()
         mean = x.mean(0)
         x = x - mean
-        basis = _window_pca(x, flat_w, k)
         if refine:
-            noise = torch.randn(basis.shape, generator=g, dtype=basis.dtype)
-            basis = basis + 1e-3 * basis[masks].pow(2).mean().sqrt() * noise * masks
-            basis = _alternating_least_squares(x, basis, order, groups, steps)
+            basis = local_pca_basis(x, flat_w, k, steps, generator=g, groups=(order, groups))
+        else:
+            basis = _window_pca(x, flat_w, k)
         t = test[:, ch].reshape(test.shape[0], -1).double() - mean
         rec = _coefficients(t, basis) @ basis + mean
         out[:, ch] = rec.float().reshape(test.shape[0], *test.shape[2:])
     return out.clamp_(0.0, 1.0) if clip else out
+
+
+def local_pca_basis(
+    x: torch.Tensor,
+    flat_windows: torch.Tensor,
+    k: int,
+    steps: int,
+    generator: torch.Generator | None = None,
+    groups: tuple | None = None,
+) -> torch.Tensor:
+    """The local linear model's basis ``(W * k, D)`` (float64; rows ``w*k .. w*k + k - 1``
+    zero outside window ``w``) for centred rows ``x`` ``(N, D)`` and ``flat_windows``
+    ``(W, D)`` bool: each window's own PCA, then ``steps`` rounds of alternating least
+    squares (:func:`local_pca_reconstruction`). ``generator``: first perturb the start by a
+    seeded 1e-3 of its rms, so that equal windows can part. ``groups``: the
+    ``_pixel_groups`` of the basis masks, when the caller has them already."""
+    basis = _window_pca(x, flat_windows, k)
+    masks = flat_windows.repeat_interleave(k, 0)
+    if generator is not None:
+        noise = torch.randn(basis.shape, generator=generator, dtype=basis.dtype)
+        basis = basis + 1e-3 * basis[masks].pow(2).mean().sqrt() * noise * masks
+    if not steps:
+        return basis
+    order, grp = groups if groups is not None else _pixel_groups(masks)
+    return _alternating_least_squares(x, basis, order, grp, steps)
 
 
 def _window_pca(x: torch.Tensor, flat_w: torch.Tensor, k: int) -> torch.Tensor:
