@@ -4,7 +4,7 @@ reference makes the camera linear in the fiber values?
 
     python benchmarks/linear_generator.py --config benchmarks/configs/design/base.toml \
         --dataset emoji-svg --chip generator_layers=5 --match-steps 150 --steps 500 \
-        [--encoder-steps 300] [--out g.safetensors] [--json out.json]
+        [--encoder-steps 300] [--samples-per-class 64] [--out g.safetensors] [--json out.json]
 
 Physics. A plane wave of amplitude ``A_l`` split from the same laser joins the generator's
 field in front of the camera (a beam splitter; as ``generator_ceiling.py
@@ -39,7 +39,19 @@ Stages, each printed:
 5. ``--encoder-steps``: the optical encoder (SLM, phase layers, fiber coupling) trained
    against the frozen generator: the latents are the encoder's fiber values, times one
    complex factor per fiber and wavelength (the manipulation ports' attenuation and phase,
-   reconfigurable after fabrication), solved by least squares on each batch.
+   reconfigurable after fabrication), solved by least squares on each batch;
+6. ``--samples-per-class``: class-controlled generation. The fiber values are drawn from an
+   ex-post density of the training images' latents, one Gaussian (``--class-components``:
+   a mixture) per class, the labels only choosing which (random numbers injected into the
+   fibers, as the expost-class sampler of ``lightgen generate``); from the least-squares
+   latents and, with ``--encoder-steps`` or ``--sample-encoder``, from the optical
+   encoder's; rendered in the linear limit and through the camera with a reference of
+   ``--sample-ratio`` (offset and gain calibrated on training latents' linear prediction).
+   The shape judge of ``emoji_quality.py`` (colour-randomised SmallCNN, ``--judge-size``
+   px) scores them beside its controls (real images, the class-mean image, one pooled
+   Gaussian that ignores the labels, the samples' tile-shuffled copies) and the digital
+   ceilings at the same width (PCA with ``2 x fibers x colours`` components, each colour's
+   own PCA, sampled the same way; and the judge on their held-out reconstructions).
 
 Everything in the light path is physical (free space, phase masks, fibers, a beam splitter,
 camera intensity with gain/offset); the least-squares solves stand for what an encoder
@@ -59,6 +71,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lightgen._io import atomic_write
 from lightgen.chip.chip import LightGenChip
 from lightgen.chip.connectivity import connectivity
 from lightgen.data.registry import load_dataset
@@ -118,18 +131,32 @@ def latents_from_coefficients(coef: torch.Tensor, scale: torch.Tensor) -> torch.
     return z.reshape(n, L * k)
 
 
-def per_colour_pca(train: torch.Tensor, test: torch.Tensor, k: int, centred: bool):
-    out = torch.empty_like(test)
+def per_colour_pca_basis(train: torch.Tensor, k: int, centred: bool):
+    """Each colour's mean ``(L, P)`` (zeros if not ``centred``) and first ``k`` principal
+    directions ``(L, k, P)`` (orthonormal rows; float64), from the Gram matrix (N, N),
+    cheaper than the SVD for N images of P >> N pixels."""
+    means, bases = [], []
     for ch in range(train.shape[1]):
         x = train[:, ch].reshape(len(train), -1).double()
         m = x.mean(0) if centred else torch.zeros_like(x[0])
         xc = x - m
-        evals, evecs = torch.linalg.eigh(xc @ xc.T)  # Gram (N, N): cheaper than the SVD
+        evals, evecs = torch.linalg.eigh(xc @ xc.T)
         top = evecs[:, -k:] / evals[-k:].clamp_min(1e-12).sqrt()
-        v = top.T @ xc  # the first k right singular vectors (orthonormal rows)
-        y = test[:, ch].reshape(len(test), -1).double() - m
-        out[:, ch] = ((y @ v.T) @ v + m).float().reshape(test.shape[0], *test.shape[2:])
-    return out.clamp(0, 1)
+        means.append(m)
+        bases.append(top.T @ xc)  # the first k right singular vectors
+    return torch.stack(means), torch.stack(bases)
+
+
+def per_colour_pca(train: torch.Tensor, test: torch.Tensor, k: int, centred: bool):
+    """``test`` projected on each colour's own PCA of ``train`` (``k`` components), clipped."""
+    return per_colour_project(test, *per_colour_pca_basis(train, k, centred))
+
+
+def per_colour_project(test: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``test`` projected on each colour's mean ``m`` plus the span of its rows of ``v``."""
+    y = test.reshape(len(test), test.shape[1], -1).double() - m
+    rec = torch.einsum("nlk,lkp->nlp", torch.einsum("nlp,lkp->nlk", y, v), v) + m
+    return rec.float().reshape(test.shape).clamp(0, 1)
 
 
 def local_targets(
@@ -264,6 +291,326 @@ def ported(z, w, fields, shape):
     return (w.view(1, L, k, 1) * z.view(-1, L, k, 1) * fields).real.sum(2).reshape(shape)
 
 
+def render_linear(z: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+    """The camera's linear term ``Re sum_k z_k P_k``: ``z`` ``(N, L*K)`` complex latents,
+    ``fields`` ``(L, K, P)`` -> ``(N, L, P)``."""
+    L, k, _ = fields.shape
+    return torch.einsum("nlk,lkp->nlp", z.reshape(-1, L, k), fields).real
+
+
+def class_samples(
+    r: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    n_per_class: int,
+    seed: int,
+    components: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-controlled draws from an ex-post density of the real vectors ``r`` ``(N, D)``:
+    per class a Gaussian mixture of ``components`` full-covariance Gaussians (1: one Gaussian
+    per class, :func:`lightgen.train.expost.fit_class_gaussians`, the expost-class sampler;
+    more: EM on the class's points, :func:`~lightgen.train.expost.fit_gmm`), ``n_per_class``
+    seeded draws each; returns the draws ``(C * n_per_class, D)`` and their labels."""
+    from lightgen.train.expost import fit_class_gaussians, fit_gmm
+
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    if components == 1:
+        gmm = fit_class_gaussians(r, labels, n_classes, reg_covar=1e-3)
+        rows = [gmm.sample(n_per_class, g, component=c) for c in range(n_classes)]
+    else:
+        for c in range(n_classes):
+            gmm, _ = fit_gmm(r[labels == c].double(), components, seed=seed, reg_covar=1e-3)
+            rows.append(gmm.sample(n_per_class, g))
+    return torch.cat(rows).float(), torch.arange(n_classes).repeat_interleave(n_per_class)
+
+
+def as_real(z: torch.Tensor) -> torch.Tensor:
+    return torch.cat([z.real, z.imag], -1)
+
+
+def as_complex(r: torch.Tensor) -> torch.Tensor:
+    k = r.shape[-1] // 2
+    return torch.complex(r[..., :k], r[..., k:])
+
+
+def camera_images(chip, z: torch.Tensor, ratio: float, calib_z: torch.Tensor, fields):
+    """Images the chip's camera takes of the fiber values ``z`` with a plane reference of
+    ``ratio x`` the rms field of ``calib_z``'s images: ``|A + L|^2``, the offset (the
+    reference alone) removed and one gain per colour, both calibrated on ``calib_z``'s
+    linear prediction (not on any target image)."""
+    cfg = chip.config
+    gen = chip.generators[0]
+    k, s, n = cfg.camera_pixel_samples, cfg.image_size, cfg.grid_samples
+    top = n // 2 - s * k // 2
+    batch = max(1, 2**24 // (cfg.n_wavelengths * n * n))  # ~128 MB of complex field per batch
+    with torch.no_grad():
+        f0 = torch.cat(
+            [
+                gen.camera_field(chip.emitted_field(calib_z[i : i + batch]))
+                for i in range(0, len(calib_z), batch)
+            ]
+        )
+        rms = f0[..., top : top + s * k, top : top + s * k].abs().square().mean((0, 2, 3)).sqrt()
+        amp = (ratio * rms).view(1, -1, 1, 1).to(f0.dtype)
+        background = gen.relative_intensity(torch.zeros_like(f0[:1]) + amp)
+        signal = (gen.relative_intensity(f0 + amp) - background).reshape(
+            len(calib_z), cfg.n_wavelengths, -1
+        )
+        lin = render_linear(calib_z, fields)
+        gain = ((lin * lin).sum((0, 2)) / (signal * lin).sum((0, 2))).view(1, -1, 1, 1)
+        out = [
+            (
+                gen.relative_intensity(gen.camera_field(chip.emitted_field(z[i : i + batch])) + amp)
+                - background
+            )
+            * gain
+            for i in range(0, len(z), batch)
+        ]
+    return torch.cat(out).clamp(0, 1)
+
+
+def sample_scores(
+    clf, fake, labels, real_small, real_labels, real_fid, n_classes: int, seed: int
+) -> dict:
+    """The shape judge on class-controlled samples ``fake`` (``labels``): per-class accuracy,
+    its ratio to the judge's mean per-class accuracy on the held-out ``real_small`` (at the
+    judge's size, ``real_labels``), the samples' 4 x 4 tile-shuffled control, and FID/KID
+    and precision/recall in the judge's features against the held-out ``real_fid`` (at the
+    samples' size, resized as the samples are)."""
+    from lightgen.metrics.classifier import predict
+    from lightgen.metrics.fid import generative_scores
+    from lightgen.tasks.evaluate import NULL_BLOCKS, block_shuffled, for_classifier
+
+    small = for_classifier(fake, clf)
+    shuffled = block_shuffled(small, NULL_BLOCKS, torch.Generator().manual_seed(seed + 7))
+    pred, pred_sh, pred_real = predict(clf, small), predict(clf, shuffled), predict(clf, real_small)
+    per = [(pred[labels == c] == c).float().mean().item() for c in range(n_classes)]
+    per_sh = [(pred_sh[labels == c] == c).float().mean().item() for c in range(n_classes)]
+    acc_real = [(pred_real[real_labels == c] == c).float().mean().item() for c in range(n_classes)]
+    real = for_classifier(real_fid, clf)
+    sc = generative_scores(
+        real, small, clf, kid_subset_size=min(len(small), len(real)) // 2, seed=seed
+    )
+    return {
+        "accuracy_generated_per_class": per,
+        "accuracy_generated_mean": sum(per) / n_classes,
+        "ratio_generated_to_real": sum(per) / sum(acc_real),
+        "accuracy_generated_block_shuffled_mean": sum(per_sh) / n_classes,
+        "accuracy_real_per_class": acc_real,
+        "fid": sc["fid"],
+        "kid_mean": sc["kid_mean"],
+        "precision": sc.get("precision"),
+        "recall": sc.get("recall"),
+    }
+
+
+def load_study(config: Path, chip_overrides, dataset, init: Path | None, checkpointing: bool):
+    """``(cfg, chip, train, test)``: a train TOML with ``--chip KEY=VALUE`` overrides, its
+    chip (weights from the safetensors ``init`` if given) and the data set's two splits
+    (labelled ``ImageDataset``s at the chip's image size). Bad input raises ``ValueError``
+    with a one-line message naming the value and the fix."""
+    cfg = load_train_config_overridden(
+        tomllib.loads(config.read_text()), chip_overrides, dataset=dataset
+    )
+    cc = cfg.chip_config()
+    train = load_dataset(cfg.dataset, split="train", size=cc.image_size, root=cfg.data_root)
+    test = load_dataset(cfg.dataset, split="test", size=cc.image_size, root=cfg.data_root)
+    if train.images.shape[1] != cc.n_wavelengths:
+        raise ValueError(
+            f"{cfg.dataset} has {train.images.shape[1]} colour(s); this chip has "
+            f"{cc.n_wavelengths} wavelengths. Use a colour data set with a colour preset."
+        )
+    chip = LightGenChip(cc, activation_checkpointing=checkpointing)
+    if init is not None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(init))
+        own = chip.state_dict()
+        bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        if bad:
+            raise ValueError(
+                f"--init {init} is not a {cc.name} chip of this shape ({bad[:3]}); pass the "
+                "same --config and --chip overrides it was trained with."
+            )
+        chip.load_state_dict(state, strict=False)
+    return cfg, chip, train, test
+
+
+def save_weights(chip: LightGenChip, path: Path) -> None:
+    """The chip's weights as safetensors, atomically (a reader never sees half a file)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in chip.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
+
+
+def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
+    """Stage 6: class-controlled generation in the linear regime. The fiber values are drawn
+    from one Gaussian per class fitted to the training images' latents (the labels only pick
+    the Gaussian; random numbers injected into the fibers, as the expost-class sampler) and
+    the shape judge of ``emoji_quality.py`` (colour-randomised SmallCNN) scores them, beside
+    its controls (real images, the class-mean image, a pooled Gaussian that ignores the
+    labels) and the digital ceiling at the same width (PCA with ``2 x fibers x colours``
+    components, the same per-class Gaussians on its coefficients)."""
+    from lightgen.metrics.classifier import load_or_train_classifier
+    from lightgen.metrics.pca import pca_basis, pca_project
+
+    cc = chip.config
+    L, K = cc.n_wavelengths, cc.n_fibers
+    train, labels = train_ds.images, train_ds.labels
+    n_classes, n = train_ds.n_classes, args.samples_per_class
+    shape = (n_classes * n, *train.shape[1:])
+    jtrain = load_dataset(cfg.dataset, split="train", size=args.judge_size, root=cfg.data_root)
+    jtest = load_dataset(cfg.dataset, split="test", size=args.judge_size, root=cfg.data_root)
+    clf, _ = load_or_train_classifier(
+        cfg.dataset,
+        jtrain,
+        epochs=args.judge_epochs,
+        seed=args.seed,
+        augment="colour",
+        batch_size=32,
+        test_dataset=jtest,
+    )
+    out: list[dict] = []
+    shown: list[torch.Tensor] = []
+    shown_names: list[str] = []
+
+    def judge(name: str, fake: torch.Tensor, fake_labels: torch.Tensor, grid: bool = False):
+        r = {
+            "row": name,
+            **sample_scores(
+                clf,
+                fake,
+                fake_labels,
+                jtest.images,
+                jtest.labels,
+                test_ds.images,
+                n_classes,
+                args.seed,
+            ),
+        }
+        out.append(r)
+        log(
+            f"samples, {name}: shape judge {100 * r['accuracy_generated_mean']:.1f} % "
+            f"(per class {', '.join(f'{100 * a:.0f}' for a in r['accuracy_generated_per_class'])}"
+            f"), ratio {r['ratio_generated_to_real']:.2f}, shuffled tiles "
+            f"{100 * r['accuracy_generated_block_shuffled_mean']:.1f} %, FID {r['fid']:.1f}, "
+            f"KID {r['kid_mean']:.3f}"
+        )
+        if grid:
+            shown.append(torch.cat([fake[fake_labels == c][:8] for c in range(n_classes)]))
+            shown_names.append(name)
+
+    g = torch.Generator().manual_seed(args.seed + 3)
+    picks = torch.cat(
+        [
+            torch.nonzero(labels == c).flatten()[
+                torch.randperm(int((labels == c).sum()), generator=g)[:n]
+            ]
+            for c in range(n_classes)
+        ]
+    )
+    judge("real training images (a perfect sampler)", train[picks], labels[picks])
+    means = torch.stack([train[labels == c].mean(0) for c in range(n_classes)])
+    mean_labels = torch.arange(n_classes).repeat_interleave(n)
+    judge("control: the class-mean image", means[mean_labels], mean_labels)
+    mean, comps = pca_basis(train, 2 * K * L)
+    coef = (train.reshape(len(train), -1) - mean) @ comps.T
+    r, lab = class_samples(coef, labels, n_classes, n, args.seed, args.class_components)
+    test, tlab = test_ds.images, test_ds.labels
+    judge(
+        f"reconstructions of the held-out images: PCA-{2 * K * L}",
+        pca_project(test, mean, comps),
+        tlab,
+    )
+    judge(
+        f"digital: PCA-{2 * K * L}, per-class Gaussians",
+        (r @ comps + mean).reshape(shape).clamp(0, 1),
+        lab,
+        grid=True,
+    )
+
+    m_c, v_c = per_colour_pca_basis(train, 2 * K, centred=True)
+    judge(
+        f"reconstructions of the held-out images: each colour's PCA-{2 * K}",
+        per_colour_project(test, m_c, v_c),
+        tlab,
+    )
+    coef = torch.einsum(
+        "nlp,lkp->nlk", train.reshape(len(train), L, -1).double() - m_c, v_c
+    ).reshape(len(train), -1)
+    r, lab = class_samples(coef.float(), labels, n_classes, n, args.seed, args.class_components)
+    pics = torch.einsum("nlk,lkp->nlp", r.double().reshape(len(r), L, -1), v_c) + m_c
+    judge(
+        f"digital: each colour's PCA-{2 * K}, per-class Gaussians",
+        pics.float().reshape(shape).clamp(0, 1),
+        lab,
+        grid=True,
+    )
+    with torch.no_grad():
+        fields = fiber_pixel_fields(chip)
+        raw = torch.cat([fields.real, fields.imag], 1)
+        scale = raw.square().mean().sqrt()
+        x = train.reshape(len(train), L, -1)
+        coef = torch.cat(
+            [least_squares(raw / scale, x[i : i + 256])[0] for i in range(0, len(x), 256)]
+        )
+    sources = {"generator, least-squares latents": latents_from_coefficients(coef, scale)}
+    with torch.no_grad():
+        xt = test.reshape(len(test), L, -1)
+        rec = torch.cat(
+            [least_squares(raw / scale, xt[i : i + 256])[1] for i in range(0, len(xt), 256)]
+        )
+    judge(
+        "reconstructions of the held-out images: generator, least-squares latents",
+        rec.reshape(test.shape).clamp(0, 1),
+        tlab,
+    )
+    if args.encoder_steps or args.sample_encoder:
+        with torch.no_grad():
+            z = torch.cat([chip.encode(train[i : i + 32]) for i in range(0, len(train), 32)])
+            s_f = fields.abs().square().mean().sqrt()
+            w = solve_ports(z[:256], fields / s_f, train[:256])
+        sources["whole chip, encoder latents"] = (w.reshape(1, L * K) * z) / s_f
+    for name, z in sources.items():
+        r, lab = class_samples(as_real(z), labels, n_classes, n, args.seed, args.class_components)
+        zs = as_complex(r)
+        judge(
+            f"{name}, linear limit",
+            render_linear(zs, fields).reshape(shape).clamp(0, 1),
+            lab,
+            grid=True,
+        )
+    judge(
+        f"{name}, camera |A + L|^2, A = {args.sample_ratio:g} rms L",
+        camera_images(chip, zs, args.sample_ratio, z[:64], fields),
+        lab,
+        grid=True,
+    )
+    pooled = torch.zeros(len(z), dtype=torch.long)
+    r, _ = class_samples(as_real(z), pooled, 1, n * n_classes, args.seed, args.class_components)
+    judge(
+        f"control: {name}, one pooled Gaussian (labels ignored)",
+        render_linear(as_complex(r), fields).reshape(shape).clamp(0, 1),
+        mean_labels,
+    )
+    if args.samples_figure is not None:
+        from lightgen.tasks.images import image_grid, save_png
+
+        grid = torch.cat(shown)
+        if grid.shape[-1] != args.figure_px:
+            grid = F.interpolate(grid, size=(args.figure_px,) * 2, mode="area")
+        save_png(args.samples_figure, image_grid(grid, 8))
+        log(
+            f"wrote {args.samples_figure} (blocks of {n_classes} rows: "
+            + "; ".join(shown_names)
+            + ")"
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, required=True, help="a lightgen train TOML")
@@ -290,46 +637,65 @@ def main() -> None:
     ap.add_argument("--fit-steps", type=int, default=30)
     ap.add_argument("--encoder-steps", type=int, default=0)
     ap.add_argument("--encoder-batch", type=int, default=16)
+    ap.add_argument(
+        "--samples-per-class",
+        type=int,
+        default=0,
+        help="stage 6: class-controlled samples (one Gaussian per class of the training "
+        "latents) judged by the shape judge; 0: skip",
+    )
+    ap.add_argument(
+        "--sample-encoder",
+        action="store_true",
+        help="stage 6 also from the optical encoder's latents (implied by --encoder-steps)",
+    )
+    ap.add_argument(
+        "--class-components",
+        type=int,
+        default=1,
+        help="stage 6: Gaussians per class in the ex-post density (1: the expost-class sampler)",
+    )
+    ap.add_argument("--sample-ratio", type=float, default=8.0, help="stage 6 reference A / rms L")
+    ap.add_argument("--judge-size", type=int, default=32)
+    ap.add_argument("--judge-epochs", type=int, default=12)
+    ap.add_argument("--samples-figure", type=Path, default=None, help="PNG: 8 samples per class")
+    ap.add_argument(
+        "--figure-px", type=int, default=96, help="--samples-figure: image side shown (area)"
+    )
+    ap.add_argument(
+        "--n-ssim",
+        type=int,
+        default=None,
+        help="SSIM on the first N held-out images (default all; at 512 px SSIM costs ~2 s "
+        "an image)",
+    )
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", type=Path, default=None, help="start from these chip weights")
     ap.add_argument("--out", type=Path, default=None, help="safetensors of the chip's weights")
+    ap.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        help="also write --out every this many steps (atomic; resume with --init)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--figure", type=Path, default=None, help="PNG: 8 held-out rows")
     args = ap.parse_args()
 
     try:
-        cfg = load_train_config_overridden(
-            tomllib.loads(args.config.read_text()), args.chip, dataset=args.dataset
+        cfg, chip, train_ds, test_ds = load_study(
+            args.config, args.chip, args.dataset, args.init, args.checkpointing
         )
     except ValueError as e:
         ap.exit(2, f"error: {e}\n")
-    chip_over = cfg.chip
-    cc = cfg.chip_config()
     torch.manual_seed(args.seed)
+    chip_over = cfg.chip
+    cc = chip.config
     size = cc.image_size
-    train = load_dataset(cfg.dataset, split="train", size=size, root=cfg.data_root).images
-    test = load_dataset(cfg.dataset, split="test", size=size, root=cfg.data_root).images
-    if train.shape[1] != cc.n_wavelengths:
-        ap.exit(
-            2,
-            f"error: {cfg.dataset} has {train.shape[1]} colour(s); this chip has "
-            f"{cc.n_wavelengths} wavelengths. Use a colour data set with a colour preset.\n",
-        )
+    train, test = train_ds.images, test_ds.images
     L, K = cc.n_wavelengths, cc.n_fibers
-    chip = LightGenChip(cc, activation_checkpointing=args.checkpointing)
     gen = chip.generators[0]
-    if args.init is not None:
-        from safetensors.torch import load_file
-
-        state = load_file(str(args.init))
-        own = chip.state_dict()
-        bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-        if bad:
-            ap.exit(
-                2, f"error: --init {args.init} is not a {cc.name} chip of this shape ({bad[:3]}).\n"
-            )
-        chip.load_state_dict(state, strict=False)
     params = [p for p in gen.stack.parameters() if p.requires_grad]
     x_train = train.reshape(len(train), L, -1)
     x_test = test.reshape(len(test), L, -1)
@@ -381,6 +747,8 @@ def main() -> None:
             chip, params, targets, args.match_steps, args.match_lr, log
         )
         row["match_s"] = time.perf_counter() - t0
+        if args.out is not None and args.save_every:
+            save_weights(chip, args.out)
     row["start_heldout_psnr_db"] = held_out()[0]
     log(f"step 0: held-out {row['start_heldout_psnr_db']:.2f} dB (least-squares latents)")
     opt = torch.optim.Adam(params, lr=args.lr)
@@ -400,6 +768,8 @@ def main() -> None:
         opt.step()
         if sched is not None:
             sched.step()
+        if args.out is not None and args.save_every and step % args.save_every == 0:
+            save_weights(chip, args.out)
         if step % args.eval_every == 0 or step == args.steps:
             log(
                 f"step {step}: batch MSE {loss.item():.4f}, held-out {held_out()[0]:.2f} dB "
@@ -408,7 +778,8 @@ def main() -> None:
     row["vp_s_per_step"] = (time.perf_counter() - t0) / max(args.steps, 1)
     chip.requires_grad_(False)
     row["heldout_psnr_db"], lin = held_out()
-    row["heldout_ssim"] = ssim(lin, test).item()
+    row["heldout_ssim"] = ssim(lin[: args.n_ssim], test[: args.n_ssim]).item()
+    row["ssim_images"] = len(test[: args.n_ssim])
     log(
         f"linear regime (A -> inf), least-squares latents: held-out {row['heldout_psnr_db']:.2f} dB, "
         f"SSIM {row['heldout_ssim']:.3f}"
@@ -458,14 +829,12 @@ def main() -> None:
                 )
         row["encoder_steps"] = args.encoder_steps
         row["encoder_heldout_psnr_db"], rec = enc_eval()
-        row["encoder_heldout_ssim"] = ssim(rec, test).item()
+        row["encoder_heldout_ssim"] = ssim(rec[: args.n_ssim], test[: args.n_ssim]).item()
         rows.append(rec[:8])
     if args.out is not None:
-        from safetensors.torch import save_file
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in chip.state_dict().items()}
-        save_file(state, str(args.out))
+        save_weights(chip, args.out)
+    if args.samples_per_class:
+        row["samples"] = samples_stage(chip, cfg, train_ds, test_ds, args, log)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(row, indent=1))

@@ -124,3 +124,72 @@ def test_local_targets_are_unit_fields_and_need_a_square_array(lg):
     torch.testing.assert_close(small.abs().square().sum(-1), torch.ones(3, 4))
     with pytest.raises(ValueError, match="n_fibers=5"):
         lg.local_targets(torch.rand(30, 3, 16, 16), 5, 0.3)
+
+
+def test_the_camera_image_tends_to_the_linear_image_as_one_over_the_reference(lg):
+    """|A + L|^2 - A^2 = 2 A Re L + |L|^2: after the gain calibration the camera image is the
+    linear image ``Re sum_k z_k P_k`` plus a residual ~ |L|^2 / (2 A), so its error falls as
+    1 / A (x4 per x4 in A) and vanishes for a strong reference."""
+    chip = _chip()
+    cfg = chip.config
+    with torch.no_grad():
+        fields = lg.fiber_pixel_fields(chip)
+        L, K, P = fields.shape
+        # explicit sum for render_linear
+        z = torch.randn(6, L * K, dtype=torch.complex64)
+        want = torch.stack(
+            [
+                torch.stack(
+                    [sum(z[n, c * K + k] * fields[c, k] for k in range(K)).real for c in range(L)]
+                )
+                for n in range(6)
+            ]
+        )
+        torch.testing.assert_close(lg.render_linear(z, fields), want, atol=1e-4, rtol=1e-4)
+        # latents of a grey image's projection (the pixels inside (0, 1) are compared)
+        basis = torch.cat([fields.real, fields.imag], 1)
+        scale = basis.square().mean().sqrt()
+        x = (0.5 + 0.05 * torch.randn(6, L, P)).clamp(0.3, 0.7)
+        coef, _ = lg.least_squares(basis / scale, x)
+        z = lg.latents_from_coefficients(coef, scale)
+        lin = lg.render_linear(z, fields).reshape(6, L, cfg.image_size, cfg.image_size)
+        inside = (lin > 0.05) & (lin < 0.95)
+        assert inside.float().mean() > 0.2  # the clamp of [0, 1] plays no part there
+        err = {
+            r: (lg.camera_images(chip, z, r, z, fields) - lin)[inside].abs().mean().item()
+            for r in (4.0, 16.0, 1000.0)
+        }
+    assert err[1000.0] < 2e-3 * lin[inside].abs().mean()
+    assert 3.0 < err[4.0] / err[16.0] < 5.5, err
+
+
+def test_class_samples_are_drawn_from_the_selected_class(lg):
+    g = torch.Generator().manual_seed(3)
+    means = torch.tensor([[0.0, 0.0, 0.0], [10.0, 0.0, -5.0], [0.0, 8.0, 3.0]])
+    labels = torch.arange(3).repeat_interleave(400)
+    r = means[labels] + torch.randn(1200, 3, generator=g) * torch.tensor([1.0, 0.5, 2.0])
+    for components in (1, 3):
+        draws, lab = lg.class_samples(r, labels, 3, 3000, seed=0, components=components)
+        assert draws.shape == (9000, 3)
+        assert lab.tolist() == [c for c in range(3) for _ in range(3000)]
+        for c in range(3):
+            d = draws[lab == c]
+            torch.testing.assert_close(d.mean(0), r[labels == c].mean(0), atol=0.15, rtol=0)
+            torch.testing.assert_close(d.std(0), r[labels == c].std(0), atol=0.15, rtol=0.1)
+    # one pooled Gaussian ignores the classes: its draws spread over all three
+    pooled, _ = lg.class_samples(r, torch.zeros(1200, dtype=torch.long), 1, 3000, seed=0)
+    torch.testing.assert_close(pooled.mean(0), r.mean(0), atol=0.3, rtol=0)
+
+
+def test_per_colour_pca_basis_is_each_colours_svd(lg):
+    torch.manual_seed(4)
+    train = torch.rand(30, 3, 5, 5)
+    m, v = lg.per_colour_pca_basis(train, 4, centred=True)
+    assert v.shape == (3, 4, 25)
+    for c in range(3):
+        x = train[:, c].reshape(30, -1).double()
+        torch.testing.assert_close(m[c], x.mean(0))
+        torch.testing.assert_close(v[c] @ v[c].T, torch.eye(4, dtype=v.dtype), atol=1e-8, rtol=0)
+        vt = torch.linalg.svd(x - x.mean(0), full_matrices=False)[2][:4]
+        # the same subspace: the projectors agree
+        torch.testing.assert_close(v[c].T @ v[c], vt.T @ vt, atol=1e-8, rtol=0)
