@@ -46,7 +46,8 @@ Stages, each printed:
    fibers, as the expost-class sampler of ``lightgen generate``); from the least-squares
    latents and, with ``--encoder-steps`` or ``--sample-encoder``, from the optical
    encoder's; rendered in the linear limit and through the camera with a reference of
-   ``--sample-ratio`` (offset and gain calibrated on training latents' linear prediction).
+   ``--sample-ratio`` (offset and gain calibrated on training latents' linear prediction;
+   ``--sample-photons``: also through stage 4's photon-counting camera).
    The shape judge of ``emoji_quality.py`` (colour-randomised SmallCNN, ``--judge-size``
    px) scores them beside its controls (real images, the class-mean image, one pooled
    Gaussian that ignores the labels, the samples' tile-shuffled copies) and the digital
@@ -137,13 +138,13 @@ def per_colour_pca_basis(train: torch.Tensor, k: int, centred: bool):
     cheaper than the SVD for N images of P >> N pixels."""
     means, bases = [], []
     for ch in range(train.shape[1]):
-        x = train[:, ch].reshape(len(train), -1).double()
+        x = train[:, ch].reshape(len(train), -1).to(torch.float64, copy=True)
         m = x.mean(0) if centred else torch.zeros_like(x[0])
-        xc = x - m
-        evals, evecs = torch.linalg.eigh(xc @ xc.T)
+        x -= m  # in place: one float64 copy of a colour (3.4 GB for 1,631 images at 512 px)
+        evals, evecs = torch.linalg.eigh(x @ x.T)
         top = evecs[:, -k:] / evals[-k:].clamp_min(1e-12).sqrt()
         means.append(m)
-        bases.append(top.T @ xc)  # the first k right singular vectors
+        bases.append(top.T @ x)  # the first k right singular vectors
     return torch.stack(means), torch.stack(bases)
 
 
@@ -177,7 +178,7 @@ def local_targets(
     w = lattice_windows(train.shape[-1], side, radius).reshape(n_fibers, -1)
     out = []
     for ch in range(train.shape[1]):
-        x = train[:, ch].reshape(len(train), -1).double()
+        x = train[:, ch].reshape(len(train), -1).to(torch.float64, copy=True)
         x = x - x.mean(0)
         b = local_pca_basis(x, w, 2, 30)
         out.append(torch.complex(b[0::2], -b[1::2]).to(torch.complex64))
@@ -207,6 +208,21 @@ def match_fields(chip, params, targets, steps: int, lr: float, log) -> float:
         if step % 25 == 0 or step == steps:
             log(f"match step {step}: overlap {fid:.3f} (worst fiber/colour {ov.min().item():.3f})")
     return fid
+
+
+def photon_counting(rel: torch.Tensor, brightest: torch.Tensor | float, seed: int) -> torch.Tensor:
+    """What a photon-counting camera reads of the relative intensities ``rel``, in the same
+    units: the exposure puts 80 % of a 10,000 e full well at ``brightest`` (set once, on
+    calibration images: brighter pixels saturate), exact Poisson shot noise, 1.5 e rms read
+    noise, a 12-bit ADC (``lightgen.optics.devices.shot_noise`` and ``adc``)."""
+    from lightgen.optics.devices import adc, shot_noise
+
+    full_well = 10_000
+    g = torch.Generator().manual_seed(seed)
+    e_per = 0.8 * full_well / brightest
+    el = shot_noise(rel * e_per, g, differentiable=False)
+    el = el + 1.5 * torch.randn(rel.shape, generator=g, dtype=rel.dtype)
+    return adc(el, full_well, 12) * (full_well / 4095) / e_per
 
 
 def reference_check(chip, test, ratios, fit_steps: int, seed: int):
@@ -252,12 +268,7 @@ def reference_check(chip, test, ratios, fit_steps: int, seed: int):
         with torch.no_grad():
             rel = camera(z)
         fit = ((rel - background) * gain).clamp(0, 1)
-        # a photon-counting camera: 80 % of a 10,000 e full well at the brightest pixel
-        g = torch.Generator().manual_seed(seed)
-        e_per = 0.8 * 10_000 / rel.amax()
-        el = torch.poisson(rel * e_per, generator=g) + 1.5 * torch.randn(rel.shape, generator=g)
-        el = (el.clamp(0, 10_000) * (4095 / 10_000)).round() * (10_000 / 4095)
-        noisy = ((el / e_per - background) * gain).clamp(0, 1)
+        noisy = ((photon_counting(rel, rel.amax(), seed) - background) * gain).clamp(0, 1)
         rows.append(
             {
                 "ratio": r,
@@ -274,21 +285,32 @@ def reference_check(chip, test, ratios, fit_steps: int, seed: int):
     return rows, fit
 
 
-def solve_ports(z, fields, x):
+def solve_ports(z, fields, x, chunk: int | None = None):
     """Stage 5: one complex factor per fiber and wavelength, ``x_l ~ sum_k Re(w z P)``, by
-    least squares over the batch. ``z`` ``(N, L*K)``, ``fields`` ``(L, K, P)``."""
-    L, k, _ = fields.shape
-    u = z.view(-1, L, k, 1) * fields
-    feats = torch.cat([u.real, -u.imag], 2)  # coefficients of Re w and Im w
-    g = torch.einsum("nlap,nlbp->lab", feats, feats)
+    least squares over the batch. ``z`` ``(N, L*K)``, ``fields`` ``(L, K, P)``; the normal
+    equations are summed a few images at a time (``N x L x K x P`` products at once would
+    take 25 GB for 256 images at 512 px; ``chunk`` images at a time, default ~128 MB)."""
+    L, k, p = fields.shape
+    x = x.reshape(len(x), L, -1)
+    step = chunk or max(1, 2**24 // (L * k * p))
+    g = fields.real.new_zeros(L, 2 * k, 2 * k)
+    rhs = fields.real.new_zeros(L, 2 * k)
+    for i in range(0, len(z), step):
+        u = z[i : i + step].view(-1, L, k, 1) * fields
+        feats = torch.cat([u.real, -u.imag], 2)  # coefficients of Re w and Im w
+        g = g + torch.einsum("nlap,nlbp->lab", feats, feats)
+        rhs = rhs + torch.einsum("nlap,nlp->la", feats, x[i : i + step])
     g = g + 1e-6 * g.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None] * torch.eye(2 * k)
-    c = torch.linalg.solve(g, torch.einsum("nlap,nlp->la", feats, x.reshape(len(x), L, -1)))
+    c = torch.linalg.solve(g, rhs)
     return torch.complex(c[:, :k], c[:, k:])
 
 
 def ported(z, w, fields, shape):
+    """The linear image of the fiber values ``z`` through the ports ``w``."""
     L, k, _ = fields.shape
-    return (w.view(1, L, k, 1) * z.view(-1, L, k, 1) * fields).real.sum(2).reshape(shape)
+    return render_linear((w.view(1, L, k) * z.view(-1, L, k)).reshape(-1, L * k), fields).reshape(
+        shape
+    )
 
 
 def render_linear(z: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
@@ -334,11 +356,15 @@ def as_complex(r: torch.Tensor) -> torch.Tensor:
     return torch.complex(r[..., :k], r[..., k:])
 
 
-def camera_images(chip, z: torch.Tensor, ratio: float, calib_z: torch.Tensor, fields):
+def camera_images(
+    chip, z: torch.Tensor, ratio: float, calib_z: torch.Tensor, fields, photons: int | None = None
+):
     """Images the chip's camera takes of the fiber values ``z`` with a plane reference of
     ``ratio x`` the rms field of ``calib_z``'s images: ``|A + L|^2``, the offset (the
     reference alone) removed and one gain per colour, both calibrated on ``calib_z``'s
-    linear prediction (not on any target image)."""
+    linear prediction (not on any target image). ``photons``: a seed; read through
+    :func:`photon_counting` instead of noise-free, its exposure set on ``calib_z``'s
+    brightest pixel."""
     cfg = chip.config
     gen = chip.generators[0]
     k, s, n = cfg.camera_pixel_samples, cfg.image_size, cfg.grid_samples
@@ -359,14 +385,15 @@ def camera_images(chip, z: torch.Tensor, ratio: float, calib_z: torch.Tensor, fi
         )
         lin = render_linear(calib_z, fields)
         gain = ((lin * lin).sum((0, 2)) / (signal * lin).sum((0, 2))).view(1, -1, 1, 1)
-        out = [
-            (
-                gen.relative_intensity(gen.camera_field(chip.emitted_field(z[i : i + batch])) + amp)
-                - background
+        brightest = gen.relative_intensity(f0 + amp).amax()
+        out = []
+        for i in range(0, len(z), batch):
+            rel = gen.relative_intensity(
+                gen.camera_field(chip.emitted_field(z[i : i + batch])) + amp
             )
-            * gain
-            for i in range(0, len(z), batch)
-        ]
+            if photons is not None:
+                rel = photon_counting(rel, brightest, photons + i)
+            out.append((rel - background) * gain)
     return torch.cat(out).clamp(0, 1)
 
 
@@ -462,6 +489,7 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
     train, labels = train_ds.images, train_ds.labels
     n_classes, n = train_ds.n_classes, args.samples_per_class
     shape = (n_classes * n, *train.shape[1:])
+    test, tlab = test_ds.images, test_ds.labels
     jtrain = load_dataset(cfg.dataset, split="train", size=args.judge_size, root=cfg.data_root)
     jtest = load_dataset(cfg.dataset, split="test", size=args.judge_size, root=cfg.data_root)
     clf, _ = load_or_train_classifier(
@@ -478,6 +506,7 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
     shown_names: list[str] = []
 
     def judge(name: str, fake: torch.Tensor, fake_labels: torch.Tensor, grid: bool = False):
+        """Score ``fake`` with the judge; held-out reconstructions also get their PSNR."""
         r = {
             "row": name,
             **sample_scores(
@@ -491,9 +520,12 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
                 args.seed,
             ),
         }
+        if name.startswith("reconstructions"):
+            r["psnr_db"] = psnr(fake, test).item()
         out.append(r)
         log(
-            f"samples, {name}: shape judge {100 * r['accuracy_generated_mean']:.1f} % "
+            (f"[PSNR {r['psnr_db']:.2f} dB] " if "psnr_db" in r else "")
+            + f"samples, {name}: shape judge {100 * r['accuracy_generated_mean']:.1f} % "
             f"(per class {', '.join(f'{100 * a:.0f}' for a in r['accuracy_generated_per_class'])}"
             f"), ratio {r['ratio_generated_to_real']:.2f}, shuffled tiles "
             f"{100 * r['accuracy_generated_block_shuffled_mean']:.1f} %, FID {r['fid']:.1f}, "
@@ -517,9 +549,8 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
     mean_labels = torch.arange(n_classes).repeat_interleave(n)
     judge("control: the class-mean image", means[mean_labels], mean_labels)
     mean, comps = pca_basis(train, 2 * K * L)
-    coef = (train.reshape(len(train), -1) - mean) @ comps.T
+    coef = torch.cat([(x.reshape(len(x), -1) - mean) @ comps.T for x in train.split(64)])
     r, lab = class_samples(coef, labels, n_classes, n, args.seed, args.class_components)
-    test, tlab = test_ds.images, test_ds.labels
     judge(
         f"reconstructions of the held-out images: PCA-{2 * K * L}",
         pca_project(test, mean, comps),
@@ -538,14 +569,18 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
         per_colour_project(test, m_c, v_c),
         tlab,
     )
-    coef = torch.einsum(
-        "nlp,lkp->nlk", train.reshape(len(train), L, -1).double() - m_c, v_c
+    m_c, v_c = m_c.float(), v_c.float()
+    coef = torch.cat(
+        [
+            torch.einsum("nlp,lkp->nlk", train[i : i + 64].reshape(-1, L, m_c.shape[-1]) - m_c, v_c)
+            for i in range(0, len(train), 64)
+        ]
     ).reshape(len(train), -1)
-    r, lab = class_samples(coef.float(), labels, n_classes, n, args.seed, args.class_components)
-    pics = torch.einsum("nlk,lkp->nlp", r.double().reshape(len(r), L, -1), v_c) + m_c
+    r, lab = class_samples(coef, labels, n_classes, n, args.seed, args.class_components)
+    pics = torch.einsum("nlk,lkp->nlp", r.reshape(len(r), L, -1), v_c) + m_c
     judge(
         f"digital: each colour's PCA-{2 * K}, per-class Gaussians",
-        pics.float().reshape(shape).clamp(0, 1),
+        pics.reshape(shape).clamp(0, 1),
         lab,
         grid=True,
     )
@@ -583,12 +618,19 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
             lab,
             grid=True,
         )
-    judge(
-        f"{name}, camera |A + L|^2, A = {args.sample_ratio:g} rms L",
-        camera_images(chip, zs, args.sample_ratio, z[:64], fields),
-        lab,
-        grid=True,
-    )
+    for i, ratio in enumerate(args.sample_ratio):
+        judge(
+            f"{name}, camera |A + L|^2, A = {ratio:g} rms L",
+            camera_images(chip, zs, ratio, z[:64], fields),
+            lab,
+            grid=i == 0,
+        )
+        if args.sample_photons:
+            judge(
+                f"{name}, photon-counting camera, A = {ratio:g} rms L",
+                camera_images(chip, zs, ratio, z[:64], fields, photons=args.seed),
+                lab,
+            )
     pooled = torch.zeros(len(z), dtype=torch.long)
     r, _ = class_samples(as_real(z), pooled, 1, n * n_classes, args.seed, args.class_components)
     judge(
@@ -600,7 +642,7 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
         from lightgen.tasks.images import image_grid, save_png
 
         grid = torch.cat(shown)
-        if grid.shape[-1] != args.figure_px:
+        if grid.shape[-1] > args.figure_px:
             grid = F.interpolate(grid, size=(args.figure_px,) * 2, mode="area")
         save_png(args.samples_figure, image_grid(grid, 8))
         log(
@@ -655,12 +697,26 @@ def main() -> None:
         default=1,
         help="stage 6: Gaussians per class in the ex-post density (1: the expost-class sampler)",
     )
-    ap.add_argument("--sample-ratio", type=float, default=8.0, help="stage 6 reference A / rms L")
+    ap.add_argument(
+        "--sample-ratio",
+        type=float,
+        nargs="+",
+        default=[8.0],
+        help="stage 6 reference A / rms L (several: one row each; the first is in the figure)",
+    )
+    ap.add_argument(
+        "--sample-photons",
+        action="store_true",
+        help="stage 6: also read the samples through the photon-counting camera of stage 4",
+    )
     ap.add_argument("--judge-size", type=int, default=32)
     ap.add_argument("--judge-epochs", type=int, default=12)
     ap.add_argument("--samples-figure", type=Path, default=None, help="PNG: 8 samples per class")
     ap.add_argument(
-        "--figure-px", type=int, default=96, help="--samples-figure: image side shown (area)"
+        "--figure-px",
+        type=int,
+        default=128,
+        help="the figures' image side: larger images are shown shrunk (area)",
     )
     ap.add_argument(
         "--n-ssim",
@@ -682,6 +738,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--figure", type=Path, default=None, help="PNG: 8 held-out rows")
     args = ap.parse_args()
+    for name in ("ratios", "sample_ratio"):
+        bad = [r for r in getattr(args, name) if not r > 0]
+        if bad:
+            flag = "--" + name.replace("_", "-")
+            ap.exit(
+                2,
+                f"error: {flag} {bad[0]:g}: the reference is a positive multiple of rms L, e.g. 8.\n",
+            )
 
     try:
         cfg, chip, train_ds, test_ds = load_study(
@@ -841,7 +905,10 @@ def main() -> None:
     if args.figure is not None:
         from lightgen.tasks.images import image_grid, save_png
 
-        save_png(args.figure, image_grid(torch.cat(rows), 8))
+        grid = torch.cat(rows)
+        if grid.shape[-1] > args.figure_px:
+            grid = F.interpolate(grid, size=(args.figure_px,) * 2, mode="area")
+        save_png(args.figure, image_grid(grid, 8))
         log(f"wrote {args.figure}")
 
 

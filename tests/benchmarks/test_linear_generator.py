@@ -111,6 +111,14 @@ def test_solve_ports_recovers_known_ports(lg):
     z = torch.randn(20, 12, dtype=torch.complex64)
     x = lg.ported(z, w, fields, (20, 3, 50))
     torch.testing.assert_close(lg.solve_ports(z, fields, x), w, atol=1e-4, rtol=1e-4)
+    # summed three images at a time: the same normal equations
+    torch.testing.assert_close(lg.solve_ports(z, fields, x, chunk=3), w, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        lg.ported(z, w, fields, (20, 3, 50)),
+        (w.view(1, 3, 4, 1) * z.view(20, 3, 4, 1) * fields).real.sum(2),
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
 
 def test_local_targets_are_unit_fields_and_need_a_square_array(lg):
@@ -183,8 +191,10 @@ def test_class_samples_are_drawn_from_the_selected_class(lg):
 
 def test_per_colour_pca_basis_is_each_colours_svd(lg):
     torch.manual_seed(4)
-    train = torch.rand(30, 3, 5, 5)
+    train = torch.rand(30, 3, 5, 5, dtype=torch.float64)
+    before = train.clone()
     m, v = lg.per_colour_pca_basis(train, 4, centred=True)
+    assert torch.equal(train, before)  # centred in a copy, not in the caller's images
     assert v.shape == (3, 4, 25)
     for c in range(3):
         x = train[:, c].reshape(30, -1).double()
@@ -193,3 +203,21 @@ def test_per_colour_pca_basis_is_each_colours_svd(lg):
         vt = torch.linalg.svd(x - x.mean(0), full_matrices=False)[2][:4]
         # the same subspace: the projectors agree
         torch.testing.assert_close(v[c].T @ v[c], vt.T @ vt, atol=1e-8, rtol=0)
+
+
+def test_photon_counting_camera_matches_shot_noise_closed_forms(lg):
+    """Mean = the intensity, variance = Poisson's (mu electrons: var mu) plus read noise and
+    the ADC's uniform quantisation, saturation at the full well."""
+    c = 0.37
+    rel = torch.full((200_000,), c, dtype=torch.float64)
+    out = lg.photon_counting(rel, c, seed=1)
+    mu, e_per = 8_000.0, 8_000.0 / c  # 80 % of the 10,000 e full well at the brightest pixel
+    step = 10_000 / 4095  # electrons per ADC code
+    var = (mu + 1.5**2 + step**2 / 12) / e_per**2
+    assert abs(out.mean().item() - c) < 4 * math.sqrt(var / len(rel)) + step / e_per / 2
+    assert abs(out.var().item() / var - 1) < 0.02
+    codes = out * e_per / step
+    torch.testing.assert_close(codes, codes.round(), atol=1e-6, rtol=0)  # digitised
+    sat = lg.photon_counting(torch.full((10,), 3 * c, dtype=torch.float64), c, seed=2)
+    torch.testing.assert_close(sat, torch.full_like(sat, 10_000 / e_per))  # full well
+    torch.testing.assert_close(lg.photon_counting(rel, c, seed=1), out)  # seeded
