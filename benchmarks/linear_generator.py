@@ -52,7 +52,10 @@ Stages, each printed:
    px) scores them beside its controls (real images, the class-mean image, one pooled
    Gaussian that ignores the labels, the samples' tile-shuffled copies) and the digital
    ceilings at the same width (PCA with ``2 x fibers x colours`` components, each colour's
-   own PCA, sampled the same way; and the judge on their held-out reconstructions).
+   own PCA, sampled the same way; and the judge on their held-out reconstructions), and
+   a copying check: the samples' median distance to the nearest training image, against
+   the held-out images', both in the rendered space (the training images as the chip
+   renders them).
 
 Everything in the light path is physical (free space, phase masks, fibers, a beam splitter,
 camera intensity with gain/offset); the least-squares solves stand for what an encoder
@@ -347,6 +350,26 @@ def class_samples(
     return torch.cat(rows).float(), torch.arange(n_classes).repeat_interleave(n_per_class)
 
 
+def nearest_train_distance(
+    images: torch.Tensor, train: torch.Tensor, size: int = 32, batch: int = 256
+) -> torch.Tensor:
+    """Each image's RMS pixel distance to its nearest image of ``train`` (both shrunk to
+    ``size`` px by area averaging): the copying check of issue 16, to be read in the
+    rendered space (``train`` rendered by the same chip), where a sampler that copies
+    training images lands nearer than new images do."""
+
+    def small(x):
+        x = F.interpolate(x, size=(size, size), mode="area") if x.shape[-1] > size else x
+        return x.reshape(len(x), -1).double()
+
+    t = torch.cat([small(train[i : i + batch]) for i in range(0, len(train), batch)])
+    out = []
+    for i in range(0, len(images), batch):
+        d = torch.cdist(small(images[i : i + batch]), t).amin(1)
+        out.append(d / math.sqrt(t.shape[1]))
+    return torch.cat(out)
+
+
 def as_real(z: torch.Tensor) -> torch.Tensor:
     return torch.cat([z.real, z.imag], -1)
 
@@ -603,20 +626,34 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
         rec.reshape(test.shape).clamp(0, 1),
         tlab,
     )
+    heldout = {"generator, least-squares latents": rec.reshape(test.shape).clamp(0, 1)}
     if args.encoder_steps or args.sample_encoder:
         with torch.no_grad():
             z = torch.cat([chip.encode(train[i : i + 32]) for i in range(0, len(train), 32)])
+            zt = torch.cat([chip.encode(test[i : i + 32]) for i in range(0, len(test), 32)])
             s_f = fields.abs().square().mean().sqrt()
             w = solve_ports(z[:256], fields / s_f, train[:256])
         sources["whole chip, encoder latents"] = (w.reshape(1, L * K) * z) / s_f
+        heldout["whole chip, encoder latents"] = (
+            render_linear((w.reshape(1, L * K) * zt) / s_f, fields).reshape(test.shape).clamp(0, 1)
+        )
     for name, z in sources.items():
         r, lab = class_samples(as_real(z), labels, n_classes, n, args.seed, args.class_components)
         zs = as_complex(r)
-        judge(
-            f"{name}, linear limit",
-            render_linear(zs, fields).reshape(shape).clamp(0, 1),
-            lab,
-            grid=True,
+        fake = render_linear(zs, fields).reshape(shape).clamp(0, 1)
+        judge(f"{name}, linear limit", fake, lab, grid=True)
+        # the copying check in the rendered space: samples vs new (held-out) images, both
+        # against the training images as this source renders them
+        rendered = torch.cat(
+            [render_linear(z[i : i + 256], fields) for i in range(0, len(z), 256)]
+        ).reshape(train.shape)
+        d_s = nearest_train_distance(fake, rendered.clamp(0, 1)).median().item()
+        d_h = nearest_train_distance(heldout[name], rendered.clamp(0, 1)).median().item()
+        out[-1]["copying_median_nearest_train_rms"] = {"samples": d_s, "heldout": d_h}
+        log(
+            f"copying check, {name} (rendered space, 32 px): median nearest-training distance "
+            f"of samples {d_s:.4f}, of held-out images {d_h:.4f} "
+            f"({'not nearer' if d_s >= d_h else 'NEARER: samples sit closer than new images'})"
         )
     for i, ratio in enumerate(args.sample_ratio):
         judge(

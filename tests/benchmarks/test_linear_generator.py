@@ -221,3 +221,17 @@ def test_photon_counting_camera_matches_shot_noise_closed_forms(lg):
     sat = lg.photon_counting(torch.full((10,), 3 * c, dtype=torch.float64), c, seed=2)
     torch.testing.assert_close(sat, torch.full_like(sat, 10_000 / e_per))  # full well
     torch.testing.assert_close(lg.photon_counting(rel, c, seed=1), out)  # seeded
+
+
+def test_nearest_train_distance_catches_copies(lg):
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(50, 3, 64, 64, generator=g)
+    copies = lg.nearest_train_distance(train[:10], train)
+    torch.testing.assert_close(copies, torch.zeros(10, dtype=torch.float64))
+    new = lg.nearest_train_distance(torch.rand(10, 3, 64, 64, generator=g), train)
+    # two independent uniform images at 32 px (2 x 2 means): rms difference ~ sqrt(2/12/4)
+    assert (new > 0.1).all() and (new < 0.25).all()
+    shifted = lg.nearest_train_distance(train[:10] + 0.05, train)
+    torch.testing.assert_close(
+        shifted, torch.full((10,), 0.05, dtype=torch.float64), atol=1e-6, rtol=0
+    )
