@@ -220,12 +220,12 @@ def photon_counting(rel: torch.Tensor, brightest: torch.Tensor | float, seed: in
     noise, a 12-bit ADC (``lightgen.optics.devices.shot_noise`` and ``adc``)."""
     from lightgen.optics.devices import adc, shot_noise
 
-    full_well = 10_000
+    full_well, bits = 10_000, 12
     g = torch.Generator().manual_seed(seed)
     e_per = 0.8 * full_well / brightest
     el = shot_noise(rel * e_per, g, differentiable=False)
     el = el + 1.5 * torch.randn(rel.shape, generator=g, dtype=rel.dtype)
-    return adc(el, full_well, 12) * (full_well / 4095) / e_per
+    return adc(el, full_well, bits) * (full_well / (2**bits - 1)) / e_per
 
 
 def reference_check(chip, test, ratios, fit_steps: int, seed: int):
@@ -379,15 +379,20 @@ def as_complex(r: torch.Tensor) -> torch.Tensor:
     return torch.complex(r[..., :k], r[..., k:])
 
 
-def camera_images(
-    chip, z: torch.Tensor, ratio: float, calib_z: torch.Tensor, fields, photons: int | None = None
-):
+def camera_images(chip, z: torch.Tensor, ratio: float, calib_z: torch.Tensor, fields):
     """Images the chip's camera takes of the fiber values ``z`` with a plane reference of
     ``ratio x`` the rms field of ``calib_z``'s images: ``|A + L|^2``, the offset (the
     reference alone) removed and one gain per colour, both calibrated on ``calib_z``'s
-    linear prediction (not on any target image). ``photons``: a seed; read through
-    :func:`photon_counting` instead of noise-free, its exposure set on ``calib_z``'s
-    brightest pixel."""
+    linear prediction (not on any target image)."""
+    return camera_readings(chip, z, ratio, calib_z, fields)[0]
+
+
+def camera_readings(
+    chip, z: torch.Tensor, ratio: float, calib_z: torch.Tensor, fields, photons: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`camera_images` and, with ``photons`` (a seed), the same light read by
+    :func:`photon_counting` (its exposure set on ``calib_z``'s brightest pixel), from one
+    pass of the fields through the generator; ``None`` in its place otherwise."""
     cfg = chip.config
     gen = chip.generators[0]
     k, s, n = cfg.camera_pixel_samples, cfg.image_size, cfg.grid_samples
@@ -403,21 +408,31 @@ def camera_images(
         rms = f0[..., top : top + s * k, top : top + s * k].abs().square().mean((0, 2, 3)).sqrt()
         amp = (ratio * rms).view(1, -1, 1, 1).to(f0.dtype)
         background = gen.relative_intensity(torch.zeros_like(f0[:1]) + amp)
-        signal = (gen.relative_intensity(f0 + amp) - background).reshape(
-            len(calib_z), cfg.n_wavelengths, -1
-        )
+        rel0 = gen.relative_intensity(f0 + amp)
+        signal = (rel0 - background).reshape(len(calib_z), cfg.n_wavelengths, -1)
         lin = render_linear(calib_z, fields)
         gain = ((lin * lin).sum((0, 2)) / (signal * lin).sum((0, 2))).view(1, -1, 1, 1)
-        brightest = gen.relative_intensity(f0 + amp).amax()
-        out = []
+        clean, noisy = [], []
         for i in range(0, len(z), batch):
             rel = gen.relative_intensity(
                 gen.camera_field(chip.emitted_field(z[i : i + batch])) + amp
             )
+            clean.append((rel - background) * gain)
             if photons is not None:
-                rel = photon_counting(rel, brightest, photons + i)
-            out.append((rel - background) * gain)
-    return torch.cat(out).clamp(0, 1)
+                noisy.append((photon_counting(rel, rel0.amax(), photons + i) - background) * gain)
+    return (
+        torch.cat(clean).clamp(0, 1),
+        torch.cat(noisy).clamp(0, 1) if photons is not None else None,
+    )
+
+
+def save_figure(path: Path, images: torch.Tensor, px: int) -> None:
+    """A grid of 8 images per row at ``path``, images larger than ``px`` shrunk (area)."""
+    from lightgen.tasks.images import image_grid, save_png
+
+    if images.shape[-1] > px:
+        images = F.interpolate(images, size=(px, px), mode="area")
+    save_png(path, image_grid(images, 8))
 
 
 def sample_scores(
@@ -644,11 +659,13 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
         judge(f"{name}, linear limit", fake, lab, grid=True)
         # the copying check in the rendered space: samples vs new (held-out) images, both
         # against the training images as this source renders them
-        rendered = torch.cat(
-            [render_linear(z[i : i + 256], fields) for i in range(0, len(z), 256)]
-        ).reshape(train.shape)
-        d_s = nearest_train_distance(fake, rendered.clamp(0, 1)).median().item()
-        d_h = nearest_train_distance(heldout[name], rendered.clamp(0, 1)).median().item()
+        rendered = (
+            torch.cat([render_linear(z[i : i + 256], fields) for i in range(0, len(z), 256)])
+            .reshape(train.shape)
+            .clamp(0, 1)
+        )
+        d_s = nearest_train_distance(fake, rendered).median().item()
+        d_h = nearest_train_distance(heldout[name], rendered).median().item()
         out[-1]["copying_median_nearest_train_rms"] = {"samples": d_s, "heldout": d_h}
         log(
             f"copying check, {name} (rendered space, 32 px): median nearest-training distance "
@@ -656,18 +673,12 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
             f"({'not nearer' if d_s >= d_h else 'NEARER: samples sit closer than new images'})"
         )
     for i, ratio in enumerate(args.sample_ratio):
-        judge(
-            f"{name}, camera |A + L|^2, A = {ratio:g} rms L",
-            camera_images(chip, zs, ratio, z[:64], fields),
-            lab,
-            grid=i == 0,
+        clean, noisy = camera_readings(
+            chip, zs, ratio, z[:64], fields, args.seed if args.sample_photons else None
         )
-        if args.sample_photons:
-            judge(
-                f"{name}, photon-counting camera, A = {ratio:g} rms L",
-                camera_images(chip, zs, ratio, z[:64], fields, photons=args.seed),
-                lab,
-            )
+        judge(f"{name}, camera |A + L|^2, A = {ratio:g} rms L", clean, lab, grid=i == 0)
+        if noisy is not None:
+            judge(f"{name}, photon-counting camera, A = {ratio:g} rms L", noisy, lab)
     pooled = torch.zeros(len(z), dtype=torch.long)
     r, _ = class_samples(as_real(z), pooled, 1, n * n_classes, args.seed, args.class_components)
     judge(
@@ -676,12 +687,7 @@ def samples_stage(chip, cfg, train_ds, test_ds, args, log) -> list[dict]:
         mean_labels,
     )
     if args.samples_figure is not None:
-        from lightgen.tasks.images import image_grid, save_png
-
-        grid = torch.cat(shown)
-        if grid.shape[-1] > args.figure_px:
-            grid = F.interpolate(grid, size=(args.figure_px,) * 2, mode="area")
-        save_png(args.samples_figure, image_grid(grid, 8))
+        save_figure(args.samples_figure, torch.cat(shown), args.figure_px)
         log(
             f"wrote {args.samples_figure} (blocks of {n_classes} rows: "
             + "; ".join(shown_names)
@@ -940,12 +946,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(row, indent=1))
     if args.figure is not None:
-        from lightgen.tasks.images import image_grid, save_png
-
-        grid = torch.cat(rows)
-        if grid.shape[-1] > args.figure_px:
-            grid = F.interpolate(grid, size=(args.figure_px,) * 2, mode="area")
-        save_png(args.figure, image_grid(grid, 8))
+        save_figure(args.figure, torch.cat(rows), args.figure_px)
         log(f"wrote {args.figure}")
 
 

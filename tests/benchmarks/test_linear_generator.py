@@ -167,6 +167,10 @@ def test_the_camera_image_tends_to_the_linear_image_as_one_over_the_reference(lg
             r: (lg.camera_images(chip, z, r, z, fields) - lin)[inside].abs().mean().item()
             for r in (4.0, 16.0, 1000.0)
         }
+        clean, noisy = lg.camera_readings(chip, z, 16.0, z, fields, photons=0)
+        assert lg.camera_readings(chip, z, 16.0, z, fields)[1] is None
+    torch.testing.assert_close(clean, lg.camera_images(chip, z, 16.0, z, fields))
+    assert 0 < (noisy - clean).abs().mean() < 0.1  # shot noise on the same light
     assert err[1000.0] < 2e-3 * lin[inside].abs().mean()
     assert 3.0 < err[4.0] / err[16.0] < 5.5, err
 
