@@ -32,6 +32,11 @@ Stages, each printed:
    coefficients of a batch of training images on the present basis (exact, no latent
    table), and the masks moved along the gradient of the residual; held-out PSNR of the
    held-out images' own least-squares coefficients (the best any encoder could deliver);
+   then the sampling check (``--check-sampling R``, default 2): the same PSNR with the
+   same physical masks simulated on an ``R`` x finer grid (``lightgen.chip.fabrication.
+   refined``: each mask pixel ``R x R`` samples of one height). One sample per pixel does
+   not resolve the light that height jumps between pixels diffract; trained masks without
+   ``layer_filter_radius_m`` lose 2 to 5 dB here (docs/design-study.md);
 4. the chip's own intensity physics with a finite reference ``A = ratio x rms|L|``: the
    least-squares latents, then ``--fit-steps`` of Adam on the camera MSE; beside it a
    photon-counting camera (80 % of a 10,000 e full well at the brightest pixel, shot and
@@ -78,6 +83,7 @@ import torch.nn.functional as F
 from lightgen._io import atomic_write
 from lightgen.chip.chip import LightGenChip
 from lightgen.chip.connectivity import connectivity
+from lightgen.chip.fabrication import refined
 from lightgen.data.registry import load_dataset
 from lightgen.metrics.image import psnr, ssim
 from lightgen.metrics.pca import lattice_windows, local_pca_basis
@@ -768,6 +774,22 @@ def main() -> None:
         help="SSIM on the first N held-out images (default all; at 512 px SSIM costs ~2 s "
         "an image)",
     )
+    ap.add_argument(
+        "--check-sampling",
+        type=int,
+        default=2,
+        metavar="R",
+        help="after training, the held-out PSNR of the same masks on an R x finer grid "
+        "(lightgen.chip.fabrication.refined; 0 or 1: skip)",
+    )
+    ap.add_argument(
+        "--refine",
+        type=int,
+        default=1,
+        metavar="R",
+        help="evaluate the --init chip (with --steps 0) on an R x finer grid in every stage, "
+        "its masks as piecewise-constant pixels",
+    )
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", type=Path, default=None, help="start from these chip weights")
@@ -796,6 +818,15 @@ def main() -> None:
         )
     except ValueError as e:
         ap.exit(2, f"error: {e}\n")
+    if args.refine > 1:
+        if args.init is None or args.steps or args.match_steps or args.encoder_steps or args.out:
+            ap.exit(
+                2,
+                f"error: --refine {args.refine} evaluates a trained chip: give --init, --steps 0 "
+                "and no --match-steps, --encoder-steps or --out.\n",
+            )
+        chip = refined(chip, args.refine)
+        args.check_sampling = 0
     torch.manual_seed(args.seed)
     chip_over = cfg.chip
     cc = chip.config
@@ -818,6 +849,7 @@ def main() -> None:
         "generator_fiber_reach": conn.generator_fiber_reach_fraction,
         "n_train": len(train),
         "n_test": len(test),
+        "refine": args.refine,
     }
 
     def log(msg: str) -> None:
@@ -828,6 +860,11 @@ def main() -> None:
         f"{L} wavelengths, {cc.generator_layers} generator layers (reach "
         f"{conn.generator_fiber_reach_fraction:.2f})"
     )
+    if args.refine > 1:
+        log(
+            f"every stage on a {args.refine}x finer grid: each mask pixel {args.refine}x"
+            f"{args.refine} samples of one height (lightgen.chip.fabrication.refined)"
+        )
     for centred in (True, False) if args.ceilings else ():
         key = "per_colour_pca_" + ("centred" if centred else "uncentred") + "_psnr_db"
         row[key] = psnr(per_colour_pca(train, test, 2 * K, centred), test).item()  # ~1 min
@@ -838,9 +875,9 @@ def main() -> None:
             f"(uncentred {row['per_colour_pca_uncentred_psnr_db']:.2f} dB)"
         )
 
-    def held_out() -> tuple[float, torch.Tensor]:
+    def held_out(which: LightGenChip = chip) -> tuple[float, torch.Tensor]:
         with torch.no_grad():
-            b = real_basis(fiber_pixel_fields(chip))
+            b = real_basis(fiber_pixel_fields(which))
             rec = torch.cat(
                 [least_squares(b, x_test[i : i + 256])[1] for i in range(0, len(test), 256)]
             )
@@ -891,6 +928,16 @@ def main() -> None:
         f"linear regime (A -> inf), least-squares latents: held-out {row['heldout_psnr_db']:.2f} dB, "
         f"SSIM {row['heldout_ssim']:.3f}"
     )
+    if args.check_sampling > 1:
+        fine = refined(chip, args.check_sampling).requires_grad_(False)
+        row["check_sampling_factor"] = args.check_sampling
+        row["refined_heldout_psnr_db"] = held_out(fine)[0]
+        del fine
+        log(
+            f"sampling check: the same masks (piecewise-constant pixels) on a "
+            f"{args.check_sampling}x finer grid: held-out {row['refined_heldout_psnr_db']:.2f} dB "
+            f"(own grid {row['heldout_psnr_db']:.2f} dB)"
+        )
     check = test[: args.n_check]
     row["reference"], fit = reference_check(chip, check, args.ratios, args.fit_steps, args.seed)
     for r in row["reference"]:

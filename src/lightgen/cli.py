@@ -417,6 +417,26 @@ def generate(
     _print_image_set(files)
 
 
+def _recalibrate(system, cfg, data_root, seed: int, n: int = 256) -> None:
+    """The refined chip's camera gain/offset refitted on ``n`` training images (a
+    fabricated chip's calibration; ``eval --refine``). Chips with condition fibers keep
+    their trained calibration (their latents need per-image conditions)."""
+    import torch
+
+    from lightgen.chip.fabrication import calibrate_camera
+    from lightgen.data.registry import load_dataset
+
+    size = cfg.chip_config().image_size
+    opts = cfg.dataset_options()
+    x = load_dataset(cfg.dataset, root=data_root, split="train", size=size, seed=seed, **opts)
+    x = x.images[:n]
+    if system.n_conditions:
+        return
+    with torch.no_grad():
+        mu = system.with_conditions(system.model.posterior(x)[0], None)
+        calibrate_camera(system.model.chip, mu, x, system.routing(mu))
+
+
 @app.command(name="eval")
 def eval_(
     checkpoint: Annotated[
@@ -524,13 +544,22 @@ def eval_(
     slm_fill_factor: Annotated[
         float | None, typer.Option(help="--input-power-w: SLM linear fill factor (default 1)")
     ] = None,
+    refine: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="the sampling check: evaluate the same chip on an R x finer grid, each mask "
+            "pixel R x R samples of one height (lightgen.chip.fabrication.refined); a chip "
+            "whose numbers move here is not resolved by its own grid (docs/physics.md)",
+        ),
+    ] = 1,
 ) -> None:
     """FID/KID/precision/recall, copying control (nearest-training-image distance),
     reconstruction PSNR/SSIM, optical efficiencies, per-class generation accuracy (mixture
     prior); prints and writes JSON. With --generated DIR: the images in DIR (made by any
     model) scored by the same judge on the same held-out split. With --input-power-w: image
     quality against optical energy per image (a laser-power sweep)."""
-    from lightgen.chip.fabrication import FabricationModel
+    from lightgen.chip.fabrication import FabricationModel, refined
     from lightgen.tasks.evaluate import EvalOptions, evaluate
     from lightgen.tasks.images import atomic_write
     from lightgen.train.expost import check_sampler_options, resolve_sampler
@@ -545,6 +574,7 @@ def eval_(
         "--fab-distance-std-m": fab_distance_std_m != 0,
         "--temperature": temperature != 1.0,
         "--class-grid": class_grid is not None,
+        "--refine": refine != 1,
     }
     chip_flags = [flag for flag, given in chip_only.items() if given]
     if generated is not None:
@@ -644,10 +674,18 @@ def eval_(
             )
         sampler, k_gmm, cov_gmm = check_sampler_options(sampler, gmm_components, gmm_covariance)
         system, cfg = load_trained(checkpoint)
+        if refine > 1:
+            if system.model.optical_chip is None:
+                raise ValueError(
+                    f"--refine {refine} re-simulates an optical chip; the {cfg.model!r} model "
+                    "of this checkpoint has none. Drop --refine."
+                )
+            system.model.chip = refined(system.model.chip, refine).eval()
+            _recalibrate(system, cfg, data_root or cfg.data_root, seed)
         src, record = resolve_sampler(
             checkpoint, system, cfg, sampler, gmm_components, gmm_covariance
         )
-        tag = "" if fab is None else "-fabricated"
+        tag = ("" if fab is None else "-fabricated") + (f"-refined{refine}" if refine > 1 else "")
         if sampler != "prior":
             tag += f"-{sampler}-{cov_gmm}" + (f"-k{k_gmm}" if k_gmm else "")
         grid = class_grid or (
@@ -670,6 +708,8 @@ def eval_(
             sampler_record=record,
         )
         res = evaluate(system, cfg, options)
+        if refine > 1:
+            res["refine"] = refine
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     t = Table(title=f"eval of {checkpoint}")

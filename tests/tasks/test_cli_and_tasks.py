@@ -103,6 +103,24 @@ def test_eval_reports_fid_kid_and_optical_efficiencies(tiny_run, tmp_path, monke
     )
 
 
+def test_eval_refine_rescores_the_same_chip_on_a_finer_grid(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
+    outs = {}
+    for r in (1, 2):
+        outs[r] = tmp_path / f"eval{r}.json"
+        args = ["eval", "--checkpoint", str(tiny_run), "--n", "16", "--out", str(outs[r])]
+        res = runner.invoke(app, [*args, "--refine", str(r)])
+        assert res.exit_code == 0, res.output
+    one, two = (json.loads(outs[r].read_text()) for r in (1, 2))
+    assert two["refine"] == 2 and "refine" not in one
+    assert (
+        two["reconstruction_psnr_db"] != one["reconstruction_psnr_db"]
+    )  # the same masks, other physics
+    assert abs(two["reconstruction_psnr_db"] - one["reconstruction_psnr_db"]) < 10
+    res = runner.invoke(app, ["eval", "--generated", str(tmp_path), "--refine", "2"])
+    assert res.exit_code == 2 and "--refine" in _text(res)
+
+
 def test_perf_reproduces_the_papers_measured_throughput():
     res = runner.invoke(app, ["perf", "--preset", "paper"])
     assert res.exit_code == 0, res.output

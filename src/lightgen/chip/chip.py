@@ -151,6 +151,7 @@ def _stack(
         activation_checkpointing,
         config.propagation_tail_tolerance,
         config.propagation_padding,
+        config.layer_filter_radius_m,
     )
 
 

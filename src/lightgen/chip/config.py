@@ -190,6 +190,17 @@ class ChipConfig(BaseModel):
     )
     n_generators: int = Field(default=1, ge=1, le=16)
     quantization_levels: int | None = Field(default=None, ge=2, le=65536)
+    layer_filter_radius_m: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "conic filter radius in metres on every metasurface layer's height parameter "
+            "(None: no filter). Masks whose height jumps from pixel to pixel diffract light "
+            "that one grid sample per pixel does not resolve; a filter of a few pitches keeps "
+            "a trained chip's numbers when re-simulated finer (lightgen.chip.fabrication.refined, "
+            "docs/physics.md)"
+        ),
+    )
     input_power_w: float = Field(
         default=1e-3,
         gt=0,

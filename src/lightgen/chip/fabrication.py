@@ -3,6 +3,11 @@
 Used two ways: as training-time augmentation (fabrication-aware training, every
 forward pass draws new placement errors) and at evaluation, to measure the quality
 of a design once fabricated (each forward pass is one Monte-Carlo fabrication).
+
+:func:`refined` asks the other question a fabricated chip poses: its layers are
+piecewise-constant pixels, and a simulation with one grid sample per pixel does not
+resolve the light a pixel's edges diffract. The same physical chip on a finer grid must
+give the same numbers; where it does not, the coarse numbers are not the device's.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from contextlib import contextmanager
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from lightgen.chip.chip import LightGenChip
+from lightgen.chip.config import ChipConfig
 from lightgen.optics.elements import MetasurfaceLayer
 from lightgen.optics.fabrication import HeightQuantizer, Misalignment
 
@@ -65,3 +72,94 @@ def fabricated(module: torch.nn.Module, fab: FabricationModel | None, seed: int 
     finally:
         for layer, (q, m) in zip(layers, saved, strict=True):
             layer.quantizer, layer.misalignment = q, m
+
+
+def refined(chip: LightGenChip, factor: int) -> LightGenChip:
+    """The same physical chip simulated on a grid ``factor`` times finer.
+
+    Every metasurface layer keeps its pixels (pitch ``pixel_pitch_m``), each now
+    ``factor x factor`` grid samples of one height (its filtered, quantised height: the
+    fine chip has no filter or quantiser of its own); the SLM and camera keep their pixels
+    (``slm_pixel_samples`` and ``camera_pixel_samples`` times ``factor``); distances,
+    fibers, ports, camera gain and offset and the laser gain are the chip's. So
+    ``refined(chip, 2)`` takes the same images and latents and returns what the chip
+    returns, up to what the coarse grid does not resolve: light diffracted beyond its
+    band ``1 / (2 pixel_pitch_m)`` by height jumps between pixels, and the fiber modes'
+    sampling. Misalignment is not carried over. Raises ``ValueError`` for a factor < 1 or
+    a fine grid over ``ChipConfig``'s limit.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"factor={factor!r}: give a whole number >= 1 of samples per pixel side.")
+    c = chip.config
+    if c.grid_samples * factor > 8192:
+        raise ValueError(
+            f"factor={factor}: {c.grid_samples} x {factor} grid samples exceed ChipConfig's "
+            "8192; use a smaller factor."
+        )
+    cfg = ChipConfig(
+        **{
+            **c.model_dump(),
+            "grid_samples": c.grid_samples * factor,
+            "pixel_pitch_m": c.pixel_pitch_m / factor,
+            "slm_pixel_samples": c.slm_pixel_samples * factor,
+            "camera_pixel_samples": c.camera_pixel_samples * factor,
+            "layer_filter_radius_m": None,
+            "quantization_levels": None,
+        }
+    )
+    fine = LightGenChip(cfg, generators=len(chip.generators) > 0)
+    ref = next(chip.parameters())
+    fine = fine.to(device=ref.device)
+    own = fine.state_dict()
+    fine.load_state_dict(
+        {k: v for k, v in chip.state_dict().items() if k in own and own[k].shape == v.shape},
+        strict=False,
+    )
+
+    def up(x: torch.Tensor) -> torch.Tensor:
+        return x.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+
+    with torch.no_grad():
+        pairs = zip(metasurface_layers(chip), metasurface_layers(fine), strict=True)
+        for coarse, layer in pairs:
+            h = up(coarse.height_m().detach()).double().clamp(0, layer.max_height_m)
+            layer.set_height_m(h)  # float32 rounding may put the tallest a hair over
+            if coarse.raw_amplitude is not None:
+                layer.raw_amplitude.copy_(up(coarse.raw_amplitude))
+    return fine
+
+
+@torch.no_grad()
+def calibrate_camera(
+    chip: LightGenChip,
+    latents: torch.Tensor,
+    images: torch.Tensor,
+    routes: int | torch.Tensor = 0,
+) -> None:
+    """Set each generator's camera gain and offset (per colour) to the least-squares fit of
+    the images it makes from ``latents`` ``(B, D)`` to ``images`` ``(B, L, S, S)``: the
+    camera calibration a lab repeats on a fabricated chip with known images (the one
+    digital step after the camera the chip is allowed). ``routes``: the generator of every
+    latent (an index, or a ``(B,)`` tensor); a generator no latent reaches is left alone,
+    and a gain that would come out non-positive is kept as it was."""
+    field = chip.emitted_field(latents)
+    for i, gen in enumerate(chip.generators):
+        sel = (
+            slice(None)
+            if isinstance(routes, int) and routes == i
+            else (routes == i if isinstance(routes, torch.Tensor) else None)
+        )
+        if sel is None or (isinstance(sel, torch.Tensor) and not sel.any()):
+            continue
+        rel = gen.relative_intensity(gen.camera_field(field[sel])).double()
+        x = images[sel].to(rel)
+        for c in range(rel.shape[1]):
+            r, t = rel[:, c].flatten(), x[:, c].flatten()
+            rc, tc = r - r.mean(), t - t.mean()
+            var = rc.square().sum()
+            if var <= 0:
+                continue
+            a = (rc * tc).sum() / var
+            if a > 0:
+                gen.camera_log_gain[c] = a.log().to(gen.camera_log_gain)
+                gen.camera_offset[c] = (t.mean() - a * r.mean()).to(gen.camera_offset)

@@ -30,6 +30,8 @@ class DiffractiveStack(nn.Module):
             ``FAST_TAIL_TOLERANCE`` (2e-3), as ``ChipConfig``.
         padding: the planner's padding, ``"auto"`` or ``"linear"`` (exact open-boundary
             propagation, :func:`lightgen.optics.propagation.asm_windowed_kernel`).
+        filter_radius_m: every layer's conic filter radius in metres (``None``: none;
+            :class:`~lightgen.optics.elements.MetasurfaceLayer`).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class DiffractiveStack(nn.Module):
         activation_checkpointing: bool = False,
         tail_tolerance: float = FAST_TAIL_TOLERANCE,
         padding: str = "auto",
+        filter_radius_m: float | None = None,
     ) -> None:
         super().__init__()
         self.grid = grid
@@ -59,7 +62,11 @@ class DiffractiveStack(nn.Module):
 
         self.layers = nn.ModuleList(
             MetasurfaceLayer(
-                grid, material=material, amplitude=amplitude, quantization=quantization_levels
+                grid,
+                material=material,
+                amplitude=amplitude,
+                quantization=quantization_levels,
+                filter_radius_m=filter_radius_m,
             )
             for _ in range(n_layers)
         )
