@@ -36,7 +36,7 @@ Stages, each printed:
    same physical masks simulated on an ``R`` x finer grid (``lightgen.chip.fabrication.
    refined``: each mask pixel ``R x R`` samples of one height). One sample per pixel does
    not resolve the light that height jumps between pixels diffract; trained masks without
-   ``layer_filter_radius_m`` lose 2 to 5 dB here (docs/design-study.md);
+   ``layer_filter_radius_m`` lose 2 to 6 dB here (docs/design-study.md);
 4. the chip's own intensity physics with a finite reference ``A = ratio x rms|L|``: the
    least-squares latents, then ``--fit-steps`` of Adam on the camera MSE; beside it a
    photon-counting camera (80 % of a 10,000 e full well at the brightest pixel, shot and
@@ -780,7 +780,8 @@ def main() -> None:
         default=2,
         metavar="R",
         help="after training, the held-out PSNR of the same masks on an R x finer grid "
-        "(lightgen.chip.fabrication.refined; 0 or 1: skip)",
+        "(lightgen.chip.fabrication.refined; 0 or 1: skip; at 512 px with R = 2 the run's "
+        "peak resident memory rose to 22.5 GB)",
     )
     ap.add_argument(
         "--refine",
