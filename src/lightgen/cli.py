@@ -677,8 +677,9 @@ def eval_(
         if refine > 1:
             if system.model.optical_chip is None:
                 raise ValueError(
-                    f"--refine {refine} re-simulates an optical chip; the {cfg.model!r} model "
-                    "of this checkpoint has none. Drop --refine."
+                    f"--refine {refine} re-simulates the all-optical chip (a LightGenChip); "
+                    f"the {cfg.model!r} model of this checkpoint is not one (a hybrid's optics "
+                    "are not covered yet). Drop --refine."
                 )
             system.model.chip = refined(system.model.chip, refine).eval()
             _recalibrate(system, cfg, data_root or cfg.data_root, seed)
