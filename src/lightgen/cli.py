@@ -426,12 +426,12 @@ def _recalibrate(system, cfg, data_root, seed: int, n: int = 256) -> None:
     from lightgen.chip.fabrication import calibrate_camera
     from lightgen.data.registry import load_dataset
 
+    if system.n_conditions:
+        return
     size = cfg.chip_config().image_size
     opts = cfg.dataset_options()
     x = load_dataset(cfg.dataset, root=data_root, split="train", size=size, seed=seed, **opts)
     x = x.images[:n]
-    if system.n_conditions:
-        return
     with torch.no_grad():
         mu = system.with_conditions(system.model.posterior(x)[0], None)
         calibrate_camera(system.model.chip, mu, x, system.routing(mu))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lightgen.chip.chip import LightGenChip
 from lightgen.chip.config import ChipConfig
@@ -91,22 +91,24 @@ def refined(chip: LightGenChip, factor: int) -> LightGenChip:
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise ValueError(f"factor={factor!r}: give a whole number >= 1 of samples per pixel side.")
     c = chip.config
-    if c.grid_samples * factor > 8192:
-        raise ValueError(
-            f"factor={factor}: {c.grid_samples} x {factor} grid samples exceed ChipConfig's "
-            "8192; use a smaller factor."
+    try:
+        cfg = ChipConfig(
+            **{
+                **c.model_dump(),
+                "grid_samples": c.grid_samples * factor,
+                "pixel_pitch_m": c.pixel_pitch_m / factor,
+                "slm_pixel_samples": c.slm_pixel_samples * factor,
+                "camera_pixel_samples": c.camera_pixel_samples * factor,
+                "layer_filter_radius_m": None,
+                "quantization_levels": None,
+            }
         )
-    cfg = ChipConfig(
-        **{
-            **c.model_dump(),
-            "grid_samples": c.grid_samples * factor,
-            "pixel_pitch_m": c.pixel_pitch_m / factor,
-            "slm_pixel_samples": c.slm_pixel_samples * factor,
-            "camera_pixel_samples": c.camera_pixel_samples * factor,
-            "layer_filter_radius_m": None,
-            "quantization_levels": None,
-        }
-    )
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ValueError(
+            f"factor={factor}: the finer grid is not a valid chip ({first['loc'][0]}: "
+            f"{first['msg']}); use a smaller factor."
+        ) from None
     fine = LightGenChip(cfg, generators=len(chip.generators) > 0)
     ref = next(chip.parameters())
     fine = fine.to(device=ref.device)
@@ -143,13 +145,10 @@ def calibrate_camera(
     latent (an index, or a ``(B,)`` tensor); a generator no latent reaches is left alone,
     and a gain that would come out non-positive is kept as it was."""
     field = chip.emitted_field(latents)
+    routes = torch.as_tensor(routes, device=field.device).expand(len(latents))
     for i, gen in enumerate(chip.generators):
-        sel = (
-            slice(None)
-            if isinstance(routes, int) and routes == i
-            else (routes == i if isinstance(routes, torch.Tensor) else None)
-        )
-        if sel is None or (isinstance(sel, torch.Tensor) and not sel.any()):
+        sel = routes == i
+        if not sel.any():
             continue
         rel = gen.relative_intensity(gen.camera_field(field[sel])).double()
         x = images[sel].to(rel)
