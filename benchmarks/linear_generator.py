@@ -788,8 +788,10 @@ def main() -> None:
         type=int,
         default=1,
         metavar="R",
-        help="evaluate the --init chip (with --steps 0) on an R x finer grid in every stage, "
-        "its masks as piecewise-constant pixels",
+        help="simulate every stage on an R x finer grid, each mask pixel R x R samples of one "
+        "height (layer_pixel_samples x R): with --steps 0 and --init it evaluates a trained "
+        "chip, with training it trains on resolved pixels (weights keep one value per pixel, "
+        "so resume with the same --refine); --check-sampling then checks R x that",
     )
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
@@ -820,14 +822,10 @@ def main() -> None:
     except ValueError as e:
         ap.exit(2, f"error: {e}\n")
     if args.refine > 1:
-        if args.init is None or args.steps or args.match_steps or args.encoder_steps or args.out:
-            ap.exit(
-                2,
-                f"error: --refine {args.refine} evaluates a trained chip: give --init, --steps 0 "
-                "and no --match-steps, --encoder-steps or --out.\n",
-            )
-        chip = refined(chip, args.refine)
-        args.check_sampling = 0
+        try:
+            chip = refined(chip, args.refine)
+        except ValueError as e:
+            ap.exit(2, f"error: --refine {args.refine}: {e}\n")
     torch.manual_seed(args.seed)
     chip_over = cfg.chip
     cc = chip.config

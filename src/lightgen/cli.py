@@ -171,8 +171,9 @@ def info(preset: Annotated[str, typer.Option(help="chip preset name")] = "paper"
     t.add_column("part")
     t.add_column("diffractive neurons", justify="right")
     n = cfg.neurons()
+    side = cfg.grid_samples // cfg.layer_pixel_samples
     t.add_row(
-        f"encoder ({cfg.encoder_layers} layers x {cfg.grid_samples}x{cfg.grid_samples})",
+        f"encoder ({cfg.encoder_layers} layers x {side}x{side} pixels)",
         f"{n['encoder']:,}",
     )
     t.add_row(
@@ -211,6 +212,13 @@ def _print_connectivity(cfg: ChipConfig) -> None:
     console.print(t)
     for w in c.warnings():
         console.print(f"[yellow]warning:[/] {w}")
+    if cfg.layer_pixel_samples == 1:
+        console.print(
+            "[yellow]note:[/] one grid sample per metasurface pixel: freely trained masks are "
+            "not resolved and their numbers are upper bounds (docs/physics.md, the sampling "
+            "check); train with layer_pixel_samples = 2 (grid_samples, slm_pixel_samples and "
+            "camera_pixel_samples x 2, pixel_pitch_m / 2) or check with lightgen eval --refine 2."
+        )
 
 
 def _csv_list(text: str | None) -> list[str] | None:

@@ -93,18 +93,21 @@ def test_refined_chip_keeps_the_pixels_and_every_other_parameter():
     fine = refined(c, 3)
     fc = fine.config
     assert (fc.grid_samples, fc.pixel_pitch_m) == (3 * cfg.grid_samples, cfg.pixel_pitch_m / 3)
-    assert (fc.slm_pixel_samples, fc.camera_pixel_samples) == (6, 6)
-    assert fc.layer_filter_radius_m is None
+    assert (fc.slm_pixel_samples, fc.camera_pixel_samples, fc.layer_pixel_samples) == (6, 6, 3)
+    assert fc.layer_filter_radius_m == cfg.layer_filter_radius_m  # acts on the same pixel map
     for a, b in zip(metasurface_layers(c), metasurface_layers(fine), strict=True):
-        h, hf = a.height_m().detach(), b.height_m().detach()
-        assert torch.allclose(hf[::3, ::3], h, rtol=1e-5, atol=1e-12)
-        assert torch.allclose(hf[2::3, 1::3], h, rtol=1e-5, atol=1e-12)  # blocks of one height
-        assert torch.allclose(b.amplitude()[1::3, 2::3], a.amplitude())
+        assert b.pixel_pitch_m == pytest.approx(a.pixel_pitch_m)
+        assert torch.equal(b.height_m(), a.height_m())  # the same pixels, the same heights
+        assert torch.equal(b.amplitude(), a.amplitude())
+        t, tf = a.transmission().detach(), b.transmission().detach()
+        assert tf.shape[-1] == 3 * t.shape[-1]
+        assert torch.allclose(tf[..., ::3, ::3], t, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(tf[..., 2::3, 1::3], t, rtol=1e-5, atol=1e-6)  # blocks of one height
     assert torch.equal(fine.fibers.phase_rad, c.fibers.phase_rad)
     assert torch.equal(fine.generators[0].camera_offset, c.generators[0].camera_offset)
-    assert refined(c, 1).config == cfg.model_copy(
-        update={"layer_filter_radius_m": None, "quantization_levels": None}
-    )
+    assert refined(c, 1).config == cfg
+    twice = refined(refined(c, 2), 2).config  # factors compound: 4 samples per pixel side
+    assert twice == refined(c, 4).config and twice.layer_pixel_samples == 4
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="factor"):
             refined(c, bad)

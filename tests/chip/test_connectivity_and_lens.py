@@ -35,6 +35,15 @@ def test_hop_reach_is_distance_times_tan_theta_max_over_the_aperture():
     assert c.max_angle_rad == pytest.approx(math.asin(sin_t))
 
 
+def test_a_pixel_several_samples_wide_narrows_the_cone_by_its_own_pitch():
+    cfg = preset("emoji-512", grid_samples=1024, pixel_pitch_m=4e-6, layer_pixel_samples=2)
+    assert connectivity(cfg).max_angle_rad == pytest.approx(
+        connectivity(preset("emoji-512")).max_angle_rad
+    )
+    with pytest.raises(ValueError, match="layer_pixel_samples=3 does not divide grid_samples=512"):
+        preset("emoji-512", layer_pixel_samples=3)
+
+
 def test_generator_fiber_reach_adds_the_gaussian_spread_and_each_layers_cone():
     cfg = preset("emoji-512")
     w0, lam = cfg.fiber_mode_field_diameter_m / 2, 640e-9

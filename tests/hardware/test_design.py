@@ -143,3 +143,19 @@ def test_only_the_paper_preset_carries_packaging_facts():
     assert paper.package_area_m2 == 136.5e-6 and paper.notes
     assert paper.replace(package_area_m2=None, notes=()) == chip_design(preset("paper"))
     assert preset_design("tiny") == chip_design(preset("tiny"))
+
+
+def test_a_chip_of_pixels_two_samples_wide_exports_one_height_per_pixel(tmp_path):
+    from lightgen.chip.chip import LightGenChip
+    from lightgen.chip.design import chip_design, chip_heights_m
+    from lightgen.chip.presets import preset
+    from lightgen.export import export_design, load_design
+
+    cfg = preset("tiny", grid_samples=96, pixel_pitch_m=4e-6, layer_pixel_samples=2)
+    design, heights = chip_design(cfg), chip_heights_m(LightGenChip(cfg))
+    assert [tuple(h.shape) for h in heights] == [(48, 48)] * len(heights)
+    assert design.encoder_layers == chip_design(preset("tiny")).encoder_layers  # same neurons
+    export_design(
+        tmp_path / "out", design, [h.double().numpy() for h in heights], formats="heightmap"
+    )
+    assert load_design(tmp_path / "out").design == design

@@ -299,6 +299,58 @@ def test_gradients_flow_to_every_pixel_of_the_height_map():
     assert bool((layer.raw_amplitude.grad.abs() > 0).all())
 
 
+def test_a_layer_of_pixels_several_samples_wide_shows_blocks_and_trains_per_pixel():
+    grid = Grid((12, 12), 2e-6, (450e-9, 633e-9))
+    layer = MetasurfaceLayer(grid, amplitude=True, init="uniform", pixel_samples=3)
+    assert layer.raw_height.shape == layer.raw_amplitude.shape == (4, 4)
+    assert layer.pixel_pitch_m == pytest.approx(6e-6)
+    t = layer.transmission()
+    assert t.shape == (2, 12, 12)
+    for dy in range(3):
+        for dx in range(3):
+            assert torch.equal(t[:, dy::3, dx::3], t[:, ::3, ::3])
+    coarse = MetasurfaceLayer(Grid((4, 4), 6e-6, (450e-9, 633e-9)), amplitude=True)
+    with torch.no_grad():
+        coarse.raw_height.copy_(layer.raw_height)
+        coarse.raw_amplitude.copy_(layer.raw_amplitude)
+    assert torch.allclose(t[:, ::3, ::3], coarse.transmission())
+    loss = (layer(random_field(grid)) - random_field(grid, seed=1)).abs().square().sum()
+    loss.backward()
+    assert bool((layer.raw_height.grad.abs() > 0).all())
+    with pytest.raises(ValueError, match="pixel_samples=5 does not divide"):
+        MetasurfaceLayer(grid, pixel_samples=5)
+    with pytest.raises(ValueError, match="pixel_samples=0"):
+        MetasurfaceLayer(grid, pixel_samples=0)
+
+
+def test_pixels_several_samples_wide_diffract_the_binary_gratings_fourier_orders():
+    """A binary pi-phase grating of period 2 pixels, each pixel R samples wide. Continuous
+    closed form: order m (odd) holds |c_m|^2 = (2 / (pi m))^2; the grid's sampled square
+    wave holds 1 / (R sin(pi m / 2R))^2, which tends to it as R grows. With one sample per
+    pixel (R = 1) the grid has a single order at its Nyquist frequency: the light the
+    pixel edges diffract further is not represented."""
+    for r in (1, 2, 8):
+        n = 32 * r
+        grid = Grid((n, n), 1e-6, (633e-9,))
+        layer = MetasurfaceLayer(grid, max_height_m=2e-6, pixel_samples=r)
+        h = torch.zeros(n // r, n // r, dtype=torch.float64)
+        h[:, 1::2] = math.pi / layer.phase_per_height.item()
+        layer.set_height_m(h)
+        row = layer.transmission()[0, 0].detach().to(torch.complex128)
+        spec = torch.fft.fft(row).abs().square() / n**2
+        if r == 1:
+            assert spec[n // 2].item() == pytest.approx(1.0, rel=1e-5)
+            continue
+        for m in [1, 3] if r == 8 else [1]:
+            k = m * n // (2 * r)
+            sampled = 1 / (r * math.sin(math.pi * m / (2 * r))) ** 2
+            assert spec[k].item() == pytest.approx(sampled, rel=1e-4)
+            assert spec[-k].item() == pytest.approx(sampled, rel=1e-4)
+            if r == 8:
+                # 1.3 % off the continuous order 1 and 12 % off order 3 at 8 samples a pixel
+                assert spec[k].item() == pytest.approx((2 / (math.pi * m)) ** 2, rel=0.02 * m**2)
+
+
 def test_metasurface_layer_passes_gradcheck_in_complex128():
     grid = Grid((3, 4), 4e-6, (450e-9, 633e-9))
     layer = MetasurfaceLayer(grid, "tio2", amplitude=True, init="uniform").double()

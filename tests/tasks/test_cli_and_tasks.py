@@ -27,6 +27,7 @@ def test_info_prints_connectivity_and_warns_on_an_under_connected_design():
     assert res.exit_code == 0
     text = _text(res)
     assert "reach / aperture" in text and "generator under-connected" in text
+    assert "layer_pixel_samples = 2" in text  # the sampling note of a one-sample-per-pixel design
 
 
 def test_unknown_preset_is_a_clear_cli_error():

@@ -152,6 +152,7 @@ def _stack(
         config.propagation_tail_tolerance,
         config.propagation_padding,
         config.layer_filter_radius_m,
+        config.layer_pixel_samples,
     )
 
 

@@ -190,6 +190,17 @@ class ChipConfig(BaseModel):
     )
     n_generators: int = Field(default=1, ge=1, le=16)
     quantization_levels: int | None = Field(default=None, ge=2, le=65536)
+    layer_pixel_samples: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "grid samples per metasurface pixel side: each layer has (grid_samples / "
+            "layer_pixel_samples)^2 pixels (diffractive neurons) of one height at pitch "
+            "layer_pixel_samples * pixel_pitch_m. 1 is one sample per pixel, which does not "
+            "resolve the light that height steps between pixels diffract; 2 trains on resolved "
+            "physics (docs/physics.md, the sampling check)"
+        ),
+    )
     layer_filter_radius_m: float | None = Field(
         default=None,
         gt=0,
@@ -244,6 +255,12 @@ class ChipConfig(BaseModel):
     @model_validator(mode="after")
     def _fits(self) -> ChipConfig:
         n = self.grid_samples
+        if n % self.layer_pixel_samples:
+            raise ValueError(
+                f"layer_pixel_samples={self.layer_pixel_samples} does not divide grid_samples={n}: "
+                "every metasurface pixel is layer_pixel_samples x layer_pixel_samples grid samples; "
+                f"pick grid_samples a multiple of {self.layer_pixel_samples}."
+            )
         if self.camera.model == "device" and not math.isclose(
             self.generator_power_w, self.input_power_w, rel_tol=1e-9
         ):
@@ -359,8 +376,8 @@ class ChipConfig(BaseModel):
         return self.n_fibers * self.n_wavelengths
 
     def neurons(self) -> dict[str, int]:
-        """Diffractive neurons (one per sample of every layer), per part and total."""
-        per_layer = self.grid_samples**2
+        """Diffractive neurons (one per metasurface pixel of every layer), per part and total."""
+        per_layer = (self.grid_samples // self.layer_pixel_samples) ** 2
         enc = self.encoder_layers * per_layer
         gen = self.generator_layers * per_layer * self.n_generators
         return {"encoder": enc, "generators": gen, "fibers": self.n_fibers, "total": enc + gen}

@@ -1,9 +1,10 @@
 """How far light can travel sideways inside a chip: per-hop and fiber-to-camera connectivity.
 
-A sample of pitch ``dx`` diffracts light into angles up to ``sin(theta_max) =
-min(1, lambda / (2 dx))`` (longest wavelength: the narrowest cone), so over a hop of
-length ``d`` one neuron reaches ``d * tan(theta_max)`` sideways. A hop is *fully
-connected* when that reach spans the aperture ``N dx`` (every neuron of the next plane
+A metasurface pixel (neuron) of pitch ``p`` (``layer_pixel_samples`` grid samples of
+``dx``) diffracts light into angles up to ``sin(theta_max) = min(1, lambda / (2 p))``
+(longest wavelength: the narrowest cone), so over a hop of length ``d`` one neuron reaches
+``d * tan(theta_max)`` sideways. A hop is *fully connected* when that reach spans the
+aperture ``N dx`` (every neuron of the next plane
 can receive light from every neuron of this one; the full-connectivity condition of
 diffractive networks, Lin et al., Science 361, 1004 (2018)). A fiber's facet emits only
 its own mode, so on the first hop of a generator (and, reversed, the last of an encoder)
@@ -74,7 +75,8 @@ def connectivity(cfg: ChipConfig) -> Connectivity:
     """Per-hop reach and each fiber's reach on the camera / SLM for ``cfg``."""
     dx = cfg.pixel_pitch_m
     lam = max(cfg.wavelengths_m)
-    sin_t = min(1.0, lam / (2 * dx))
+    # one neuron is a metasurface pixel: layer_pixel_samples grid samples wide
+    sin_t = min(1.0, lam / (2 * cfg.layer_pixel_samples * dx))
     tan_t = math.inf if sin_t >= 1 else sin_t / math.sqrt(1 - sin_t**2)
     aperture = cfg.grid_samples * dx
     camera_width = cfg.image_size * cfg.camera_pixel_samples * dx

@@ -77,9 +77,10 @@ def fabricated(module: torch.nn.Module, fab: FabricationModel | None, seed: int 
 def refined(chip: LightGenChip, factor: int) -> LightGenChip:
     """The same physical chip simulated on a grid ``factor`` times finer.
 
-    Every metasurface layer keeps its pixels (pitch ``pixel_pitch_m``), each now
-    ``factor x factor`` grid samples of one height (its filtered, quantised height: the
-    fine chip has no filter or quantiser of its own); the SLM and camera keep their pixels
+    Every metasurface layer keeps its pixels (pitch ``layer_pixel_samples * pixel_pitch_m``)
+    and their heights: ``layer_pixel_samples`` grows by ``factor``, so each pixel is
+    ``factor`` times more grid samples of one height, with the chip's filter and quantiser
+    acting on the same pixel map; the SLM and camera keep their pixels
     (``slm_pixel_samples`` and ``camera_pixel_samples`` times ``factor``); distances,
     fibers, ports, camera gain and offset and the laser gain are the chip's. So
     ``refined(chip, 2)`` takes the same images and latents and returns what the chip
@@ -99,8 +100,7 @@ def refined(chip: LightGenChip, factor: int) -> LightGenChip:
                 "pixel_pitch_m": c.pixel_pitch_m / factor,
                 "slm_pixel_samples": c.slm_pixel_samples * factor,
                 "camera_pixel_samples": c.camera_pixel_samples * factor,
-                "layer_filter_radius_m": None,
-                "quantization_levels": None,
+                "layer_pixel_samples": c.layer_pixel_samples * factor,
             }
         )
     except ValidationError as e:
@@ -117,17 +117,9 @@ def refined(chip: LightGenChip, factor: int) -> LightGenChip:
         {k: v for k, v in chip.state_dict().items() if k in own and own[k].shape == v.shape},
         strict=False,
     )
-
-    def up(x: torch.Tensor) -> torch.Tensor:
-        return x.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
-
-    with torch.no_grad():
-        pairs = zip(metasurface_layers(chip), metasurface_layers(fine), strict=True)
-        for coarse, layer in pairs:
-            h = up(coarse.height_m().detach()).double().clamp(0, layer.max_height_m)
-            layer.set_height_m(h)  # float32 rounding may put the tallest a hair over
-            if coarse.raw_amplitude is not None:
-                layer.raw_amplitude.copy_(up(coarse.raw_amplitude))
+    pairs = zip(metasurface_layers(chip), metasurface_layers(fine), strict=True)
+    for coarse, layer in pairs:  # a quantiser set by apply_fabrication, not the config
+        layer.quantizer = coarse.quantizer
     return fine
 
 

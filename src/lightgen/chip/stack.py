@@ -32,6 +32,7 @@ class DiffractiveStack(nn.Module):
             propagation, :func:`lightgen.optics.propagation.asm_windowed_kernel`).
         filter_radius_m: every layer's conic filter radius in metres (``None``: none;
             :class:`~lightgen.optics.elements.MetasurfaceLayer`).
+        pixel_samples: grid samples per metasurface pixel side (default 1).
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class DiffractiveStack(nn.Module):
         tail_tolerance: float = FAST_TAIL_TOLERANCE,
         padding: str = "auto",
         filter_radius_m: float | None = None,
+        pixel_samples: int = 1,
     ) -> None:
         super().__init__()
         self.grid = grid
@@ -67,6 +69,7 @@ class DiffractiveStack(nn.Module):
                 amplitude=amplitude,
                 quantization=quantization_levels,
                 filter_radius_m=filter_radius_m,
+                pixel_samples=pixel_samples,
             )
             for _ in range(n_layers)
         )

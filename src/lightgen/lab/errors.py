@@ -279,9 +279,10 @@ class _FabricatedLayer(nn.Module):
             h = quantize_height(h, e.levels, layer.max_height_m)
         if e.model.height_scale_std:
             h = h * (1 + e.value("height_scale")[k]).to(h.dtype)
-        phase = layer.phase_per_height.to(h.dtype) * h
+        phase = layer.phase_per_height.to(h.dtype) * layer.on_grid(h)
         amp = layer.amplitude()
-        t = torch.polar(torch.ones_like(phase) if amp is None else amp.expand_as(phase), phase)
+        amp = torch.ones_like(phase) if amp is None else layer.on_grid(amp).expand_as(phase)
+        t = torch.polar(amp, phase)
         t = t.to(field.dtype)
         if e.model.fabrication.rotation_std_rad:
             t = rotate(t, e.value("layer_rotation")[k], fill=1.0)

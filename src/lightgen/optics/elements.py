@@ -396,6 +396,11 @@ class MetasurfaceLayer(TransmissionElement):
         init: ``"flat"`` (every pixel at ``max_height_m / 2``: a uniform phase plate, the
             sigmoid's steepest point) or ``"uniform"`` (heights i.i.d. U(0.02, 0.98)·h_max).
         filter_radius_m: conic filter radius in metres (``None``: no filter).
+        pixel_samples: grid samples per pixel side (default 1). The layer has
+            ``(H / pixel_samples) x (W / pixel_samples)`` pixels of one height each, at pitch
+            ``pixel_samples * grid.pixel_pitch_m``; :meth:`height_m` returns that pixel map
+            and :meth:`transmission` its ``pixel_samples x pixel_samples`` blocks on the grid,
+            so the light that height steps between pixels diffract is resolved.
         misalignment: optional :class:`~lightgen.optics.fabrication.Misalignment`.
         generator: ``torch.Generator`` for ``"uniform"`` init.
     """
@@ -412,10 +417,28 @@ class MetasurfaceLayer(TransmissionElement):
         init: Literal["flat", "uniform"] = "flat",
         amplitude_init: float = 0.9,
         filter_radius_m: float | None = None,
+        pixel_samples: int = 1,
         misalignment: fabrication.Misalignment | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(grid, misalignment)
+        if (
+            isinstance(pixel_samples, bool)
+            or not isinstance(pixel_samples, int)
+            or pixel_samples < 1
+        ):
+            raise ValueError(
+                f"pixel_samples={pixel_samples!r}: give a whole number >= 1 of grid samples per "
+                "pixel side."
+            )
+        if any(n % pixel_samples for n in grid.shape):
+            raise ValueError(
+                f"pixel_samples={pixel_samples} does not divide the grid {tuple(grid.shape)}; "
+                "every pixel is pixel_samples x pixel_samples samples: pick a grid that is a "
+                "multiple of it."
+            )
+        self.pixel_samples = pixel_samples
+        shape = tuple(n // pixel_samples for n in grid.shape)
         self.material = get_material(material)
         self.ambient_index = require_positive("ambient_index", ambient_index, "Air is 1.0.")
         if max_height_m is None:
@@ -430,9 +453,9 @@ class MetasurfaceLayer(TransmissionElement):
             persistent=False,
         )
         if init == "flat":
-            raw = torch.zeros(grid.shape)
+            raw = torch.zeros(shape)
         elif init == "uniform":
-            u = 0.02 + 0.96 * torch.rand(grid.shape, generator=generator)
+            u = 0.02 + 0.96 * torch.rand(shape, generator=generator)
             raw = torch.log(u / (1 - u))
         else:
             raise ValueError(
@@ -440,9 +463,7 @@ class MetasurfaceLayer(TransmissionElement):
             )
         self.raw_height = nn.Parameter(raw)
         self.raw_amplitude = (
-            nn.Parameter(
-                torch.full(grid.shape, _logit(_open_unit("amplitude_init", amplitude_init)))
-            )
+            nn.Parameter(torch.full(shape, _logit(_open_unit("amplitude_init", amplitude_init))))
             if amplitude
             else None
         )
@@ -453,8 +474,21 @@ class MetasurfaceLayer(TransmissionElement):
         if filter_radius_m is None:
             self.filter_kernel = None
         else:
-            kernel = fabrication.conic_filter_kernel(grid.pixel_pitch_m, filter_radius_m)
+            kernel = fabrication.conic_filter_kernel(self.pixel_pitch_m, filter_radius_m)
             self.register_buffer("filter_kernel", kernel, persistent=False)
+
+    @property
+    def pixel_pitch_m(self) -> float:
+        """Pitch of the layer's pixels (its diffractive neurons) in metres."""
+        return self.pixel_samples * self.grid.pixel_pitch_m
+
+    def on_grid(self, pixel_map: torch.Tensor) -> torch.Tensor:
+        """A per-pixel map ``(..., H / pixel_samples, W / pixel_samples)`` as the grid sees
+        it: each pixel a ``pixel_samples x pixel_samples`` block of its value."""
+        k = self.pixel_samples
+        if k == 1:
+            return pixel_map
+        return pixel_map.repeat_interleave(k, -2).repeat_interleave(k, -1)
 
     @classmethod
     def from_height_m(cls, grid: Grid, height_m: Any, **kwargs: Any) -> MetasurfaceLayer:
@@ -478,8 +512,8 @@ class MetasurfaceLayer(TransmissionElement):
         h = torch.as_tensor(height_m, dtype=torch.float64).detach().cpu()
         if h.shape != self.raw_height.shape:
             raise ValueError(
-                f"height_m has shape {tuple(h.shape)}; this layer's grid is "
-                f"{tuple(self.raw_height.shape)}."
+                f"height_m has shape {tuple(h.shape)}; this layer has "
+                f"{tuple(self.raw_height.shape)} pixels."
             )
         if not torch.isfinite(h).all() or h.min() < 0 or h.max() > self.max_height_m:
             raise ValueError(
@@ -492,7 +526,8 @@ class MetasurfaceLayer(TransmissionElement):
         self.raw_height.copy_(raw.to(self.raw_height))
 
     def height_m(self) -> torch.Tensor:
-        """Height map in metres, ``(H, W)``, in ``[0, max_height_m]`` (quantised if set)."""
+        """Height map in metres, one value per pixel (``(H, W)`` on a grid of one sample per
+        pixel), in ``[0, max_height_m]`` (quantised if set)."""
         raw = self.raw_height
         if self.filter_kernel is not None:
             raw = fabrication.conic_filter(raw, self.filter_kernel)
@@ -502,25 +537,26 @@ class MetasurfaceLayer(TransmissionElement):
         return h
 
     def amplitude(self) -> torch.Tensor | None:
-        """Amplitude map in (0, 1), ``(H, W)``, or ``None`` for a phase-only layer."""
+        """Amplitude map in (0, 1), one value per pixel, or ``None`` for a phase-only layer."""
         return None if self.raw_amplitude is None else torch.sigmoid(self.raw_amplitude)
 
     def phase_rad(self) -> torch.Tensor:
-        """Per-wavelength phase delay, ``(L, H, W)`` radians."""
-        h = self.height_m()
+        """Per-wavelength phase delay on the grid, ``(L, H, W)`` radians."""
+        h = self.on_grid(self.height_m())
         return self.phase_per_height.to(h.dtype) * h
 
     def transmission(self) -> torch.Tensor:
         """``a exp(i φ_λ)``, ``(L, H, W)`` complex (complex128 if the parameters are float64)."""
         phase = self.phase_rad()
         amp = self.amplitude()
-        amp = torch.ones_like(phase) if amp is None else amp.expand_as(phase)
+        amp = torch.ones_like(phase) if amp is None else self.on_grid(amp).expand_as(phase)
         return torch.polar(amp, phase)
 
     def extra_repr(self) -> str:
         return (
             f"material={self.material.name}, max_height_m={self.max_height_m:g}, "
             f"amplitude={self.raw_amplitude is not None}, grid={self.grid.shape}, "
+            f"pixel_samples={self.pixel_samples}, "
             f"wavelengths_m={self.grid.wavelengths_m}"
         )
 

@@ -171,7 +171,8 @@ def design_section(run: RunFolder) -> str:
         return note("No training config: the design cannot be shown.")
     c = cfg.chip_config()
     neurons = c.neurons()
-    max_angle = math.degrees(math.asin(min(1.0, max(c.wavelengths_m) / (2 * c.pixel_pitch_m))))
+    mask_pitch_m = c.layer_pixel_samples * c.pixel_pitch_m
+    max_angle = math.degrees(math.asin(min(1.0, max(c.wavelengths_m) / (2 * mask_pitch_m))))
     rows = [
         ("preset", cfg.preset),
         ("model", cfg.model),
@@ -181,6 +182,11 @@ def design_section(run: RunFolder) -> str:
             "planes",
             f"{c.grid_samples}×{c.grid_samples} samples at {c.pixel_pitch_m * 1e6:g} µm "
             f"({c.grid_samples * c.pixel_pitch_m * 1e3:.3g} mm aperture)",
+        ),
+        (
+            "metasurface pixels",
+            f"{mask_pitch_m * 1e6:g} µm, {c.layer_pixel_samples}×{c.layer_pixel_samples} "
+            "samples each",
         ),
         ("image", f"{c.image_size}×{c.image_size}×{c.image_channels}"),
         ("SLM pixel pitch", f"{c.slm_pixel_samples * c.pixel_pitch_m * 1e6:g} µm"),
