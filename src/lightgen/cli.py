@@ -171,7 +171,7 @@ def info(preset: Annotated[str, typer.Option(help="chip preset name")] = "paper"
     t.add_column("part")
     t.add_column("diffractive neurons", justify="right")
     n = cfg.neurons()
-    side = cfg.grid_samples // cfg.layer_pixel_samples
+    side = cfg.layer_pixels
     t.add_row(
         f"encoder ({cfg.encoder_layers} layers x {side}x{side} pixels)",
         f"{n['encoder']:,}",

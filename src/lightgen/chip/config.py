@@ -375,9 +375,19 @@ class ChipConfig(BaseModel):
         """Complex latent values: one per fiber per wavelength."""
         return self.n_fibers * self.n_wavelengths
 
+    @property
+    def layer_pixels(self) -> int:
+        """Metasurface pixels (diffractive neurons) per layer side."""
+        return self.grid_samples // self.layer_pixel_samples
+
+    @property
+    def layer_pixel_pitch_m(self) -> float:
+        """Pitch of the metasurface pixels in metres."""
+        return self.layer_pixel_samples * self.pixel_pitch_m
+
     def neurons(self) -> dict[str, int]:
         """Diffractive neurons (one per metasurface pixel of every layer), per part and total."""
-        per_layer = (self.grid_samples // self.layer_pixel_samples) ** 2
+        per_layer = self.layer_pixels**2
         enc = self.encoder_layers * per_layer
         gen = self.generator_layers * per_layer * self.n_generators
         return {"encoder": enc, "generators": gen, "fibers": self.n_fibers, "total": enc + gen}

@@ -75,8 +75,7 @@ def connectivity(cfg: ChipConfig) -> Connectivity:
     """Per-hop reach and each fiber's reach on the camera / SLM for ``cfg``."""
     dx = cfg.pixel_pitch_m
     lam = max(cfg.wavelengths_m)
-    # one neuron is a metasurface pixel: layer_pixel_samples grid samples wide
-    sin_t = min(1.0, lam / (2 * cfg.layer_pixel_samples * dx))
+    sin_t = min(1.0, lam / (2 * cfg.layer_pixel_pitch_m))  # one neuron: one metasurface pixel
     tan_t = math.inf if sin_t >= 1 else sin_t / math.sqrt(1 - sin_t**2)
     aperture = cfg.grid_samples * dx
     camera_width = cfg.image_size * cfg.camera_pixel_samples * dx

@@ -16,8 +16,7 @@ def chip_design(cfg: ChipConfig, **packaging: Any) -> ChipDesign:
     ``packaging`` sets the :class:`ChipDesign` fields the simulation does not know
     (``package_area_m2``, ``packaging``, ``notes``, ``fiber_length_m``, ...).
     """
-    k = cfg.layer_pixel_samples
-    layer = LayerSpec(cfg.grid_samples // k, cfg.grid_samples // k, k * cfg.pixel_pitch_m)
+    layer = LayerSpec(cfg.layer_pixels, cfg.layer_pixels, cfg.layer_pixel_pitch_m)
     gaps = [cfg.layer_spacing_m]
     return ChipDesign(
         name=cfg.name,

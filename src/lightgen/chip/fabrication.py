@@ -112,11 +112,7 @@ def refined(chip: LightGenChip, factor: int) -> LightGenChip:
     fine = LightGenChip(cfg, generators=len(chip.generators) > 0)
     ref = next(chip.parameters())
     fine = fine.to(device=ref.device)
-    own = fine.state_dict()
-    fine.load_state_dict(
-        {k: v for k, v in chip.state_dict().items() if k in own and own[k].shape == v.shape},
-        strict=False,
-    )
+    fine.load_state_dict(chip.state_dict())  # per-pixel parameters: the same shapes
     pairs = zip(metasurface_layers(chip), metasurface_layers(fine), strict=True)
     for coarse, layer in pairs:  # a quantiser set by apply_fabrication, not the config
         layer.quantizer = coarse.quantizer

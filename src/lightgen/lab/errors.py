@@ -279,11 +279,7 @@ class _FabricatedLayer(nn.Module):
             h = quantize_height(h, e.levels, layer.max_height_m)
         if e.model.height_scale_std:
             h = h * (1 + e.value("height_scale")[k]).to(h.dtype)
-        phase = layer.phase_per_height.to(h.dtype) * layer.on_grid(h)
-        amp = layer.amplitude()
-        amp = torch.ones_like(phase) if amp is None else layer.on_grid(amp).expand_as(phase)
-        t = torch.polar(amp, phase)
-        t = t.to(field.dtype)
+        t = layer.transmission_of(h).to(field.dtype)
         if e.model.fabrication.rotation_std_rad:
             t = rotate(t, e.value("layer_rotation")[k], fill=1.0)
         if e.model.fabrication.shift_std_m:

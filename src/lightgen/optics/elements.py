@@ -540,14 +540,20 @@ class MetasurfaceLayer(TransmissionElement):
         """Amplitude map in (0, 1), one value per pixel, or ``None`` for a phase-only layer."""
         return None if self.raw_amplitude is None else torch.sigmoid(self.raw_amplitude)
 
-    def phase_rad(self) -> torch.Tensor:
-        """Per-wavelength phase delay on the grid, ``(L, H, W)`` radians."""
-        h = self.on_grid(self.height_m())
+    def phase_rad(self, height_m: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-wavelength phase delay on the grid, ``(L, H, W)`` radians, of the layer's
+        heights or of the per-pixel heights ``height_m``."""
+        h = self.on_grid(self.height_m() if height_m is None else height_m)
         return self.phase_per_height.to(h.dtype) * h
 
     def transmission(self) -> torch.Tensor:
         """``a exp(i φ_λ)``, ``(L, H, W)`` complex (complex128 if the parameters are float64)."""
-        phase = self.phase_rad()
+        return self.transmission_of(self.height_m())
+
+    def transmission_of(self, height_m: torch.Tensor) -> torch.Tensor:
+        """The transmission on the grid of this layer's amplitude with the per-pixel heights
+        ``height_m`` (e.g. its own heights as fabricated, with errors), ``(L, H, W)``."""
+        phase = self.phase_rad(height_m)
         amp = self.amplitude()
         amp = torch.ones_like(phase) if amp is None else self.on_grid(amp).expand_as(phase)
         return torch.polar(amp, phase)

@@ -171,7 +171,7 @@ def design_section(run: RunFolder) -> str:
         return note("No training config: the design cannot be shown.")
     c = cfg.chip_config()
     neurons = c.neurons()
-    mask_pitch_m = c.layer_pixel_samples * c.pixel_pitch_m
+    mask_pitch_m = c.layer_pixel_pitch_m
     max_angle = math.degrees(math.asin(min(1.0, max(c.wavelengths_m) / (2 * mask_pitch_m))))
     rows = [
         ("preset", cfg.preset),
