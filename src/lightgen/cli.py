@@ -844,9 +844,11 @@ def _eval_generated(
 
     try:
         images, _ = load_flat_folder(folder)
+        options = None
         if checkpoint is not None:
             _, cfg = load_trained(checkpoint)
             dataset = dataset or cfg.dataset
+            options = cfg.dataset_options(dataset)  # the run's emoji families/groups
             size = cfg.chip_config().image_size
             if images.shape[-1] != size:
                 raise ValueError(
@@ -867,6 +869,7 @@ def _eval_generated(
             data_root,
             classifier_size=classifier_size,
             classifier_augment=classifier_augment,
+            dataset_options=options,
         )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
@@ -1694,6 +1697,13 @@ def lab_eval_cmd(
         ),
     ] = None,
     fabrication_seed: FabricationSeedOpt = None,
+    classifier_augment: Annotated[
+        str,
+        typer.Option(
+            help="FID judge's training, as `eval --classifier-augment`: 'none' (default), "
+            "'chip' or 'colour' (a shape judge; written to lab-eval-judge-colour.json)"
+        ),
+    ] = "none",
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
@@ -1705,7 +1715,17 @@ def lab_eval_cmd(
     if 0 < fid_n < 2:
         _fail(f"--fid-n {fid_n} is too few for FID; give 0 or at least 2.")
     try:
-        rep = eval_run(run, designed, n, fid_n, data_root, seed, error_seed, fabrication_seed)
+        rep = eval_run(
+            run,
+            designed,
+            n,
+            fid_n,
+            data_root,
+            seed,
+            error_seed,
+            fabrication_seed,
+            classifier_augment,
+        )
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     rows = {k: v for k, v in rep.items() if k not in ("run",)}

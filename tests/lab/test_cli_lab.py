@@ -85,6 +85,13 @@ def test_calibrate_train_eval_run_end_to_end_and_report_the_lab_frames(calibrate
     out = json.loads((train / "lab-eval.json").read_text())
     assert out["lab_frames_used_by_training"] == 8 and out["frames_used_by_eval"] == 6
     _ok(runner.invoke(app, ["lab", "eval", "--run", str(calibrated), "--n", "6", "--designed"]))
+    # the FID judge's training is chosen as in `eval`; its file does not replace the default's
+    args = ["lab", "eval", "--run", str(train), "--n", "6", "--fid-n", "4"]
+    _ok(runner.invoke(app, [*args, "--classifier-augment", "colour"]))
+    shape = json.loads((train / "lab-eval-judge-colour.json").read_text())
+    assert shape["classifier_augment"] == "colour" and shape["n_fid"] == 4
+    assert json.loads((train / "lab-eval.json").read_text()) == out
+    _refused(runner.invoke(app, [*args, "--classifier-augment", "hue"]), "hue")
     # the same chip in a lab with other hidden errors (a new fabrication)
     _ok(runner.invoke(app, ["lab", "eval", "--run", str(train), "--n", "6", "--error-seed", "3"]))
     other = json.loads((train / "lab-eval-error-seed-3.json").read_text())

@@ -62,6 +62,15 @@ def test_resume_with_another_config_is_refused(tmp_path, images):
         Trainer(_cfg(steps=4, beta=3.0), tmp_path, images, resume=True, progress=False)
 
 
+def test_resume_from_a_moved_data_folder_checks_the_data_not_the_path(tmp_path, images):
+    Trainer(_cfg(steps=2), tmp_path, images, progress=False).run()
+    moved = _cfg(steps=3, data_root=str(tmp_path / "elsewhere"))
+    Trainer(moved, tmp_path, images, resume=True, progress=False).run()
+    assert (tmp_path / "checkpoints" / "step-000003").is_dir()
+    with pytest.raises(ValueError, match="training images differ"):  # other data: refused
+        Trainer(_cfg(steps=4), tmp_path, images[:32], resume=True, progress=False)
+
+
 def test_resume_accepts_tuple_valued_chip_overrides_saved_as_json_lists(tmp_path, images):
     chip = {"wavelengths_m": (532e-9,)}  # a tuple from Python; JSON stores a list
     Trainer(_cfg(steps=2, chip=chip), tmp_path, images, progress=False).run()

@@ -433,11 +433,16 @@ def eval_run(
     seed: int = 0,
     error_seed: int | None = None,
     fabrication_seed: int | None = None,
+    classifier_augment: str = "none",
 ) -> dict:
     """Quality in the lab of a calibration folder (the design as fabricated) or a training
     folder; ``designed``: in silico, without any error. ``error_seed``: a lab with other
     hidden errors of every family; ``fabrication_seed``: the same setup with the chip made
-    again (new layer placement and etch-depth errors)."""
+    again (new layer placement and etch-depth errors). ``classifier_augment``: the FID
+    judge's training (``eval --classifier-augment``; ``colour`` is the shape judge)."""
+    from lightgen.metrics.classifier import check_augment
+
+    classifier_augment = check_augment(classifier_augment)
     info = read_lab_json(run)
     ck = info["design_checkpoint"] if info["kind"] == "calibration" else run
     system, cfg = load_system(ck, expect_preset=info["preset"])
@@ -460,7 +465,18 @@ def eval_run(
     c = cfg.chip_config()
     slm = load_slm(run, (c.image_channels, c.image_size, c.image_size))
     root = data_root or cfg.data_root
-    out = lab_quality(system, lab, test, cfg.dataset, n_fid, seed, root, slm=slm)
+    out = lab_quality(
+        system,
+        lab,
+        test,
+        cfg.dataset,
+        n_fid,
+        seed,
+        root,
+        slm=slm,
+        dataset_options=cfg.dataset_options(),
+        classifier_augment=classifier_augment,
+    )
     out["slm_weights"] = slm is not None
     out.update({"run": str(run), "designed": designed, "kind": info["kind"]})
     out["error_seed"] = info["error_model"].seed
@@ -474,5 +490,7 @@ def eval_run(
         name = f"lab-eval-error-seed-{error_seed}.json"
     if fabrication_seed is not None and not designed:
         name = name.replace(".json", f"-fabrication-seed-{fabrication_seed}.json")
+    if classifier_augment != "none":
+        name = name.replace(".json", f"-judge-{classifier_augment}.json")
     _write_json(Path(run) / name, out)
     return out

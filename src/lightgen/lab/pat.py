@@ -261,10 +261,14 @@ def lab_quality(
     seed: int = 0,
     data_root=None,
     slm: SlmWeights | None = None,
+    dataset_options: dict | None = None,
+    classifier_augment: str = "none",
 ) -> dict:
     """Reconstruction PSNR (posterior mean, SLM path) on ``test_images`` and, with
     ``n_fid > 0``, FID of ``n_fid`` samples of the prior driven through the injection port,
-    scored by :func:`lightgen.tasks.evaluate.evaluate_generated` (the judge of ``eval``)."""
+    scored by :func:`lightgen.tasks.evaluate.evaluate_generated` (the judge of ``eval``,
+    trained with ``classifier_augment``; ``dataset_options``: the run's loader options, so
+    the held-out split and judge are the run's own)."""
     from lightgen.metrics.image import psnr
 
     chip = system.model.optical_chip
@@ -279,7 +283,16 @@ def lab_quality(
         g = torch.Generator().manual_seed(seed + 1)
         z = system.prior.sample(n_fid, generator=g)
         fake = _grey_like(lab_images(lab, chip, latents=z), test_images.shape[1])
-        scores = evaluate_generated(fake, dataset, n=n_fid, seed=seed, data_root=data_root)
-        out.update({"fid": scores["fid"], "kid_mean": scores["kid_mean"], "n_fid": n_fid})
+        scores = evaluate_generated(
+            fake,
+            dataset,
+            n=n_fid,
+            seed=seed,
+            data_root=data_root,
+            classifier_augment=classifier_augment,
+            dataset_options=dataset_options,
+        )
+        keep = ("fid", "kid_mean", "classifier_augment")
+        out.update({k: scores[k] for k in keep} | {"n_fid": n_fid})
     out["frames_used_by_eval"] = lab.frames_captured - before
     return out

@@ -653,6 +653,7 @@ def evaluate_generated(
     classifier_size: int | None = None,
     classifier_augment: str | None = None,
     progress: bool = True,
+    dataset_options: dict | None = None,
 ) -> dict:
     """Score images made elsewhere (another model, the paper's released images) with the
     judge and held-out split ``eval`` gives a chip (:func:`judge_and_split`), so they can
@@ -663,6 +664,9 @@ def evaluate_generated(
             held-out split is loaded (``S``; e.g. 28 for MNIST).
         dataset: the data set they imitate.
         n: at most this many generated and held-out images are compared.
+        dataset_options: its loader options (emoji-svg families/groups/background,
+            :meth:`TrainConfig.dataset_options` of the run that made them), so the held-out
+            split and the judge are the run's own.
 
     Returns:
         JSON-able dict: FID, KID, precision/recall (the keys ``eval`` reports), the judge's
@@ -677,7 +681,8 @@ def evaluate_generated(
             "square images."
         )
     size = images.shape[-1]
-    c = load_dataset(dataset, root=data_root, split="test", size=size, limit=1, seed=seed)
+    opts = dataset_options or {}
+    c = load_dataset(dataset, root=data_root, split="test", size=size, limit=1, seed=seed, **opts)
     c = c.images.shape[1]
     if images.shape[1] != c:
         kind = {1: "grey (1 channel)", 3: "RGB (3 channels)"}
@@ -687,7 +692,7 @@ def evaluate_generated(
             f"({'to greyscale' if c == 1 else 'to RGB'}) before scoring."
         )
     _, test, clf, clf_acc = judge_and_split(
-        dataset, size, data_root, seed, classifier_size, augment, progress
+        dataset, size, data_root, seed, classifier_size, augment, progress, opts
     )
     n = min(n, test.images.shape[0], images.shape[0])
     real, fake = for_classifier(test.images[:n], clf), for_classifier(images[:n], clf)

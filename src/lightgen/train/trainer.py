@@ -279,11 +279,13 @@ class Trainer:
         # validated and re-dumped, so fields added since it was saved read as their defaults
         saved = load_train_config(meta["config"]).model_dump(mode="json")
         mine = self.cfg.model_dump(mode="json")  # as saved: tuples become lists
+        # where the data lie may change (a moved or mounted folder) when the training tensors
+        # themselves were checked just above; older checkpoints hold no such summary
+        free = {"steps", "checkpoint_every", "log_every", "device", "fft_backend"}
+        if "data" in meta:
+            free.add("data_root")
         diff = {
-            k: (saved.get(k), v)
-            for k, v in mine.items()
-            if k not in ("steps", "checkpoint_every", "log_every", "device", "fft_backend")
-            and saved.get(k) != v
+            k: (saved.get(k), v) for k, v in mine.items() if k not in free and saved.get(k) != v
         }
         if diff:
             raise ValueError(
