@@ -247,7 +247,10 @@ def train(
         str | None, typer.Option(help="chip (all-optical) | hybrid | vae (digital)")
     ] = None,
     preset: Annotated[
-        str | None, typer.Option(help="chip preset: tiny, mnist, emoji-512, paper")
+        str | None,
+        typer.Option(
+            help="chip preset: tiny, mnist, mnist-16f, mnist-16f-r2, emoji-64, emoji-512, paper, … (docs/chip-and-training.md)"
+        ),
     ] = None,
     dataset: Annotated[
         str | None,

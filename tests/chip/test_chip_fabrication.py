@@ -80,6 +80,21 @@ def _smooth_and_rough(config, seed=0):
     return chips
 
 
+def test_the_resolved_preset_is_the_same_physical_chip_on_a_finer_grid():
+    coarse, fine = preset("mnist-16f"), preset("mnist-16f-r2")
+    assert fine.layer_pixel_samples == 2 and fine.grid_samples == 2 * coarse.grid_samples
+    assert fine.layer_pixels == coarse.layer_pixels
+    assert fine.layer_pixel_pitch_m == pytest.approx(coarse.layer_pixel_pitch_m)
+    assert fine.neurons() == coarse.neurons()
+    for part in ("slm", "camera"):  # the same pixels, at the same physical size
+        n = getattr(fine, f"{part}_pixel_samples")
+        assert n * fine.pixel_pitch_m == pytest.approx(
+            getattr(coarse, f"{part}_pixel_samples") * coarse.pixel_pitch_m
+        )
+    same = fine.model_dump() | {"name": coarse.name}
+    assert refined(LightGenChip(coarse), 2).config.model_dump() == same
+
+
 def test_refined_chip_keeps_the_pixels_and_every_other_parameter():
     cfg = preset("tiny", layer_filter_radius_m=16e-6, amplitude_layers=True)
     c = LightGenChip(cfg).eval()

@@ -391,3 +391,26 @@ class ChipConfig(BaseModel):
         enc = self.encoder_layers * per_layer
         gen = self.generator_layers * per_layer * self.n_generators
         return {"encoder": enc, "generators": gen, "fibers": self.n_fibers, "total": enc + gen}
+
+
+#: The fields a finer simulation of the same physical chip multiplies (grid samples per
+#: SLM pixel, camera pixel and metasurface pixel, and the grid) or divides (the pitch).
+FINER_GRID_FIELDS = (
+    "grid_samples",
+    "slm_pixel_samples",
+    "camera_pixel_samples",
+    "layer_pixel_samples",
+)
+
+
+def finer_grid_fields(fields: dict, factor: int) -> dict:
+    """``fields`` (a ChipConfig's, or a preset's dict) for the same physical chip on a grid
+    ``factor`` times finer: every SLM, camera and metasurface pixel covers ``factor`` x
+    ``factor`` more grid samples, the pitch is ``pixel_pitch_m / factor``; everything
+    physical (pixel counts and pitches, distances, fibers) is unchanged. The one home of
+    that rule: :func:`lightgen.chip.fabrication.refined` and the resolved presets use it."""
+    out = dict(fields)
+    for k in FINER_GRID_FIELDS:
+        out[k] = out.get(k, ChipConfig.model_fields[k].default) * factor
+    out["pixel_pitch_m"] = out["pixel_pitch_m"] / factor
+    return out

@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lightgen.chip.chip import LightGenChip
-from lightgen.chip.config import ChipConfig
+from lightgen.chip.config import ChipConfig, finer_grid_fields
 from lightgen.optics.elements import MetasurfaceLayer
 from lightgen.optics.fabrication import HeightQuantizer, Misalignment
 
@@ -93,16 +93,7 @@ def refined(chip: LightGenChip, factor: int) -> LightGenChip:
         raise ValueError(f"factor={factor!r}: give a whole number >= 1 of samples per pixel side.")
     c = chip.config
     try:
-        cfg = ChipConfig(
-            **{
-                **c.model_dump(),
-                "grid_samples": c.grid_samples * factor,
-                "pixel_pitch_m": c.pixel_pitch_m / factor,
-                "slm_pixel_samples": c.slm_pixel_samples * factor,
-                "camera_pixel_samples": c.camera_pixel_samples * factor,
-                "layer_pixel_samples": c.layer_pixel_samples * factor,
-            }
-        )
+        cfg = ChipConfig(**finer_grid_fields(c.model_dump(), factor))
     except ValidationError as e:
         first = e.errors()[0]
         raise ValueError(

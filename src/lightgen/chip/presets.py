@@ -8,7 +8,7 @@ mode-field diameter of tens of micrometres is standard for free-space coupling.
 
 from __future__ import annotations
 
-from lightgen.chip.config import ChipConfig
+from lightgen.chip.config import ChipConfig, finer_grid_fields
 
 RGB_WAVELENGTHS_M = (640e-9, 532e-9, 450e-9)
 
@@ -79,6 +79,10 @@ PRESETS["mnist-16f"] = {
     "n_fibers": 16,
     "fiber_pitch_m": 200e-6,
 }
+# the same physical mnist-16f chip simulated on resolved pixels: every metasurface, SLM and
+# camera pixel is 2 x 2 grid samples at 4 um (docs/physics.md, "layer_pixel_samples");
+# one sample per pixel overstates trained chips (docs/design-study.md)
+PRESETS["mnist-16f-r2"] = {**finer_grid_fields(PRESETS["mnist-16f"], 2), "name": "mnist-16f-r2"}
 # colour emoji at 64 and 128 px (RGB as three wavelengths through one height map per layer)
 PRESETS["emoji-64"] = {
     **PRESETS["mnist-16f"],
