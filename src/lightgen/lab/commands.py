@@ -465,6 +465,13 @@ def eval_run(
     c = cfg.chip_config()
     slm = load_slm(run, (c.image_channels, c.image_size, c.image_size))
     root = data_root or cfg.data_root
+    name = "lab-eval-designed.json" if designed else "lab-eval.json"
+    if error_seed is not None and not designed:
+        name = f"lab-eval-error-seed-{error_seed}.json"
+    if fabrication_seed is not None and not designed:
+        name = name.replace(".json", f"-fabrication-seed-{fabrication_seed}.json")
+    if classifier_augment != "none":
+        name = name.replace(".json", f"-judge-{classifier_augment}.json")
     out = lab_quality(
         system,
         lab,
@@ -476,6 +483,7 @@ def eval_run(
         slm=slm,
         dataset_options=cfg.dataset_options(),
         classifier_augment=classifier_augment,
+        figure=Path(run) / name.replace(".json", ".png"),
     )
     out["slm_weights"] = slm is not None
     out.update({"run": str(run), "designed": designed, "kind": info["kind"]})
@@ -485,12 +493,5 @@ def eval_run(
         meta, _, _ = load_checkpoint(run)
         out["lab_frames_used_by_training"] = int(meta.get("lab_frames", 0))
         out["mode"] = info["mode"]
-    name = "lab-eval-designed.json" if designed else "lab-eval.json"
-    if error_seed is not None and not designed:
-        name = f"lab-eval-error-seed-{error_seed}.json"
-    if fabrication_seed is not None and not designed:
-        name = name.replace(".json", f"-fabrication-seed-{fabrication_seed}.json")
-    if classifier_augment != "none":
-        name = name.replace(".json", f"-judge-{classifier_augment}.json")
     _write_json(Path(run) / name, out)
     return out

@@ -55,6 +55,7 @@ in-place parameters, residual-corrected as above when a lab is given, else the t
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 
@@ -263,12 +264,15 @@ def lab_quality(
     slm: SlmWeights | None = None,
     dataset_options: dict | None = None,
     classifier_augment: str = "none",
+    figure: Path | None = None,
 ) -> dict:
     """Reconstruction PSNR (posterior mean, SLM path) on ``test_images`` and, with
     ``n_fid > 0``, FID of ``n_fid`` samples of the prior driven through the injection port,
     scored by :func:`lightgen.tasks.evaluate.evaluate_generated` (the judge of ``eval``,
     trained with ``classifier_augment``; ``dataset_options``: the run's loader options, so
-    the held-out split and judge are the run's own)."""
+    the held-out split and judge are the run's own). ``figure``: a PNG of what the lab
+    made, to look at beside the numbers: rows of 8 held-out images over their
+    reconstructions, then (with ``n_fid``) 16 samples."""
     from lightgen.metrics.image import psnr
 
     chip = system.model.optical_chip
@@ -295,4 +299,15 @@ def lab_quality(
         keep = ("fid", "kid_mean", "classifier_augment")
         out.update({k: scores[k] for k in keep} | {"n_fid": n_fid})
     out["frames_used_by_eval"] = lab.frames_captured - before
+    if figure is not None:
+        from lightgen.tasks.images import image_grid, save_png
+
+        k = min(8, len(rec))
+        shown_rows = [test_images[:k].cpu(), rec[:k].cpu()]
+        if n_fid:
+            shown_rows.append(fake[:16].cpu())
+        tiles = torch.cat(shown_rows).clamp(0, 1)
+        up = max(1, 128 // test_images.shape[-1])
+        save_png(Path(figure), image_grid(tiles, k, upscale=up))
+        out["figure"] = str(figure)
     return out
