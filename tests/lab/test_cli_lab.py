@@ -4,6 +4,7 @@
 import json
 import shutil
 
+import imageio.v3 as iio
 import pytest
 from typer.testing import CliRunner
 
@@ -90,8 +91,6 @@ def test_calibrate_train_eval_run_end_to_end_and_report_the_lab_frames(calibrate
     _ok(runner.invoke(app, [*args, "--classifier-augment", "colour"]))
     shape = json.loads((train / "lab-eval-judge-colour.json").read_text())
     assert shape["classifier_augment"] == "colour" and shape["n_fid"] == 4
-    import imageio.v3 as iio
-
     picture = iio.imread(train / "lab-eval-judge-colour.png")  # 6 held-out, 6 rec, 4 samples
     assert picture.shape[0] > 2 * picture.shape[1] / 6 and (train / "lab-eval.png").is_file()
     assert json.loads((train / "lab-eval.json").read_text()) == out

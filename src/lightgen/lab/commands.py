@@ -424,6 +424,20 @@ def _lab_chip(cal_info, start_info, init, mode, fabrication_seed, robust) -> Lab
     return model.model_copy(update={"fabrication_seed": fabrication_seed})
 
 
+def _eval_file_name(
+    designed: bool, error_seed: int | None, fabrication_seed: int | None, augment: str
+) -> str:
+    """``lab-eval[-designed | -error-seed-N][-fabrication-seed-N][-judge-A].json``: one file
+    per lab, chip and judge, so no evaluation replaces another's."""
+    if designed:
+        stem = "lab-eval-designed"
+    else:
+        stem = "lab-eval" if error_seed is None else f"lab-eval-error-seed-{error_seed}"
+        if fabrication_seed is not None:
+            stem += f"-fabrication-seed-{fabrication_seed}"
+    return stem + ("" if augment == "none" else f"-judge-{augment}") + ".json"
+
+
 def eval_run(
     run: str | Path,
     designed: bool = False,
@@ -465,13 +479,7 @@ def eval_run(
     c = cfg.chip_config()
     slm = load_slm(run, (c.image_channels, c.image_size, c.image_size))
     root = data_root or cfg.data_root
-    name = "lab-eval-designed.json" if designed else "lab-eval.json"
-    if error_seed is not None and not designed:
-        name = f"lab-eval-error-seed-{error_seed}.json"
-    if fabrication_seed is not None and not designed:
-        name = name.replace(".json", f"-fabrication-seed-{fabrication_seed}.json")
-    if classifier_augment != "none":
-        name = name.replace(".json", f"-judge-{classifier_augment}.json")
+    name = _eval_file_name(designed, error_seed, fabrication_seed, classifier_augment)
     out = lab_quality(
         system,
         lab,

@@ -303,11 +303,8 @@ def lab_quality(
         from lightgen.tasks.images import image_grid, save_png
 
         k = min(8, len(rec))
-        shown_rows = [test_images[:k].cpu(), rec[:k].cpu()]
-        if n_fid:
-            shown_rows.append(fake[:16].cpu())
-        tiles = torch.cat(shown_rows).clamp(0, 1)
-        up = max(1, 128 // test_images.shape[-1])
-        save_png(Path(figure), image_grid(tiles, k, upscale=up))
+        rows = [test_images[:k], rec[:k]] + ([fake[:16]] if n_fid else [])
+        up = max(1, 128 // test_images.shape[-1])  # image_grid clips to [0, 1]
+        save_png(Path(figure), image_grid(torch.cat(rows), k, upscale=up))
         out["figure"] = str(figure)
     return out
