@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -58,8 +59,34 @@ def test_a_new_run_never_overwrites_existing_checkpoints(tmp_path, images):
 
 def test_resume_with_another_config_is_refused(tmp_path, images):
     Trainer(_cfg(steps=2), tmp_path, images, progress=False).run()
-    with pytest.raises(ValueError, match="different config"):
-        Trainer(_cfg(steps=4, beta=3.0), tmp_path, images, resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"different config.*only lr, beta, sigma_x may change"):
+        Trainer(_cfg(steps=4, batch_size=4), tmp_path, images, resume=True, progress=False)
+
+
+def test_resume_with_a_smaller_step_size_scales_the_next_adam_step_and_records_it(tmp_path, images):
+    Trainer(_cfg(steps=2), tmp_path / "a", images, progress=False).run()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    Trainer(_cfg(steps=3), tmp_path / "a", images, resume=True, progress=False).run()
+    t = Trainer(_cfg(steps=3, lr=0.005), tmp_path / "b", images, resume=True, progress=False)
+    assert [g["lr"] for g in t.optimizer.param_groups] == [0.005]  # not the saved 0.02
+    t.run()
+    # same parameters, batch, noise and moments at step 2: Adam's step is lr * m / (sqrt(v) + eps)
+    p2, pa, pb = _params(tmp_path / "a", 2), _params(tmp_path / "a", 3), _params(tmp_path / "b", 3)
+    moved = [k for k in p2 if not torch.equal(pa[k], p2[k])]
+    assert moved
+    for k in moved:
+        torch.testing.assert_close(pb[k] - p2[k], 0.25 * (pa[k] - p2[k]), rtol=1e-4, atol=1e-6)
+    state = json.loads((tmp_path / "b" / "checkpoints" / "step-000003" / "state.json").read_text())
+    assert state["schedule"] == [{"step": 2, "lr": 0.005}]
+    assert state["config"]["lr"] == 0.005
+    assert "schedule" not in json.loads(
+        (tmp_path / "a" / "checkpoints" / "step-000003" / "state.json").read_text()
+    )
+    Trainer(
+        _cfg(steps=4, lr=0.005, beta=0.5), tmp_path / "b", images, resume=True, progress=False
+    ).run()
+    state = json.loads((tmp_path / "b" / "checkpoints" / "step-000004" / "state.json").read_text())
+    assert state["schedule"] == [{"step": 2, "lr": 0.005}, {"step": 3, "beta": 0.5}]
 
 
 def test_resume_from_a_moved_data_folder_checks_the_data_not_the_path(tmp_path, images):

@@ -55,6 +55,11 @@ from lightgen.train.system import (  # noqa: F401
     resolve_device,
 )
 
+#: Settings a ``--resume`` may change (a step-size or β/σ_x schedule made by hand); each
+#: change is recorded in the checkpoints' ``state.json`` as ``schedule`` ({"step": s, field:
+#: value}: in force from step s on), so a run's history stays readable.
+SCHEDULED_FIELDS = ("lr", "beta", "sigma_x")
+
 
 @dataclass
 class TrainResult:
@@ -192,6 +197,8 @@ class Trainer:
         self.noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
         self._resumed_from: Path | None = None
+        # [{"step": s, field: value, ...}]: the settings a --resume changed from step s on
+        self._schedule: list[dict] = []
         self._data_summary = data_summary(self._data())
         self._lock = None
         if self.rank == 0:  # rank 0 alone writes, so it alone holds the run folder
@@ -282,6 +289,7 @@ class Trainer:
         # where the data lie may change (a moved or mounted folder) when the training tensors
         # themselves were checked just above; older checkpoints hold no such summary
         free = {"steps", "checkpoint_every", "log_every", "device", "fft_backend"}
+        free |= set(SCHEDULED_FIELDS)  # changed from this step on, recorded below
         if "data" in meta:
             free.add("data_root")
         diff = {
@@ -290,8 +298,13 @@ class Trainer:
         if diff:
             raise ValueError(
                 f"cannot resume {self.run_dir}: its checkpoint was trained with a different config {diff} "
-                "(saved, now). Resume with the same settings or start a new --out folder."
+                "(saved, now). Resume with the same settings or start a new --out folder "
+                f"(only {', '.join(SCHEDULED_FIELDS)} may change on --resume)."
             )
+        changed = {k: mine[k] for k in SCHEDULED_FIELDS if saved.get(k) != mine[k]}
+        self._schedule = list(meta.get("schedule", []))
+        if changed:
+            self._schedule.append({"step": int(meta["step"]), **changed})
         check_tensors_match(
             self.system.state_dict(),
             tensors,
@@ -300,6 +313,8 @@ class Trainer:
         )
         self.system.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
         rng = load_training_state(ckdir, meta, self.optimizer)
+        for group in self.optimizer.param_groups:  # the saved state holds the old step size
+            group["lr"] = self.cfg.lr
         try:
             self.noise_gen.set_state(rng["noise"])
             torch.set_rng_state(rng["torch"])
@@ -327,7 +342,10 @@ class Trainer:
         """The extra loss's name for the checkpoint (nothing without one: such checkpoints
         stay as they were)."""
         name = extra_loss_name(self.extra_loss)
-        return {} if name is None else {"extra_loss": name}
+        extra: dict = {} if name is None else {"extra_loss": name}
+        if self._schedule:  # runs never resumed with other settings stay as they were
+            extra["schedule"] = self._schedule
+        return extra
 
     # ------------------------------------------------------------------ loop
     def _train_step(self) -> dict[str, float]:
