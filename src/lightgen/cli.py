@@ -445,7 +445,8 @@ def _recalibrate(system, cfg, data_root, seed: int, n: int = 256) -> None:
     x = x.images[:n]
     with torch.no_grad():
         mu = system.with_conditions(system.model.posterior(x)[0], None)
-        calibrate_camera(system.model.chip, mu, x, system.routing(mu))
+        optics = system.model.net if cfg.model == "hybrid" else system.model.chip
+        calibrate_camera(optics, mu, x, system.routing(mu))
 
 
 @app.command(name="eval")
@@ -686,13 +687,15 @@ def eval_(
         sampler, k_gmm, cov_gmm = check_sampler_options(sampler, gmm_components, gmm_covariance)
         system, cfg = load_trained(checkpoint)
         if refine > 1:
-            if system.model.optical_chip is None:
+            if cfg.model == "vae":
                 raise ValueError(
-                    f"--refine {refine} re-simulates the all-optical chip (a LightGenChip); "
-                    f"the {cfg.model!r} model of this checkpoint is not one (a hybrid's optics "
-                    "are not covered yet). Drop --refine."
+                    f"--refine {refine} re-simulates a chip's optics (the all-optical chip or "
+                    "the hybrid's); the 'vae' model of this checkpoint has none. Drop --refine."
                 )
-            system.model.chip = refined(system.model.chip, refine).eval()
+            if cfg.model == "hybrid":
+                system.model.net = refined(system.model.net, refine).eval()
+            else:
+                system.model.chip = refined(system.model.chip, refine).eval()
             _recalibrate(system, cfg, data_root or cfg.data_root, seed)
         src, record = resolve_sampler(
             checkpoint, system, cfg, sampler, gmm_components, gmm_covariance

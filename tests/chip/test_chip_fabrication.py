@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from lightgen.baselines.hybrid import HybridBaseline
 from lightgen.chip.chip import LightGenChip
 from lightgen.chip.fabrication import (
     FabricationModel,
@@ -126,6 +127,45 @@ def test_refined_chip_keeps_the_pixels_and_every_other_parameter():
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="factor"):
             refined(c, bad)
+
+
+def test_refined_hybrid_keeps_its_mlp_masks_and_slm_pixels():
+    cfg = preset("tiny")
+    h = HybridBaseline(cfg, hidden=8).eval()
+    with torch.no_grad():
+        for layer in metasurface_layers(h):
+            layer.raw_height.normal_()
+        h.generator.camera_offset.fill_(0.1)
+    fine = refined(h, 2)
+    assert isinstance(fine, HybridBaseline) and fine.hidden == 8
+    assert fine.config == refined(LightGenChip(cfg), 2).config
+    for k, v in h.mlp.state_dict().items():
+        assert torch.equal(fine.mlp.state_dict()[k], v)
+    for a, b in zip(metasurface_layers(h), metasurface_layers(fine), strict=True):
+        assert torch.equal(b.height_m(), a.height_m())
+    assert torch.equal(fine.generator.camera_offset, h.generator.camera_offset)
+    z = torch.randn(3, cfg.latent_dim, dtype=torch.complex64)
+    with torch.no_grad():  # each SLM pixel: the same field on 2 x 2 as many samples
+        coarse, fine_field = h.slm_field(z), fine.slm_field(z)
+    assert fine_field.shape[-1] == 2 * coarse.shape[-1]
+    for dy in (0, 1):
+        for dx in (0, 1):
+            torch.testing.assert_close(fine_field[..., dy::2, dx::2], coarse)
+
+
+def test_calibrate_camera_fits_a_hybrids_optical_decoder():
+    h = HybridBaseline(preset("tiny"), hidden=8).eval()
+    z = torch.randn(6, h.latent_dim, dtype=torch.complex64)
+    gen = h.generator
+    with torch.no_grad():
+        gen.camera_log_gain.fill_(-0.2)
+        gen.camera_offset.fill_(0.03)
+        images = h.decode(z)
+        gen.camera_log_gain.zero_()
+        gen.camera_offset.zero_()
+    calibrate_camera(h, z, images)
+    assert torch.allclose(gen.camera_log_gain, torch.tensor([-0.2]), atol=1e-4)
+    assert torch.allclose(gen.camera_offset, torch.tensor([0.03]), atol=1e-5)
 
 
 def test_refinement_keeps_a_smooth_chip_and_exposes_a_rough_one():

@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 from lightgen.cli import app
 from lightgen.data.procedural import make_printed_digits
 from lightgen.tasks.generate import interpolate, reconstruct, sample
-from lightgen.train.trainer import load_trained
+from lightgen.train.config import TrainConfig
+from lightgen.train.trainer import Trainer, load_trained
 
 runner = CliRunner()
 
@@ -120,6 +121,21 @@ def test_eval_refine_rescores_the_same_chip_on_a_finer_grid(tiny_run, tmp_path, 
     assert abs(two["reconstruction_psnr_db"] - one["reconstruction_psnr_db"]) < 10
     res = runner.invoke(app, ["eval", "--generated", str(tmp_path), "--refine", "2"])
     assert res.exit_code == 2 and "--refine" in _text(res)
+
+
+def test_eval_refine_rescores_a_hybrid_and_refuses_a_digital_vae(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
+    images = make_printed_digits(64, size=12, seed=0)[0]
+    for model in ("hybrid", "vae"):
+        cfg = TrainConfig(model=model, preset="tiny", steps=2, batch_size=8, checkpoint_every=2)
+        Trainer(cfg, tmp_path / model, images, progress=False).run()
+    out = tmp_path / "hybrid.json"
+    args = ["eval", "--checkpoint", str(tmp_path / "hybrid"), "--n", "16", "--out", str(out)]
+    res = runner.invoke(app, [*args, "--refine", "2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["refine"] == 2
+    res = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path / "vae"), "--refine", "2"])
+    assert res.exit_code == 2 and "'vae' model" in _text(res) and "Drop --refine" in _text(res)
 
 
 def test_perf_reproduces_the_papers_measured_throughput():

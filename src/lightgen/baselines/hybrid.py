@@ -39,7 +39,21 @@ class HybridBaseline(nn.Module):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return self.chip.encode(images)
 
+    @property
+    def hidden(self) -> int:
+        """Width of the MLP's hidden layer."""
+        return int(self.mlp[0].out_features)
+
+    def with_config(self, config: ChipConfig) -> HybridBaseline:
+        """A new, untrained hybrid of this one's structure on ``config``."""
+        return HybridBaseline(config, self.hidden)
+
     def decode(self, z: torch.Tensor, generator=0) -> torch.Tensor:
+        return self.generator(self.slm_field(z))
+
+    def slm_field(self, z: torch.Tensor) -> torch.Tensor:
+        """The field the SLM sends into the optical decoder ``(B, L, N, N)`` for latents ``z``
+        (the MLP's phase seed on the SLM, lit at ``generator_power_w``)."""
         cfg = self.config
         s, k, n = cfg.image_size, cfg.slm_pixel_samples, cfg.grid_samples
         seed = torch.tanh(self.mlp(torch.view_as_real(z).flatten(1))).view(-1, 1, s, s)
@@ -48,12 +62,11 @@ class HybridBaseline(nn.Module):
         if self.slm is not None:
             # phase pi * seed as grey (seed + 1) / 2 on a 2 pi stroke: the same field up to
             # a global phase of pi, quantised to the SLM's drive levels
-            return self.generator(self.slm((seed + 1) / 2) * amp)
+            return self.slm((seed + 1) / 2) * amp
         phase = math.pi * seed
         phase = phase.repeat_interleave(k, -2).repeat_interleave(k, -1)
         field = torch.polar(torch.full_like(phase, amp), phase).expand(
             -1, cfg.n_wavelengths, -1, -1
         )
         top = n // 2 - side // 2
-        field = F.pad(field, (top, n - top - side, top, n - top - side))
-        return self.generator(field)
+        return F.pad(field, (top, n - top - side, top, n - top - side))

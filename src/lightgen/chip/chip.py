@@ -305,6 +305,11 @@ class LightGenChip(nn.Module):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
+    def with_config(self, config: ChipConfig) -> LightGenChip:
+        """A new, untrained chip of this one's structure (with or without generators) on
+        ``config``."""
+        return LightGenChip(config, generators=len(self.generators) > 0)
+
     @property
     def laser_power_w(self) -> float:
         """The optical power the laser puts on the SLM, watts: ``input_power_w * exp(gain)``

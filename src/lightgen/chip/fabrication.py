@@ -17,10 +17,15 @@ from contextlib import contextmanager
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lightgen.chip.chip import LightGenChip
+from lightgen.baselines.hybrid import HybridBaseline
+from lightgen.chip.chip import LightGenChip, PhotonicGenerator
 from lightgen.chip.config import ChipConfig, finer_grid_fields
 from lightgen.optics.elements import MetasurfaceLayer
 from lightgen.optics.fabrication import HeightQuantizer, Misalignment
+
+#: What :func:`refined` and :func:`calibrate_camera` take: the all-optical chip, or the
+#: hybrid baseline (the chip's encoder and fibers, an MLP, an SLM and an optical decoder).
+OpticalModule = LightGenChip | HybridBaseline
 
 
 class FabricationModel(BaseModel):
@@ -74,17 +79,18 @@ def fabricated(module: torch.nn.Module, fab: FabricationModel | None, seed: int 
             layer.quantizer, layer.misalignment = q, m
 
 
-def refined(chip: LightGenChip, factor: int) -> LightGenChip:
-    """The same physical chip simulated on a grid ``factor`` times finer.
+def refined(chip: OpticalModule, factor: int) -> OpticalModule:
+    """The same physical chip (a :class:`LightGenChip`, or a hybrid baseline's optics with
+    its MLP, :class:`HybridBaseline`) simulated on a grid ``factor`` times finer.
 
     Every metasurface layer keeps its pixels (pitch ``layer_pixel_samples * pixel_pitch_m``)
     and their heights: ``layer_pixel_samples`` grows by ``factor``, so each pixel is
     ``factor`` times more grid samples of one height, with the chip's filter and quantiser
     acting on the same pixel map; the SLM and camera keep their pixels
     (``slm_pixel_samples`` and ``camera_pixel_samples`` times ``factor``); distances,
-    fibers, ports, camera gain and offset and the laser gain are the chip's. So
-    ``refined(chip, 2)`` takes the same images and latents and returns what the chip
-    returns, up to what the coarse grid does not resolve: light diffracted beyond its
+    fibers, ports, camera gain and offset and the laser gain are the chip's (and a hybrid's
+    MLP). So ``refined(chip, 2)`` takes the same images and latents and returns what the
+    chip returns, up to what the coarse grid does not resolve: light diffracted beyond its
     band ``1 / (2 pixel_pitch_m)`` by height jumps between pixels, and the fiber modes'
     sampling. Misalignment is not carried over. Raises ``ValueError`` for a factor < 1 or
     a fine grid over ``ChipConfig``'s limit.
@@ -100,7 +106,7 @@ def refined(chip: LightGenChip, factor: int) -> LightGenChip:
             f"factor={factor}: the finer grid is not a valid chip ({first['loc'][0]}: "
             f"{first['msg']}); use a smaller factor."
         ) from None
-    fine = LightGenChip(cfg, generators=len(chip.generators) > 0)
+    fine = chip.with_config(cfg)
     ref = next(chip.parameters())
     fine = fine.to(device=ref.device)
     fine.load_state_dict(chip.state_dict())  # per-pixel parameters: the same shapes
@@ -112,7 +118,7 @@ def refined(chip: LightGenChip, factor: int) -> LightGenChip:
 
 @torch.no_grad()
 def calibrate_camera(
-    chip: LightGenChip,
+    chip: OpticalModule,
     latents: torch.Tensor,
     images: torch.Tensor,
     routes: int | torch.Tensor = 0,
@@ -122,22 +128,29 @@ def calibrate_camera(
     camera calibration a lab repeats on a fabricated chip with known images (the one
     digital step after the camera the chip is allowed). ``routes``: the generator of every
     latent (an index, or a ``(B,)`` tensor); a generator no latent reaches is left alone,
-    and a gain that would come out non-positive is kept as it was."""
+    and a gain that would come out non-positive is kept as it was. A hybrid's one optical
+    decoder is fitted on the field its SLM sends for ``latents`` (``routes`` unused)."""
+    if isinstance(chip, HybridBaseline):  # one generator, lit by the SLM
+        _fit_camera(chip.generator, chip.slm_field(latents), images)
+        return
     field = chip.emitted_field(latents)
     routes = torch.as_tensor(routes, device=field.device).expand(len(latents))
     for i, gen in enumerate(chip.generators):
         sel = routes == i
-        if not sel.any():
+        if sel.any():
+            _fit_camera(gen, field[sel], images[sel])
+
+
+def _fit_camera(gen: PhotonicGenerator, field: torch.Tensor, images: torch.Tensor) -> None:
+    rel = gen.relative_intensity(gen.camera_field(field)).double()
+    x = images.to(rel)
+    for c in range(rel.shape[1]):
+        r, t = rel[:, c].flatten(), x[:, c].flatten()
+        rc, tc = r - r.mean(), t - t.mean()
+        var = rc.square().sum()
+        if var <= 0:
             continue
-        rel = gen.relative_intensity(gen.camera_field(field[sel])).double()
-        x = images[sel].to(rel)
-        for c in range(rel.shape[1]):
-            r, t = rel[:, c].flatten(), x[:, c].flatten()
-            rc, tc = r - r.mean(), t - t.mean()
-            var = rc.square().sum()
-            if var <= 0:
-                continue
-            a = (rc * tc).sum() / var
-            if a > 0:
-                gen.camera_log_gain[c] = a.log().to(gen.camera_log_gain)
-                gen.camera_offset[c] = (t.mean() - a * r.mean()).to(gen.camera_offset)
+        a = (rc * tc).sum() / var
+        if a > 0:
+            gen.camera_log_gain[c] = a.log().to(gen.camera_log_gain)
+            gen.camera_offset[c] = (t.mean() - a * r.mean()).to(gen.camera_offset)
