@@ -67,7 +67,8 @@ def test_resume_with_a_smaller_step_size_scales_the_next_adam_step_and_records_i
     Trainer(_cfg(steps=2), tmp_path / "a", images, progress=False).run()
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     Trainer(_cfg(steps=3), tmp_path / "a", images, resume=True, progress=False).run()
-    t = Trainer(_cfg(steps=3, lr=0.005), tmp_path / "b", images, resume=True, progress=False)
+    with pytest.warns(UserWarning, match=r"step 2 with lr 0\.005 \(was 0\.02\)"):
+        t = Trainer(_cfg(steps=3, lr=0.005), tmp_path / "b", images, resume=True, progress=False)
     assert [g["lr"] for g in t.optimizer.param_groups] == [0.005]  # not the saved 0.02
     t.run()
     # same parameters, batch, noise and moments at step 2: Adam's step is lr * m / (sqrt(v) + eps)
@@ -82,9 +83,10 @@ def test_resume_with_a_smaller_step_size_scales_the_next_adam_step_and_records_i
     assert "schedule" not in json.loads(
         (tmp_path / "a" / "checkpoints" / "step-000003" / "state.json").read_text()
     )
-    Trainer(
-        _cfg(steps=4, lr=0.005, beta=0.5), tmp_path / "b", images, resume=True, progress=False
-    ).run()
+    with pytest.warns(UserWarning, match=r"beta 0\.5 \(was 1\.0\)"):
+        Trainer(
+            _cfg(steps=4, lr=0.005, beta=0.5), tmp_path / "b", images, resume=True, progress=False
+        ).run()
     state = json.loads((tmp_path / "b" / "checkpoints" / "step-000004" / "state.json").read_text())
     assert state["schedule"] == [{"step": 2, "lr": 0.005}, {"step": 3, "beta": 0.5}]
 

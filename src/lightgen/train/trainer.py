@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -305,6 +306,12 @@ class Trainer:
         self._schedule = list(meta.get("schedule", []))
         if changed:
             self._schedule.append({"step": int(meta["step"]), **changed})
+            was = ", ".join(f"{k} {mine[k]:g} (was {saved.get(k)})" for k in changed)
+            warnings.warn(  # a setting left at its default would otherwise change silently
+                f"resuming {self.run_dir} at step {meta['step']} with {was}; recorded as "
+                "'schedule' in the checkpoints' state.json.",
+                stacklevel=2,
+            )
         check_tensors_match(
             self.system.state_dict(),
             tensors,
