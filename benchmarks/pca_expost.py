@@ -16,7 +16,8 @@ Not a bound on the chip (the chip's rendering is quadratic, not linear; a nonlin
 digital decoder does better), but what the best linear decoder of the same width earns
 with the same sampler: a reference the chip's rows can be read against.
 
-From the repository root (seconds per data set)::
+From the repository root (a few minutes per data set alone; 25 min for both beside two
+training jobs)::
 
     python benchmarks/pca_expost.py --dataset mnist --dataset fashion-mnist --out runs/pca-expost.json
 """

@@ -428,6 +428,12 @@ def generate(
     _print_image_set(files)
 
 
+def _optics_attribute(cfg) -> str:
+    """The attribute of ``system.model`` holding the optics ``refined`` and
+    ``calibrate_camera`` take: the hybrid's ``net``, the chip's ``chip``."""
+    return "net" if cfg.model == "hybrid" else "chip"
+
+
 def _recalibrate(system, cfg, data_root, seed: int, n: int = 256) -> None:
     """The refined chip's camera gain/offset refitted on ``n`` training images (a
     fabricated chip's calibration; ``eval --refine``). Chips with condition fibers keep
@@ -445,7 +451,7 @@ def _recalibrate(system, cfg, data_root, seed: int, n: int = 256) -> None:
     x = x.images[:n]
     with torch.no_grad():
         mu = system.with_conditions(system.model.posterior(x)[0], None)
-        optics = system.model.net if cfg.model == "hybrid" else system.model.chip
+        optics = getattr(system.model, _optics_attribute(cfg))
         calibrate_camera(optics, mu, x, system.routing(mu))
 
 
@@ -692,10 +698,8 @@ def eval_(
                     f"--refine {refine} re-simulates a chip's optics (the all-optical chip or "
                     "the hybrid's); the 'vae' model of this checkpoint has none. Drop --refine."
                 )
-            if cfg.model == "hybrid":
-                system.model.net = refined(system.model.net, refine).eval()
-            else:
-                system.model.chip = refined(system.model.chip, refine).eval()
+            name = _optics_attribute(cfg)
+            setattr(system.model, name, refined(getattr(system.model, name), refine).eval())
             _recalibrate(system, cfg, data_root or cfg.data_root, seed)
         src, record = resolve_sampler(
             checkpoint, system, cfg, sampler, gmm_components, gmm_covariance
