@@ -328,6 +328,17 @@ def train(
             "constant latent amplitude, a holographic reference (default 0: none)"
         ),
     ] = None,
+    refine: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="simulate the chip on a grid R times finer than the config's: each SLM, "
+            "camera and metasurface pixel R x R more samples, the same physical chip "
+            "(TrainConfig.refined). With --resume a coarse run goes on on the finer grid "
+            "(coarse-to-fine; recorded as 'schedule'); the run's config then keeps the "
+            "finer grid",
+        ),
+    ] = 1,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="continue the run in --out")
     ] = False,
@@ -335,16 +346,19 @@ def train(
     """Train a chip (or a baseline) with BOGT: no labels, no targets (with --condition-on
     labels, the labels drive injection fibers as conditions; with --condition-on components
     each class owns a mixture component of the prior; still no target images)."""
-    # every option but --out, --config and --resume overrides the TrainConfig field of its
+    # every option but --out, --config, --resume and --refine overrides the TrainConfig field of its
     # name: the signature above is the one list of them (read first, while the function's
     # locals are its parameters alone)
-    overrides = {k: v for k, v in locals().items() if k not in ("out", "config", "resume")}
+    overrides = {
+        k: v for k, v in locals().items() if k not in ("out", "config", "resume", "refine")
+    }
     from lightgen.train.trainer import train_from_config
 
     _check_out_dir(out)
     overrides.update(emoji_families=_csv_list(emoji_families), emoji_groups=_csv_list(emoji_groups))
     cfg = _train_config(config, **overrides)
     try:
+        cfg = cfg.refined(refine)
         res = train_from_config(cfg, out, resume=resume)
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         _fail(str(e))
@@ -702,7 +716,7 @@ def eval_(
             setattr(system.model, name, refined(getattr(system.model, name), refine).eval())
             _recalibrate(system, cfg, data_root or cfg.data_root, seed)
         src, record = resolve_sampler(
-            checkpoint, system, cfg, sampler, gmm_components, gmm_covariance
+            checkpoint, system, cfg, sampler, gmm_components, gmm_covariance, refine=refine
         )
         tag = ("" if fab is None else "-fabricated") + (f"-refined{refine}" if refine > 1 else "")
         if sampler != "prior":

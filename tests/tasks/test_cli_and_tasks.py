@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -10,6 +11,22 @@ from lightgen.train.config import TrainConfig
 from lightgen.train.trainer import Trainer, load_trained
 
 runner = CliRunner()
+
+
+@pytest.fixture
+def train_seen(monkeypatch) -> dict:
+    """What ``lightgen train`` hands the trainer (``cfg``, ``resume``), caught before any
+    training: the command then exits 2 with "stop here"."""
+    import lightgen.train.trainer as trainer
+
+    seen: dict = {}
+
+    def fake_train(cfg, out, resume=False):
+        seen.update(cfg=cfg, resume=resume)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(trainer, "train_from_config", fake_train)
+    return seen
 
 
 def _text(res) -> str:
@@ -34,6 +51,21 @@ def test_info_prints_connectivity_and_warns_on_an_under_connected_design():
 def test_unknown_preset_is_a_clear_cli_error():
     res = runner.invoke(app, ["info", "--preset", "huge"])
     assert res.exit_code == 2 and "unknown preset" in _text(res)
+
+
+def test_train_refine_trains_the_same_chip_on_a_finer_grid(tmp_path, train_seen):
+    seen = train_seen
+    args = ["train", "--preset", "tiny", "--out", str(tmp_path / "r"), "--resume"]
+    res = runner.invoke(app, [*args, "--refine", "2"])
+    assert res.exit_code == 2 and "stop here" in _text(res), res.output
+    coarse = TrainConfig(preset="tiny").chip_config()
+    fine = seen["cfg"].chip_config()
+    assert seen["resume"] is True and fine.layer_pixel_samples == 2 * coarse.layer_pixel_samples
+    assert fine.grid_samples == 2 * coarse.grid_samples
+    res = runner.invoke(app, [*args, "--model", "vae", "--refine", "2"])
+    assert res.exit_code == 2 and "Drop --refine" in _text(res)
+    res = runner.invoke(app, [*args, "--refine", "0"])
+    assert res.exit_code == 2 and "--refine" in _text(res)
 
 
 def test_train_rejects_an_unknown_config_key(tmp_path):
@@ -176,16 +208,8 @@ def test_denoise_edit_and_video_commands_write_their_reports(tiny_run, tmp_path)
         assert (out / report).is_file(), cmd
 
 
-def test_every_train_option_overrides_its_train_config_field(tmp_path, monkeypatch):
-    import lightgen.train.trainer as trainer
-
-    seen = {}
-
-    def fake_train(cfg, out, resume=False):
-        seen.update(cfg=cfg, resume=resume)
-        raise ValueError("stop here")
-
-    monkeypatch.setattr(trainer, "train_from_config", fake_train)
+def test_every_train_option_overrides_its_train_config_field(tmp_path, train_seen):
+    seen = train_seen
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"steps": 3, "lr": 0.5}))
     args = ["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--preset", "tiny"]

@@ -56,3 +56,27 @@ def test_mixture_options_without_the_expost_sampler_are_refused_by_name(tiny_run
 def test_an_unknown_sampler_is_refused_with_the_choices(tiny_run, tmp_path):
     res = runner.invoke(app, ["generate", "--checkpoint", str(tiny_run), "--sampler", "vampprior"])
     assert res.exit_code == 2 and "'prior'" in _text(res) and "'expost-gmm'" in _text(res)
+
+
+def test_eval_refine_fits_its_own_expost_mixture_on_the_finer_grids_latents(
+    tiny_run, tmp_path, monkeypatch
+):
+    """The fine grid's encoder puts images elsewhere: its ex-post fit is its own file, and the
+    own-grid fit is neither reused there nor overwritten by it."""
+    import torch
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
+    base = ["eval", "--checkpoint", str(tiny_run), "--n", "16", "--sampler", "expost-gmm"]
+    base += ["--gmm-components", "2", "--gmm-covariance", "diag"]
+    for r in (1, 2):
+        res = runner.invoke(app, [*base, "--refine", str(r), "--out", str(tmp_path / f"{r}.json")])
+        assert res.exit_code == 0, res.output
+    (own,) = (tiny_run / "checkpoints").glob("step-*/expost/gmm-diag-k2-seed0.json")
+    fine = own.with_name("gmm-diag-k2-seed0-refined2.json")
+    assert "refine" not in json.loads(own.read_text())["data"]
+    assert json.loads(fine.read_text())["data"]["refine"] == 2
+    a, b = (load_file(p.with_suffix(".safetensors")) for p in (own, fine))
+    assert any(not torch.allclose(a[k], b[k]) for k in a)  # fitted on other latents
+    rec = json.loads((tmp_path / "2.json").read_text())["sampler"]
+    assert rec["path"].endswith("gmm-diag-k2-seed0-refined2.safetensors")

@@ -91,6 +91,48 @@ def test_resume_with_a_smaller_step_size_scales_the_next_adam_step_and_records_i
     assert state["schedule"] == [{"step": 2, "lr": 0.005}, {"step": 3, "beta": 0.5}]
 
 
+def test_coarse_to_fine_resume_goes_on_with_the_same_chip_on_a_finer_grid(tmp_path, images):
+    from lightgen.chip.fabrication import refined
+
+    coarse = Trainer(_cfg(steps=2), tmp_path, images, progress=False)
+    coarse.run()
+    fine_cfg = _cfg(steps=3).refined(2)
+    c, f = coarse.cfg.chip_config(), fine_cfg.chip_config()
+    assert (f.grid_samples, f.layer_pixel_samples) == (2 * c.grid_samples, 2)
+    assert f.layer_pixel_pitch_m == c.layer_pixel_pitch_m  # the same physical pixels
+    with pytest.warns(UserWarning, match=r"a grid 2x finer \(layer_pixel_samples 1 -> 2\)"):
+        t = Trainer(fine_cfg, tmp_path, images, resume=True, progress=False)
+    # the resumed chip is the coarse run's chip simulated finer: the same images on either
+    z = torch.randn(4, coarse.system.model.latent_dim, dtype=torch.complex64)
+    with torch.no_grad():
+        want = refined(coarse.system.model.chip, 2).eval().decode(z)
+        torch.testing.assert_close(t.system.model.chip.eval().decode(z), want)
+        assert not torch.allclose(coarse.system.model.chip.decode(z), want, atol=1e-3)
+    t.run()
+    state = json.loads((tmp_path / "checkpoints" / "step-000003" / "state.json").read_text())
+    assert state["schedule"] == [{"step": 2, "refine": 2}]
+    assert state["config"]["chip"]["layer_pixel_samples"] == 2
+    with pytest.raises(ValueError, match=r"2x finer than the chip given now.*--refine 2"):
+        Trainer(_cfg(steps=4), tmp_path, images, resume=True, progress=False)
+    Trainer(_cfg(steps=4).refined(2), tmp_path, images, resume=True, progress=False).run()
+    state = json.loads((tmp_path / "checkpoints" / "step-000004" / "state.json").read_text())
+    assert state["schedule"] == [{"step": 2, "refine": 2}]  # the same grid: nothing new
+    other = _cfg(steps=5, chip={"grid_samples": 64, "layer_pixel_samples": 2})  # not a refinement
+    with pytest.raises(ValueError, match=r"different config.*'chip'"):
+        Trainer(other.refined(2), tmp_path, images, resume=True, progress=False)
+
+
+def test_refined_train_config_refuses_a_digital_model_and_a_bad_factor():
+    assert _cfg().refined(1) == _cfg()
+    with pytest.raises(ValueError, match=r"'vae' model is digital.*Drop --refine"):
+        _cfg(model="vae").refined(2)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=r"whole number >= 1"):
+            _cfg().refined(bad)
+    with pytest.raises(ValueError, match=r"invalid training config"):
+        _cfg().refined(10_000)  # a grid over ChipConfig's limit
+
+
 def test_resume_from_a_moved_data_folder_checks_the_data_not_the_path(tmp_path, images):
     Trainer(_cfg(steps=2), tmp_path, images, progress=False).run()
     moved = _cfg(steps=3, data_root=str(tmp_path / "elsewhere"))

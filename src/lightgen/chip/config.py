@@ -414,3 +414,17 @@ def finer_grid_fields(fields: dict, factor: int) -> dict:
         out[k] = out.get(k, ChipConfig.model_fields[k].default) * factor
     out["pixel_pitch_m"] = out["pixel_pitch_m"] / factor
     return out
+
+
+def grid_refinement(coarse: ChipConfig, fine: ChipConfig) -> int | None:
+    """The whole factor ``f`` with ``fine`` the same physical chip as ``coarse`` on a grid
+    ``f`` times finer (:func:`finer_grid_fields`; 1 when they are equal), or ``None`` when
+    ``fine`` is another chip or a coarser grid. A coarse-to-fine training resume
+    (``lightgen train --resume --refine``) is allowed exactly when this is not ``None``."""
+    f = round(coarse.pixel_pitch_m / fine.pixel_pitch_m)
+    if f < 1:
+        return None
+    want = finer_grid_fields(coarse.model_dump(), f)
+    have = fine.model_dump()
+    pitch_ok = math.isclose(want.pop("pixel_pitch_m"), have.pop("pixel_pitch_m"), rel_tol=1e-9)
+    return f if pitch_ok and want == have else None

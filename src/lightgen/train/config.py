@@ -13,7 +13,13 @@ from pydantic import (
     model_validator,
 )
 
-from lightgen.chip.config import CameraConfig, ChipConfig, SLMConfig
+from lightgen.chip.config import (
+    FINER_GRID_FIELDS,
+    CameraConfig,
+    ChipConfig,
+    SLMConfig,
+    finer_grid_fields,
+)
 from lightgen.chip.fabrication import FabricationModel
 from lightgen.chip.presets import preset
 
@@ -155,6 +161,29 @@ class TrainConfig(BaseModel):
 
     def chip_config(self) -> ChipConfig:
         return preset(self.preset, **self.chip)
+
+    def refined(self, factor: int) -> TrainConfig:
+        """This config with its chip simulated on a grid ``factor`` times finer: the same
+        physical chip, every SLM, camera and metasurface pixel ``factor`` x ``factor`` more
+        grid samples (:func:`lightgen.chip.config.finer_grid_fields`, the rule
+        :func:`lightgen.chip.fabrication.refined` follows). ``lightgen train --refine``;
+        with ``--resume`` a run trained on a coarse grid goes on on the finer one
+        (coarse-to-fine). Raises ``ValueError`` for a factor < 1, a digital 'vae' model
+        (no optics to refine) or a finer grid over ChipConfig's limits."""
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(
+                f"refine={factor!r}: give a whole number >= 1 of samples per pixel side."
+            )
+        if factor == 1:
+            return self
+        if self.model == "vae":
+            raise ValueError(
+                f"refine={factor}: the 'vae' model is digital and has no optics to simulate on "
+                "a finer grid. Drop --refine, or train model 'chip' or 'hybrid'."
+            )
+        fine = finer_grid_fields(self.chip_config().model_dump(), factor)
+        grid = {k: fine[k] for k in (*FINER_GRID_FIELDS, "pixel_pitch_m")}
+        return load_train_config({**self.model_dump(mode="json"), "chip": {**self.chip, **grid}})
 
     def dataset_options(self, name: str | None = None) -> dict[str, Any]:
         """The loader options of data set ``name`` (default ``dataset``): the ``emoji_*``

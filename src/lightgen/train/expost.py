@@ -493,9 +493,13 @@ def expost_sampler(
     covariance: str = "full",
     seed: int = 0,
     refit: bool = False,
+    refine: int = 1,
 ) -> ExPostSampler:
     """The ex-post mixture of a trained run: loaded from its checkpoint folder if fitted
-    before with the same options, else fitted on the run's training split and saved there."""
+    before with the same options, else fitted on the run's training split and saved there.
+    ``refine``: ``system``'s optics are the run's chip simulated on a grid that many times
+    finer (``eval --refine``); its encoder puts images elsewhere, so such a fit is its own
+    file (``...-refined<R>``), never the run's own-grid fit."""
     from lightgen.train.checkpoint import resolve_checkpoint
     from lightgen.train.data import train_split
 
@@ -507,28 +511,35 @@ def expost_sampler(
         )
     covariance = _check_covariance(covariance)
     ck = resolve_checkpoint(checkpoint)
-    stem = ck / "expost" / f"gmm-{covariance}-k{n_components}-seed{seed}"
+    stem = ck / "expost" / f"gmm-{covariance}-k{n_components}-seed{seed}{_grid_tag(refine)}"
     if stem.with_suffix(".json").is_file() and not refit:
         gmm, meta = load_density(stem)
     else:
         size = cfg.chip_config().image_size
         ds = train_split(cfg, cfg.dataset, size)
-        data = _fit_data(cfg, ck)
+        data = _fit_data(cfg, ck, refine)
         gmm, meta = fit_expost(system, ds.images, n_components, covariance, seed, data)
         save_density(stem, gmm, meta)
         meta = load_density(stem)[1]
     return _sampler_at(stem, gmm, meta, system)
 
 
-def _fit_data(cfg: TrainConfig, ck: Path) -> dict:
-    """Which images a fit saw (kept in its JSON): the run's training split."""
-    return {
+def _fit_data(cfg: TrainConfig, ck: Path, refine: int = 1) -> dict:
+    """Which images a fit saw (kept in its JSON): the run's training split, encoded by the
+    run's chip on its own grid or (``refine`` > 1) on a grid that many times finer."""
+    data = {
         "dataset": cfg.dataset,
         "split": "train",
         "train_limit": cfg.train_limit,
         "data_seed": cfg.seed,
         "checkpoint": ck.name,
     }
+    return data if refine == 1 else {**data, "refine": refine}
+
+
+def _grid_tag(refine: int) -> str:
+    """The file-name tag of a fit made with the optics simulated ``refine`` times finer."""
+    return "" if refine == 1 else f"-refined{refine}"
 
 
 def _sampler_at(stem: Path, gmm, meta: dict, system: BOGTSystem) -> ExPostSampler:
@@ -545,6 +556,7 @@ def expost_class_sampler(
     refit: bool = False,
     train=None,
     means: torch.Tensor | None = None,
+    refine: int = 1,
 ) -> ExPostSampler:
     """One Gaussian per class of the run's training split (:func:`fit_class_gaussians` on the
     encoded images), loaded from the checkpoint folder if fitted before, else fitted and
@@ -552,14 +564,15 @@ def expost_class_sampler(
 
     ``train``: the run's training split if the caller has it loaded already (the images
     ``train_split(cfg, ...)`` gives; a 512 px split is 5 GB, so it is not loaded twice);
-    ``means``: :func:`encode_means` of its images if already computed (one row per image).
+    ``means``: :func:`encode_means` of its images if already computed (one row per image);
+    ``refine``: as in :func:`expost_sampler`.
     """
     from lightgen.train.checkpoint import resolve_checkpoint
     from lightgen.train.data import train_split
 
     covariance = _check_covariance(covariance)
     ck = resolve_checkpoint(checkpoint)
-    stem = ck / "expost" / f"class-{covariance}"
+    stem = ck / "expost" / f"class-{covariance}{_grid_tag(refine)}"
     if not stem.with_suffix(".json").is_file() or refit:
         ds = (
             train
@@ -585,7 +598,7 @@ def expost_class_sampler(
             "covariance": covariance,
             "n_components": ds.n_classes,
             "data": {
-                **_fit_data(cfg, ck),
+                **_fit_data(cfg, ck, refine),
                 "n_images": int(ds.images.shape[0]),
                 "images_sha256": _images_sha256(ds.images),
             },
@@ -604,14 +617,18 @@ def resolve_sampler(
     covariance: str | None = None,
     train=None,
     means: torch.Tensor | None = None,
+    refine: int = 1,
 ):
     """``(sampler object or None for the prior, JSON record)`` for the CLI options
-    (``train``, ``means``: see :func:`expost_class_sampler`)."""
+    (``train``, ``means``: see :func:`expost_class_sampler`; ``refine``: see
+    :func:`expost_sampler`)."""
     sampler, k, cov = check_sampler_options(sampler, n_components, covariance)
     if sampler == "prior":
         return None, {"sampler": "prior", "prior": cfg.prior}
     if sampler == "expost-class":
-        s = expost_class_sampler(checkpoint, system, cfg, cov, train=train, means=means)
+        s = expost_class_sampler(
+            checkpoint, system, cfg, cov, train=train, means=means, refine=refine
+        )
         return s, s.describe()
-    s = expost_sampler(checkpoint, system, cfg, k, cov)
+    s = expost_sampler(checkpoint, system, cfg, k, cov, refine=refine)
     return s, s.describe()

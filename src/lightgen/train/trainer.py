@@ -31,6 +31,7 @@ import torch.distributed as dist
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lightgen._io import atomic_write_text
+from lightgen.chip.config import grid_refinement
 from lightgen.optics.fft import set_fft_backend
 from lightgen.train.checkpoint import (
     check_tensors_match,
@@ -285,7 +286,8 @@ class Trainer:
                 f"now {mine_extra!r}. Resume with the same extra loss or start a new --out folder."
             )
         # validated and re-dumped, so fields added since it was saved read as their defaults
-        saved = load_train_config(meta["config"]).model_dump(mode="json")
+        saved_cfg = load_train_config(meta["config"])
+        saved = saved_cfg.model_dump(mode="json")
         mine = self.cfg.model_dump(mode="json")  # as saved: tuples become lists
         # where the data lie may change (a moved or mounted folder) when the training tensors
         # themselves were checked just above; older checkpoints hold no such summary
@@ -293,20 +295,45 @@ class Trainer:
         free |= set(SCHEDULED_FIELDS)  # changed from this step on, recorded below
         if "data" in meta:
             free.add("data_root")
+        # the chip block may name the same chip another way, or the same chip on a finer grid
+        # (coarse-to-fine: the weights are per metasurface pixel, so they carry over)
+        refine = None
+        if mine["preset"] == saved["preset"]:
+            free.add("chip")
+            refine = grid_refinement(saved_cfg.chip_config(), self.cfg.chip_config())
         diff = {
             k: (saved.get(k), v) for k, v in mine.items() if k not in free and saved.get(k) != v
         }
+        if refine is None and "chip" in free:
+            coarser = grid_refinement(self.cfg.chip_config(), saved_cfg.chip_config())
+            if coarser is not None:
+                raise ValueError(
+                    f"cannot resume {self.run_dir}: it goes on on a grid {coarser}x finer than "
+                    "the chip given now (a coarse-to-fine run; 'schedule' in its state.json). "
+                    f"Pass --refine {coarser} (relative to this config) again."
+                )
+            diff["chip"] = (saved["chip"], mine["chip"])
         if diff:
             raise ValueError(
                 f"cannot resume {self.run_dir}: its checkpoint was trained with a different config {diff} "
                 "(saved, now). Resume with the same settings or start a new --out folder "
-                f"(only {', '.join(SCHEDULED_FIELDS)} may change on --resume)."
+                f"(only {', '.join(SCHEDULED_FIELDS)} may change on --resume, and the chip may "
+                "go on on a finer grid of the same chip: --refine)."
             )
         changed = {k: mine[k] for k in SCHEDULED_FIELDS if saved.get(k) != mine[k]}
+        if refine is not None and refine > 1:
+            changed["refine"] = refine
         self._schedule = list(meta.get("schedule", []))
         if changed:
             self._schedule.append({"step": int(meta["step"]), **changed})
-            was = ", ".join(f"{k} {mine[k]:g} (was {saved.get(k)})" for k in changed)
+            was = ", ".join(
+                f"{k} {mine[k]:g} (was {saved.get(k)})"
+                if k != "refine"
+                else f"a grid {refine}x finer (layer_pixel_samples "
+                f"{saved_cfg.chip_config().layer_pixel_samples} -> "
+                f"{self.cfg.chip_config().layer_pixel_samples})"
+                for k in changed
+            )
             warnings.warn(  # a setting left at its default would otherwise change silently
                 f"resuming {self.run_dir} at step {meta['step']} with {was}; recorded as "
                 "'schedule' in the checkpoints' state.json.",
