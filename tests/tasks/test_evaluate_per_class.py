@@ -7,6 +7,7 @@ level. Any slip in the mapping (identity instead of Hungarian, classifier instea
 encoder) changes the scores these tests expect.
 """
 
+import itertools
 import math
 import re
 
@@ -389,3 +390,23 @@ def test_cli_eval_passes_temperature_and_judge_augmentation(
     assert res.exit_code != 0 and "augment='blur'" in res.output and not bad.exists()
     res = CliRunner().invoke(app, [*args, "--out", str(bad), "--temperature", "-1"])
     assert res.exit_code != 0 and "temperature=-1.0" in res.output and not bad.exists()
+
+
+@pytest.mark.parametrize("side", [28, 64])
+def test_per_class_grid_labels_do_not_overlap_their_neighbours(tmp_path, monkeypatch, side):
+    """Two text lines per label overflowed 28 px MNIST rows into the next row's label."""
+    import lightgen.tasks.images as images
+    from lightgen.tasks.evaluate import save_class_grid
+
+    figs = []
+    monkeypatch.setattr(images, "save_figure", lambda path, fig: figs.append(fig) or path)
+    rows = [torch.rand(8, 1, side, side) for _ in range(10)]
+    names = [f"{c} (k={9 - c})" for c in range(10)]
+    save_class_grid(tmp_path / "g.png", rows, names, [0.5] * 10)
+    fig = figs[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].get_yticklabels()]
+    assert len(boxes) == 10
+    for a, b in itertools.pairwise(boxes):
+        assert not a.overlaps(b), (a, b)

@@ -519,8 +519,9 @@ def save_class_grid(
     )
     ax.set_xticks([])
     ax.set_yticks([(side + 1) * (i + 0.5) for i in range(len(rows))])
+    sep = "\n" if side >= 40 else "  "  # two text lines do not fit a 28 px row
     ax.set_yticklabels(
-        [f"{n}\n{100 * a:.0f} %" for n, a in zip(class_names, accuracies, strict=True)]
+        [f"{n}{sep}{100 * a:.0f} %" for n, a in zip(class_names, accuracies, strict=True)]
     )
     ax.tick_params(length=0)
     return save_figure(Path(path), fig)
