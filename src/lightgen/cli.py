@@ -707,11 +707,7 @@ def eval_(
         sampler, k_gmm, cov_gmm = check_sampler_options(sampler, gmm_components, gmm_covariance)
         system, cfg = load_trained(checkpoint)
         if refine > 1:
-            if cfg.model == "vae":
-                raise ValueError(
-                    f"--refine {refine} re-simulates a chip's optics (the all-optical chip or "
-                    "the hybrid's); the 'vae' model of this checkpoint has none. Drop --refine."
-                )
+            cfg.refined(refine)  # refuses a digital 'vae' or a grid over the limits, by name
             name = _optics_attribute(cfg)
             setattr(system.model, name, refined(getattr(system.model, name), refine).eval())
             _recalibrate(system, cfg, data_root or cfg.data_root, seed)

@@ -297,21 +297,20 @@ class Trainer:
             free.add("data_root")
         # the chip block may name the same chip another way, or the same chip on a finer grid
         # (coarse-to-fine: the weights are per metasurface pixel, so they carry over)
-        refine = None
-        if mine["preset"] == saved["preset"]:
-            free.add("chip")
-            refine = grid_refinement(saved_cfg.chip_config(), self.cfg.chip_config())
+        saved_chip, mine_chip = saved_cfg.chip_config(), self.cfg.chip_config()
+        refine = grid_refinement(saved_chip, mine_chip)
+        coarser = None if refine else grid_refinement(mine_chip, saved_chip)
+        if coarser:
+            raise ValueError(
+                f"cannot resume {self.run_dir}: it goes on on a grid {coarser}x finer than "
+                "the chip given now (a coarse-to-fine run; 'schedule' in its state.json). "
+                f"Pass --refine {coarser} (relative to this config) again."
+            )
+        free.add("chip")  # compared as resolved chips just above
         diff = {
             k: (saved.get(k), v) for k, v in mine.items() if k not in free and saved.get(k) != v
         }
-        if refine is None and "chip" in free:
-            coarser = grid_refinement(self.cfg.chip_config(), saved_cfg.chip_config())
-            if coarser is not None:
-                raise ValueError(
-                    f"cannot resume {self.run_dir}: it goes on on a grid {coarser}x finer than "
-                    "the chip given now (a coarse-to-fine run; 'schedule' in its state.json). "
-                    f"Pass --refine {coarser} (relative to this config) again."
-                )
+        if refine is None:
             diff["chip"] = (saved["chip"], mine["chip"])
         if diff:
             raise ValueError(
@@ -321,22 +320,19 @@ class Trainer:
                 "go on on a finer grid of the same chip: --refine)."
             )
         changed = {k: mine[k] for k in SCHEDULED_FIELDS if saved.get(k) != mine[k]}
-        if refine is not None and refine > 1:
+        notes = [f"{k} {v:g} (was {saved.get(k)})" for k, v in changed.items()]
+        if refine > 1:
             changed["refine"] = refine
+            notes.append(
+                f"a grid {refine}x finer (layer_pixel_samples {saved_chip.layer_pixel_samples}"
+                f" -> {mine_chip.layer_pixel_samples})"
+            )
         self._schedule = list(meta.get("schedule", []))
         if changed:
             self._schedule.append({"step": int(meta["step"]), **changed})
-            was = ", ".join(
-                f"{k} {mine[k]:g} (was {saved.get(k)})"
-                if k != "refine"
-                else f"a grid {refine}x finer (layer_pixel_samples "
-                f"{saved_cfg.chip_config().layer_pixel_samples} -> "
-                f"{self.cfg.chip_config().layer_pixel_samples})"
-                for k in changed
-            )
             warnings.warn(  # a setting left at its default would otherwise change silently
-                f"resuming {self.run_dir} at step {meta['step']} with {was}; recorded as "
-                "'schedule' in the checkpoints' state.json.",
+                f"resuming {self.run_dir} at step {meta['step']} with {', '.join(notes)}; "
+                "recorded as 'schedule' in the checkpoints' state.json.",
                 stacklevel=2,
             )
         check_tensors_match(
