@@ -442,33 +442,6 @@ def generate(
     _print_image_set(files)
 
 
-def _optics_attribute(cfg) -> str:
-    """The attribute of ``system.model`` holding the optics ``refined`` and
-    ``calibrate_camera`` take: the hybrid's ``net``, the chip's ``chip``."""
-    return "net" if cfg.model == "hybrid" else "chip"
-
-
-def _recalibrate(system, cfg, data_root, seed: int, n: int = 256) -> None:
-    """The refined chip's camera gain/offset refitted on ``n`` training images (a
-    fabricated chip's calibration; ``eval --refine``). Chips with condition fibers keep
-    their trained calibration (their latents need per-image conditions)."""
-    import torch
-
-    from lightgen.chip.fabrication import calibrate_camera
-    from lightgen.data.registry import load_dataset
-
-    if system.n_conditions:
-        return
-    size = cfg.chip_config().image_size
-    opts = cfg.dataset_options()
-    x = load_dataset(cfg.dataset, root=data_root, split="train", size=size, seed=seed, **opts)
-    x = x.images[:n]
-    with torch.no_grad():
-        mu = system.with_conditions(system.model.posterior(x)[0], None)
-        optics = getattr(system.model, _optics_attribute(cfg))
-        calibrate_camera(optics, mu, x, system.routing(mu))
-
-
 @app.command(name="eval")
 def eval_(
     checkpoint: Annotated[
@@ -591,8 +564,9 @@ def eval_(
     prior); prints and writes JSON. With --generated DIR: the images in DIR (made by any
     model) scored by the same judge on the same held-out split. With --input-power-w: image
     quality against optical energy per image (a laser-power sweep)."""
-    from lightgen.chip.fabrication import FabricationModel, refined
+    from lightgen.chip.fabrication import FabricationModel
     from lightgen.tasks.evaluate import EvalOptions, evaluate
+    from lightgen.tasks.grid_check import refine_system
     from lightgen.tasks.images import atomic_write
     from lightgen.train.expost import check_sampler_options, resolve_sampler
     from lightgen.train.trainer import load_trained
@@ -707,10 +681,7 @@ def eval_(
         sampler, k_gmm, cov_gmm = check_sampler_options(sampler, gmm_components, gmm_covariance)
         system, cfg = load_trained(checkpoint)
         if refine > 1:
-            cfg.refined(refine)  # refuses a digital 'vae' or a grid over the limits, by name
-            name = _optics_attribute(cfg)
-            setattr(system.model, name, refined(getattr(system.model, name), refine).eval())
-            _recalibrate(system, cfg, data_root or cfg.data_root, seed)
+            refine_system(system, cfg, refine, data_root or cfg.data_root, seed)
         src, record = resolve_sampler(
             checkpoint, system, cfg, sampler, gmm_components, gmm_covariance, refine=refine
         )
@@ -752,6 +723,59 @@ def eval_(
         t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     console.print(t)
     dest = out or (Path(checkpoint) / f"eval-{res['dataset']}{tag}.json")
+    atomic_write(dest, lambda p: p.write_text(json.dumps(res, indent=1)))
+    console.print(f"wrote {dest}")
+
+
+@app.command(name="check-grid")
+def check_grid(
+    checkpoint: CheckpointOpt,
+    refine: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="grid R x finer to check against (repeat for several, e.g. --refine 2 "
+            "--refine 4); the verdict compares with R = 2"
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option(help="held-out images reconstructed")] = 200,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="JSON file (default: <checkpoint>/grid-check.json)"),
+    ] = None,
+) -> None:
+    """The sampling check, cheaply: held-out reconstruction PSNR on the run's own grid and
+    on grids R x finer (the same physical chip; camera gain/offset refitted), and the
+    verdict: resolved when the grid 2x finer moves it by less than 0.3 dB (docs/physics.md).
+    What eval --refine scores, without FID."""
+    from lightgen.tasks.grid_check import grid_check
+    from lightgen.tasks.images import atomic_write
+
+    _require_at_least("--n", n, 1, "reconstruct at least 1 held-out image; e.g. --n 200.")
+    if out is not None:
+        _check_out_file(out)
+    try:
+        res = grid_check(checkpoint, sorted(set(refine or [2])), n, data_root, seed)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    t = Table(title=f"sampling check of {checkpoint} ({res['n_held_out']} held-out images)")
+    for col in ("grid", "samples per mask pixel", "PSNR (dB)", "change (dB)", "seconds"):
+        t.add_column(col, justify="right")
+    for r in res["rows"]:
+        grid = "own" if r["refine"] == 1 else f"{r['refine']}x finer"
+        change = "" if r["refine"] == 1 else f"{r['change_db']:+.2f}"
+        t.add_row(
+            grid,
+            str(r["layer_pixel_samples"]),
+            f"{r['psnr_db']:.2f}",
+            change,
+            f"{r['seconds']:.0f}",
+        )
+    console.print(t)
+    verdict = {True: "resolved", False: "NOT resolved", None: "no verdict (add --refine 2)"}
+    console.print(f"{verdict[res['resolved']]}: {res['rule']}")
+    dest = out or (Path(checkpoint) / "grid-check.json")
     atomic_write(dest, lambda p: p.write_text(json.dumps(res, indent=1)))
     console.print(f"wrote {dest}")
 

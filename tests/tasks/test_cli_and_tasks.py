@@ -232,3 +232,56 @@ def test_every_train_option_overrides_its_train_config_field(tmp_path, train_see
     assert list(c.emoji_families) == ["noto", "twemoji"]
     assert list(c.emoji_groups) == ["animals-nature"]
     assert c.condition_all_wavelengths is False and seen["resume"] is False
+
+
+def test_check_grid_reports_psnr_on_the_own_and_finer_grids_with_the_verdict(
+    tiny_run, tmp_path, monkeypatch
+):
+    from lightgen.data.registry import load_dataset
+    from lightgen.metrics.image import psnr
+
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "check.json"
+    args = ["check-grid", "--checkpoint", str(tiny_run), "--n", "8", "--out", str(out)]
+    res = runner.invoke(app, [*args, "--refine", "4", "--refine", "2"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    rows = rep["rows"]
+    assert [r["refine"] for r in rows] == [1, 2, 4]
+    base = load_trained(tiny_run)[1].chip_config().layer_pixel_samples
+    assert [r["layer_pixel_samples"] for r in rows] == [base, 2 * base, 4 * base]
+    # the own-grid row is the run's plain reconstruction PSNR
+    system, cfg = load_trained(tiny_run)
+    x = load_dataset(cfg.dataset, split="test", size=cfg.chip_config().image_size).images[:8]
+    with torch.no_grad():
+        own = psnr(reconstruct(system, x), x).item()
+    assert rows[0]["psnr_db"] == pytest.approx(own, abs=1e-3)
+    assert rows[1]["psnr_db"] != rows[0]["psnr_db"]  # the same masks, other physics
+    assert rows[1]["change_db"] == pytest.approx(rows[1]["psnr_db"] - rows[0]["psnr_db"])
+    assert rep["resolved"] == (abs(rows[1]["change_db"]) < 0.3)
+    assert ("NOT resolved" in res.output) == (not rep["resolved"])
+    res = runner.invoke(app, [*args, "--refine", "1"])
+    assert res.exit_code == 2 and "refine factors [1]" in _text(res)
+
+
+def test_check_grid_verdict_follows_the_0_3_db_rule(tiny_run, monkeypatch):
+    import lightgen.tasks.grid_check as gc
+
+    for values, want in (([20.0, 19.75, 18.0], True), ([20.0, 19.65, 19.6], False)):
+        it = iter(values)
+        monkeypatch.setattr(gc, "psnr", lambda a, b, it=it: torch.tensor(next(it)))
+        rep = gc.grid_check(tiny_run, [2, 4], n=4)
+        assert rep["resolved"] is want
+    it = iter([20.0, 10.0])
+    monkeypatch.setattr(gc, "psnr", lambda a, b: torch.tensor(next(it)))
+    assert gc.grid_check(tiny_run, [4], n=4)["resolved"] is None  # no 2x row, no verdict
+
+
+def test_check_grid_refuses_a_digital_vae(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTGEN_CACHE", str(tmp_path / "cache"))
+    images = make_printed_digits(64, size=12, seed=0)[0]
+    cfg = TrainConfig(model="vae", preset="tiny", steps=2, batch_size=8, checkpoint_every=2)
+    Trainer(cfg, tmp_path / "vae", images, progress=False).run()
+    res = runner.invoke(app, ["check-grid", "--checkpoint", str(tmp_path / "vae")])
+    assert res.exit_code == 2 and "'vae' model" in _text(res)
+    assert not (tmp_path / "vae" / "grid-check.json").exists()
