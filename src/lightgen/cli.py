@@ -159,15 +159,34 @@ def _read_config_file(path: Path | None) -> dict:
 
 
 @app.command()
-def info(preset: Annotated[str, typer.Option(help="chip preset name")] = "paper") -> None:
-    """Print a preset's physical design and its neuron count per part."""
+def info(
+    preset: Annotated[str | None, typer.Option(help="chip preset name [default: paper]")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="a training config (TOML or JSON): the chip it builds, i.e. its preset with "
+            "its [chip] overrides"
+        ),
+    ] = None,
+) -> None:
+    """Print a chip's physical design, its neuron count per part and its connectivity."""
     from lightgen.chip.presets import preset as get_preset
 
-    try:
-        cfg = get_preset(preset)
-    except ValueError as e:
-        _fail(str(e))
-    t = Table(title=f"LightGen chip preset '{preset}'")
+    if preset is not None and config is not None:
+        _fail("give --preset or --config, not both (a config names its own preset).")
+    if config is not None:
+        try:
+            cfg = _train_config(config).chip_config()
+        except ValueError as e:
+            _fail(f"{config}: {e}")
+        title = f"LightGen chip of {config} (preset '{cfg.name}' with its overrides)"
+    else:
+        try:
+            cfg = get_preset(preset or "paper")
+        except ValueError as e:
+            _fail(str(e))
+        title = f"LightGen chip preset '{preset or 'paper'}'"
+    t = Table(title=title)
     t.add_column("part")
     t.add_column("diffractive neurons", justify="right")
     n = cfg.neurons()
@@ -217,7 +236,8 @@ def _print_connectivity(cfg: ChipConfig) -> None:
             "[yellow]note:[/] one grid sample per metasurface pixel: freely trained masks are "
             "not resolved and their numbers are upper bounds (docs/physics.md, the sampling "
             "check); train with layer_pixel_samples = 2 (grid_samples, slm_pixel_samples and "
-            "camera_pixel_samples x 2, pixel_pitch_m / 2) or check with lightgen eval --refine 2."
+            "camera_pixel_samples x 2, pixel_pitch_m / 2) or check a trained run with lightgen "
+            "check-grid."
         )
 
 

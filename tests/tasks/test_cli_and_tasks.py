@@ -48,6 +48,24 @@ def test_info_prints_connectivity_and_warns_on_an_under_connected_design():
     assert "layer_pixel_samples = 2" in text  # the sampling note of a one-sample-per-pixel design
 
 
+def test_info_prints_the_chip_a_training_config_builds(tmp_path):
+    cfg = tmp_path / "h12.toml"
+    cfg.write_text(
+        'preset = "mnist-16f"\n[chip]\nlayer_spacing_m = 0.012\nfiber_to_generator_m = 0.012\n'
+    )
+    res = runner.invoke(app, ["info", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    text = _text(res)
+    # reach = d * lambda / (2 * pitch) over the aperture: 12 mm * 33.25 mrad / 0.896 mm
+    assert "preset 'mnist-16f' with its overrides" in text and "12.00 │ 0.45" in text
+    assert "6.00 │ 0.22" in text  # the hops left at 6 mm
+    res = runner.invoke(app, ["info", "--config", str(cfg), "--preset", "paper"])
+    assert res.exit_code == 2 and "not both" in _text(res)
+    cfg.write_text('preset = "mnist-16f"\n[chip]\nlayer_spacing_m = -1.0\n')
+    res = runner.invoke(app, ["info", "--config", str(cfg)])
+    assert res.exit_code == 2 and "layer_spacing_m" in _text(res)
+
+
 def test_unknown_preset_is_a_clear_cli_error():
     res = runner.invoke(app, ["info", "--preset", "huge"])
     assert res.exit_code == 2 and "unknown preset" in _text(res)
