@@ -159,10 +159,11 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, fibers: int, pixels: int, g: torch.Generator):
         super().__init__()
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
-        self.net = nn.Sequential(
-            nn.Linear(2 * fibers, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, pixels)
-        )
+        with torch.random.fork_rng():  # seeded from g, without touching the global RNG
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+            self.net = nn.Sequential(
+                nn.Linear(2 * fibers, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, pixels)
+            )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(torch.view_as_real(z).flatten(1))
@@ -264,13 +265,13 @@ def decoder_ceiling(
     train_s = time.perf_counter() - t0
     shape = train.shape[1:]
     with torch.no_grad():
-        codes = enc(train)
-        recon = decoder(enc(test)).clamp(0, 1).reshape(-1, *shape)
+        codes, test_codes = enc(train), enc(test)
+        recon = decoder(test_codes).clamp(0, 1).reshape(-1, *shape)
         gmm, report = fit_gmm(latents_to_real(codes).double(), gmm_components, "full", seed=seed)
         drawn = gmm.sample(n, torch.Generator().manual_seed(seed)).float()
         z = real_to_latents(drawn, complex_latent=True)
         samples = decoder(z).clamp(0, 1).reshape(-1, *shape)
-        terms = term_split(*decoder.terms(enc(test))) if hasattr(decoder, "terms") else {}
+        terms = term_split(*decoder.terms(test_codes)) if hasattr(decoder, "terms") else {}
     if figure is not None:
         save_png(figure, image_grid(samples[:64], 8, upscale=2))
     return {

@@ -2,8 +2,8 @@
 
 The chip with a reference fiber renders a mean image plus a linear and a quadratic term of
 its fiber values (the camera reads ``|r h_0 + sum_k z_k h_k|^2``; the quadratic term is not
-small: ``decoder_ceiling.py --terms-of``), and its best sampler is an ex-post Gaussian mixture fitted to the encoded
-training set. The digital model of that recipe at equal latent width is PCA: ``k`` real
+small: ``decoder_ceiling.py --terms-of``), and its best sampler is an ex-post Gaussian
+mixture fitted to the encoded training set. The digital model of that recipe at equal latent width is PCA: ``k`` real
 components (``2 x`` fibers: 32 for 16 complex fibers) fitted to the training split, the
 same ex-post mixture (:func:`lightgen.train.expost.fit_gmm`, K components, full
 covariance) fitted to the training images' PCA codes, samples decoded by the PCA basis

@@ -96,11 +96,12 @@ def grid_check(
     test = load_dataset(cfg.dataset, root=root, split="test", size=size, seed=seed, **opts)
     x = test.images[:n]
     rows = []
+    system.eval()
     for factor in [1, *factors]:
         t0 = time.perf_counter()
-        system, cfg = load_trained(checkpoint)
-        system.eval()
-        if factor > 1:
+        if factor > 1:  # each finer grid from the checkpoint's own optics
+            system, cfg = load_trained(checkpoint)
+            system.eval()
             refine_system(system, cfg, factor, root, seed)
         db = float(psnr(reconstruct_batched(system, x, batch_size=batch_size), x))
         rows.append(
